@@ -1,0 +1,86 @@
+"""The `harness` command: argparse subcommands, each a few lines that call one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.errors import HarnessError
+
+EXIT_UNUSABLE = 1
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return args.run(args)
+    except HarnessError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="LoRA/QLoRA sweep harness tracked in MLflow")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(title="commands")
+    data = sub.add_parser("data", help="inspect training data").add_subparsers(title="data")
+    _add_data_check(data)
+    return parser
+
+
+def _add_data_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check", help="pre-flight report on a dataset",
+        description="Read a dataset as training would and report what is usable, what is "
+        "left out and why, token lengths against the cutoff, and examples as the model sees "
+        "them. Exit 0 if usable, 1 if not, 2 on an error.")
+    p.add_argument("path", help="a data file or directory")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "alpaca", "chat", "rawtext", "medquad"])
+    p.add_argument("--format-file", help="format file (path, or a name in datasets/formats)")
+    p.add_argument("--model", help="base model whose tokenizer measures and renders the data "
+                   "(e.g. smollm2-135m-instruct, a hub id, or a local directory)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cutoff-len", type=int, default=256)
+    p.add_argument("--overlap-len", type=int, default=0)
+    p.add_argument("--train-on", choices=["response", "all"], default="response")
+    p.add_argument("--eval-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--source", action="append", default=[], help="MedQuAD: keep this source")
+    p.add_argument("--qtype", action="append", default=[], help="MedQuAD: keep this qtype")
+    p.add_argument("--on-invalid", choices=["error", "skip"], default="error")
+    p.add_argument("--examples", type=int, default=3, help="examples to show")
+    p.set_defaults(run=_data_check)
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from harness.config import DataConfig
+    from harness.data.doctor import check
+
+    config = DataConfig(
+        path=args.path, format=args.format, format_file=args.format_file,
+        cutoff_len=args.cutoff_len, overlap_len=args.overlap_len, train_on=args.train_on,
+        eval_fraction=args.eval_fraction, seed=args.seed, sources=args.source,
+        qtypes=args.qtype, on_invalid=args.on_invalid)
+    report = check(config, model=args.model, examples=args.examples)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        from rich.console import Console
+
+        from harness.data.doctor_view import print_report
+
+        print_report(report, Console())
+    return 0 if report["verdict"]["usable"] else EXIT_UNUSABLE

@@ -1,0 +1,182 @@
+"""Typed configuration: dataclasses with a docstring per field, checked when built.
+
+``from_mapping`` turns a parsed YAML/JSON mapping into a config dataclass and reports every
+problem at once (unknown keys, wrong types, bad values), each with its key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from harness.errors import ConfigError
+
+DATA_FORMATS = ("auto", "alpaca", "chat", "rawtext", "medquad")
+TRAIN_ON = ("response", "all")
+ON_INVALID = ("error", "skip")
+
+DEFAULT_REFUSAL_PHRASES = (
+    "as an ai language model",
+    "as a language model, i",
+    "as an ai assistant, i cannot",
+    "i'm sorry, but i cannot",
+    "i cannot fulfill that request",
+    "i am unable to comply",
+    "openai's use case policy",
+)
+
+
+@dataclass
+class DataConfig:
+    """Where the training data is and how it becomes token sequences."""
+
+    path: str
+    """A file or a directory of files in one format."""
+    format: str = "auto"
+    """One of auto, alpaca, chat, rawtext, medquad; auto decides from the files."""
+    format_file: str | None = None
+    """Format file (text-generation-webui convention) for alpaca data, or for MedQuAD records
+    rendered as text; None uses datasets/formats/alpaca.json for alpaca and the chat template
+    for MedQuAD."""
+    response_key: str | None = None
+    """The record key holding the response; None means `output` (alpaca) or `answer` (MedQuAD)."""
+    train_on: str = "response"
+    """`response`: loss on response tokens only (prompt masked); `all`: on the whole text."""
+    cutoff_len: int = 256
+    """Longest training sequence in tokens; longer examples are truncated."""
+    overlap_len: int = 0
+    """Raw text: tokens shared by consecutive chunks; must be below cutoff_len."""
+    hard_cut: str = "\n\n\n"
+    """Raw text: a string that always ends a chunk; empty for none."""
+    newline_window: int = 16
+    """Raw text: end a chunk at the last newline if one lies within this many tokens of the cut."""
+    min_chunk_tokens: int = 8
+    """Raw text: shorter chunks (leftovers at the end of a part) are dropped."""
+    eval_fraction: float = 0.1
+    """Share of records held out for evaluation, split by source document."""
+    seed: int = 42
+    """Seed of the train/eval split."""
+    dedupe: bool = True
+    """Leave out exact duplicates (after normalising whitespace and Unicode)."""
+    refusal_phrases: list[str] = field(default_factory=lambda: list(DEFAULT_REFUSAL_PHRASES))
+    """Records whose response contains one of these (case-insensitive) are left out."""
+    sources: list[str] = field(default_factory=list)
+    """MedQuAD: keep only these sources (e.g. CancerGov, GARD); empty keeps all."""
+    qtypes: list[str] = field(default_factory=list)
+    """MedQuAD: keep only these question types (e.g. treatment, symptoms); empty keeps all."""
+    ignore_keys: list[str] = field(default_factory=list)
+    """Alpaca: record keys to leave out entirely (ids, scores, other metadata)."""
+    on_invalid: str = "error"
+    """`error`: defective records stop training with a report; `skip`: leave them out."""
+
+    def __post_init__(self) -> None:
+        raise_problems(self.problems())
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        if not str(self.path).strip():
+            out.append("path: must name a file or directory")
+        _one_of(out, "format", self.format, DATA_FORMATS)
+        _one_of(out, "train_on", self.train_on, TRAIN_ON)
+        _one_of(out, "on_invalid", self.on_invalid, ON_INVALID)
+        if self.cutoff_len < 8:
+            out.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8 tokens")
+        if self.overlap_len < 0:
+            out.append("overlap_len: must be 0 or more")
+        elif self.overlap_len >= self.cutoff_len:
+            out.append(f"overlap_len: {self.overlap_len} must be smaller than cutoff_len "
+                       f"({self.cutoff_len}), or chunks would never advance")
+        if not 0 <= self.newline_window < self.cutoff_len:
+            out.append("newline_window: must be between 0 and cutoff_len - 1")
+        if self.min_chunk_tokens < 1:
+            out.append("min_chunk_tokens: must be at least 1")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            out.append(f"eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        return out
+
+
+def _one_of(out: list[str], key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        out.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def raise_problems(problems: list[str], source: str | None = None) -> None:
+    if problems:
+        raise ConfigError(problems, source=source)
+
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], data: Any, *, key_path: str = "", source: str | None = None) -> T:
+    """Build dataclass ``cls`` from ``data``, reporting every problem with its key path."""
+    problems: list[str] = []
+    kwargs = _collect_fields(cls, data, key_path, problems)
+    if not problems:
+        try:
+            return cls(**kwargs)
+        except ConfigError as err:
+            problems.extend(_prefix(key_path, p) for p in err.problems)
+    raise ConfigError(problems, source=source)
+
+
+def _collect_fields(cls: type, data: Any, key_path: str, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        problems.append(f"{key_path or '(top level)'}: expected a mapping, got "
+                        f"{type(data).__name__}")
+        return {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            problems.append(f"{_prefix(key_path, str(key))}: unknown key (known: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        here = _prefix(key_path, name)
+        if name not in data:
+            required = (f.default is dataclasses.MISSING
+                        and f.default_factory is dataclasses.MISSING)
+            if required:
+                problems.append(f"{here}: required")
+            continue
+        value, problem = _coerce(data[name], hints[name])
+        if problem:
+            problems.append(f"{here}: {problem}")
+        else:
+            kwargs[name] = value
+    return kwargs
+
+
+def _prefix(key_path: str, key: str) -> str:
+    return f"{key_path}.{key}" if key_path else key
+
+
+def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
+    """Check ``value`` against a simple type hint; ints are accepted where floats are."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None, None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0]) if len(inner) == 1 else (value, None)
+    if origin is list:
+        (item,) = typing.get_args(hint) or (Any,)
+        if not isinstance(value, list):
+            return value, f"expected a list, got {type(value).__name__}"
+        coerced = [_coerce(v, item) for v in value]
+        bad = next((p for _, p in coerced if p), None)
+        return [v for v, _ in coerced], (f"list item: {bad}" if bad else None)
+    if hint is Any:
+        return value, None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value), None
+    if hint is int and isinstance(value, bool):
+        return value, "expected an integer, got a boolean"
+    if isinstance(hint, type) and not isinstance(value, hint):
+        return value, f"expected {hint.__name__}, got {type(value).__name__} ({value!r:.40})"
+    return value, None

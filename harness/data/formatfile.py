@@ -1,0 +1,87 @@
+"""Format files, the convention of text-generation-webui's training tab.
+
+A format file is a JSON object. Each key is a comma-joined set of record keys; its value is a
+template in which ``%key%`` stands for that key's value. A record uses the template whose key set
+equals the set of its non-empty keys. The text before the response placeholder is the prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.data.records import Segment
+from harness.data.textfile import load_json, read_text
+from harness.errors import DataError
+
+FORMATS_DIR = Path(__file__).resolve().parents[2] / "datasets" / "formats"
+
+
+@dataclass(frozen=True)
+class FormatFile:
+    path: str
+    templates: dict[frozenset[str], str]
+
+    def template_for(self, keys: frozenset[str]) -> str | None:
+        return self.templates.get(keys)
+
+    def key_sets(self) -> list[str]:
+        return sorted(",".join(sorted(k)) for k in self.templates)
+
+
+def resolve_format_file(name: str) -> Path:
+    """A path, or the name of a shipped format (``alpaca`` → datasets/formats/alpaca.json)."""
+    path = Path(name)
+    if path.exists() or path.suffix == ".json" or "/" in name:
+        return path
+    shipped = FORMATS_DIR / f"{name}.json"
+    if shipped.exists():
+        return shipped
+    available = ", ".join(sorted(p.stem for p in FORMATS_DIR.glob("*.json")))
+    raise DataError(name, "no such format file", hint=f"give a path, or one of: {available}")
+
+
+def load_format_file(name: str | Path) -> FormatFile:
+    path = resolve_format_file(str(name))
+    if not path.is_file():
+        raise DataError(path, "format file not found",
+                        hint="check the path, or use a shipped one from datasets/formats/")
+    value = load_json(path, read_text(path))
+    if not isinstance(value, dict) or not value:
+        raise DataError(path, "a format file must be a non-empty JSON object mapping key sets "
+                        "to templates", hint='e.g. {"instruction,output": "%instruction%\\n'
+                        '%output%"}')
+    templates: dict[frozenset[str], str] = {}
+    for spec, template in value.items():
+        keys = frozenset(k.strip() for k in spec.split(",") if k.strip())
+        if not keys:
+            raise DataError(path, f"key set {spec!r} names no keys")
+        if not isinstance(template, str):
+            raise DataError(path, f"the template for {spec!r} is a {type(template).__name__}, "
+                            "not a string")
+        if keys in templates:
+            raise DataError(path, f"key set {spec!r} appears twice (keys are a set: order "
+                            "does not matter)")
+        templates[keys] = template
+    return FormatFile(str(path), templates)
+
+
+def fill(template: str, fields: Mapping[str, str], response_key: str) -> tuple[Segment, ...]:
+    """Fill ``%key%`` placeholders in one pass; the prompt ends at the response placeholder.
+
+    Placeholders naming no field stay as written, as in text-generation-webui; values are never
+    scanned for placeholders themselves.
+    """
+    if not fields:
+        return (Segment(template, False),)
+    pattern = re.compile("%(" + "|".join(re.escape(k) for k in fields) + ")%")
+    marker = f"%{response_key}%"
+    cut = template.find(marker) if response_key in fields else -1
+    if cut < 0:
+        return (Segment(pattern.sub(lambda m: fields[m.group(1)], template), False),)
+    prompt = pattern.sub(lambda m: fields[m.group(1)], template[:cut])
+    rest = fields[response_key] + pattern.sub(lambda m: fields[m.group(1)],
+                                              template[cut + len(marker):])
+    return tuple(s for s in (Segment(prompt, False), Segment(rest, True)) if s.text)

@@ -1,0 +1,193 @@
+"""From a data config to a checked dataset: find the files, detect the format, read every file
+with its format's reader, filter, deduplicate, fingerprint and split."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import DataConfig
+from harness.data.alpaca import load_alpaca
+from harness.data.formatfile import load_format_file
+from harness.data.medquad import MedquadOptions, load_medquad
+from harness.data.messages import is_conversation, load_conversations
+from harness.data.rawtext import Chunking, load_rawtext, tokenizer_offsets, word_offsets
+from harness.data.records import (
+    Problem,
+    Record,
+    Split,
+    drop_duplicates,
+    drop_refusals,
+    fingerprint,
+    split_records,
+)
+from harness.data.textfile import read_json_records
+from harness.errors import DataError
+
+SUFFIXES = {
+    "medquad": (".xml",),
+    "rawtext": (".txt",),
+    "alpaca": (".json", ".jsonl"),
+    "chat": (".json", ".jsonl"),
+}
+
+Reader = Callable[[Path], tuple[list[Record], list[Problem]]]
+
+
+@dataclass
+class Dataset:
+    """Usable records, everything left out with its reason, the fingerprint and the split."""
+
+    format: str
+    path: str
+    files: list[str]
+    records: list[Record]
+    problems: list[Problem]
+    fingerprint: str
+    split: Split
+    notes: list[str]
+
+    @property
+    def read(self) -> int:
+        """Records met in the files, usable or not."""
+        return len(self.records) + sum(p.record is not None for p in self.problems)
+
+    @property
+    def defects(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_defect]
+
+    def skipped(self) -> dict[str, int]:
+        return dict(Counter(p.reason for p in self.problems))
+
+    def require_usable(self, *, allow_defects: bool) -> None:
+        """Raise a DataError when training on this data would be wrong or impossible."""
+        defects = self.defects
+        if defects and not allow_defects:
+            shown = "\n    ".join(p.describe() for p in defects[:5])
+            more = f"\n    ... and {len(defects) - 5} more" if len(defects) > 5 else ""
+            raise DataError(self.path, f"{len(defects)} record(s) or file(s) cannot be used:\n"
+                            f"    {shown}{more}", hint="fix them (`harness data check` lists all),"
+                            " or set data.on_invalid: skip to train without them")
+        if not self.records:
+            raise DataError(self.path, "no usable records remain after filtering",
+                            hint="run `harness data check` to see why each was left out")
+
+
+def load_dataset(config: DataConfig, *, tokenizer: Any = None) -> Dataset:
+    """Read and check the data of ``config``; a tokenizer is used to cut raw text by tokens."""
+    root = Path(config.path)
+    if not root.exists():
+        raise DataError(root, "no such file or directory",
+                        hint="check the path (it is relative to where you run the command)")
+    fmt = config.format if config.format != "auto" else detect_format(root)
+    files, ignored = _files(root, fmt)
+    notes: list[str] = []
+    reader = _reader(config, fmt, tokenizer, notes)
+    records, problems = _read_all(root, files, reader)
+    problems = ignored + problems
+    if config.refusal_phrases:
+        records, dropped = drop_refusals(records, config.refusal_phrases)
+        problems += dropped
+    if config.dedupe:
+        records, dropped = drop_duplicates(records)
+        problems += dropped
+    split = split_records(records, eval_fraction=config.eval_fraction, seed=config.seed)
+    if split.note:
+        notes.append(split.note)
+    return Dataset(fmt, str(root), [str(f) for f in files], records, problems,
+                   fingerprint(records), split, notes)
+
+
+def detect_format(root: Path) -> str:
+    """Decide the format from file suffixes and, for JSON, from the first record."""
+    files = [root] if root.is_file() else _listing(root)
+    suffixes = Counter(p.suffix.lower() for p in files)
+    has_json = suffixes[".json"] + suffixes[".jsonl"] > 0
+    if suffixes[".xml"] and has_json:
+        raise DataError(root, "holds both XML and JSON files, so the format is ambiguous",
+                        hint="pass --format (medquad, alpaca or chat) or separate the files")
+    if suffixes[".xml"]:
+        return "medquad"
+    if has_json:
+        first = next(p for p in files if p.suffix.lower() in (".json", ".jsonl"))
+        items, _ = read_json_records(first)
+        return "chat" if items and is_conversation(items[0].value) else "alpaca"
+    if suffixes[".txt"]:
+        return "rawtext"
+    raise DataError(root, "cannot tell the data format: no .xml, .json, .jsonl or .txt files",
+                    hint="pass --format alpaca|chat|rawtext|medquad")
+
+
+def _listing(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _files(root: Path, fmt: str) -> tuple[list[Path], list[Problem]]:
+    if root.is_file():
+        return [root], []
+    wanted = SUFFIXES[fmt]
+    files: list[Path] = []
+    ignored: list[Problem] = []
+    for p in _listing(root):
+        if p.suffix.lower() in wanted:
+            files.append(p)
+        else:
+            ignored.append(Problem("ignored_file", str(p),
+                                   f"not a {'/'.join(wanted)} file, so not {fmt} data"))
+    if not files:
+        raise DataError(root, f"no {' or '.join(wanted)} files for format {fmt}",
+                        hint="check the path, or pass the right --format")
+    return files, ignored
+
+
+def _reader(config: DataConfig, fmt: str, tokenizer: Any, notes: list[str]) -> Reader:
+    if fmt == "chat" and config.format_file:
+        raise DataError(config.format_file, "format files apply to alpaca and medquad data; "
+                        "conversations are rendered with the model's chat template",
+                        hint="drop format_file, or use --format alpaca")
+    if fmt == "alpaca":
+        formats = load_format_file(config.format_file or "alpaca")
+        key = config.response_key or "output"
+        return lambda p: load_alpaca(p, formats, response_key=key,
+                                     ignore_keys=config.ignore_keys)
+    if fmt == "chat":
+        return load_conversations
+    if fmt == "medquad":
+        options = MedquadOptions(
+            sources=config.sources, qtypes=config.qtypes,
+            formats=load_format_file(config.format_file) if config.format_file else None,
+            response_key=config.response_key or "answer")
+        return lambda p: load_medquad(p, options)
+    chunking = Chunking(config.cutoff_len, config.overlap_len, config.hard_cut,
+                        config.newline_window, config.min_chunk_tokens)
+    if tokenizer is None:
+        notes.append("raw text was cut by words, a stand-in for tokens: give a model to cut "
+                     "by its tokenizer")
+        offsets = word_offsets
+    else:
+        offsets = tokenizer_offsets(tokenizer)
+    return lambda p: load_rawtext(p, chunking, offsets)
+
+
+def _read_all(root: Path, files: list[Path], reader: Reader) -> tuple[list[Record], list[Problem]]:
+    """Every file read; in a directory, a file that cannot be read is reported, not fatal."""
+    records: list[Record] = []
+    problems: list[Problem] = []
+    for path in files:
+        try:
+            got, bad = reader(path)
+        except DataError as err:
+            if root.is_file():
+                raise
+            problems.append(Problem("unreadable_file", str(path), _short(err)))
+            continue
+        records += got
+        problems += bad
+    return records, problems
+
+
+def _short(err: DataError) -> str:
+    return err.what + (f" ({err.hint})" if err.hint else "")

@@ -1,0 +1,154 @@
+"""MedQuAD medical Q&A XML: a file or a directory tree of documents.
+
+The expected shape is ``Document`` (id, source, url) → ``Focus``, ``QAPairs/QAPair`` →
+``Question`` (qid, qtype) and ``Answer``. Variants are recognised by what they hold rather than by
+exact names: any element with ``QAPair`` descendants is a document (the corpus has a
+``DiseaseFile`` with ``fid``), names match case-insensitively and without namespaces. A file in
+which no QA pair can be found is reported by path and reason, never dropped silently. Empty answers
+(removed from parts of the corpus for copyright) are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from harness.data.formatfile import FormatFile, fill
+from harness.data.records import Message, Problem, Record
+from harness.data.safexml import parse_xml_file
+
+_COLLECTION = re.compile(r"^\d+_(.+?)(_QA)?$", re.IGNORECASE)
+_BULLET = re.compile(r"[ \t]{2,}-[ \t]+")
+_SPACES = re.compile(r"[ \t]+")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class MedquadOptions:
+    sources: Collection[str] = ()
+    """Keep only these sources (case-insensitive); empty keeps all."""
+    qtypes: Collection[str] = ()
+    """Keep only these question types (case-insensitive); empty keeps all."""
+    formats: FormatFile | None = None
+    """Render through this format file (keys question, answer); None makes a chat turn pair."""
+    response_key: str = "answer"
+
+
+def load_medquad(path: Path, options: MedquadOptions) -> tuple[list[Record], list[Problem]]:
+    root = parse_xml_file(path)
+    docs = [el for el in root.iter() if _name(el) in ("document", "diseasefile")] or [root]
+    records: list[Record] = []
+    problems: list[Problem] = []
+    counter = 0
+    for doc_no, doc in enumerate(docs):
+        pairs = [el for el in doc.iter() if _name(el) == "qapair"]
+        if not pairs:
+            continue
+        info = _document_info(path, doc, doc_no if len(docs) > 1 else None)
+        for pair in pairs:
+            result = _pair(path, counter, pair, info, options)
+            (problems if isinstance(result, Problem) else records).append(result)
+            counter += 1
+    if counter == 0:
+        problems.append(_no_pairs(path, root))
+    return records, problems
+
+
+def _no_pairs(path: Path, root: etree._Element) -> Problem:
+    if any(_name(el) == "qapairs" for el in root.iter()):
+        return Problem("empty_document", str(path), "a MedQuAD document whose QAPairs list is "
+                       "empty")
+    return Problem("unrecognised_file", str(path), f"no QAPair elements under the root "
+                   f"<{root.tag}>: not a MedQuAD document")
+
+
+def _name(el: etree._Element) -> str:
+    tag = el.tag
+    if not isinstance(tag, str):  # comments, processing instructions
+        return ""
+    return etree.QName(tag).localname.lower()
+
+
+def _attr(el: etree._Element, *names: str) -> str:
+    lowered = {etree.QName(k).localname.lower(): v for k, v in el.attrib.items()}
+    return next((lowered[n].strip() for n in names if lowered.get(n, "").strip()), "")
+
+
+def _child_text(el: etree._Element, name: str) -> tuple[etree._Element | None, str]:
+    child = next((c for c in el if _name(c) == name), None)
+    return child, ("" if child is None else clean_text("".join(child.itertext())))
+
+
+def _document_info(path: Path, doc: etree._Element, doc_no: int | None) -> dict[str, str]:
+    doc_id = _attr(doc, "id", "fid", "docid") or path.stem
+    if doc_no is not None and not _attr(doc, "id", "fid", "docid"):
+        doc_id = f"{doc_id}#{doc_no}"
+    match = _COLLECTION.match(path.parent.name)
+    source = _attr(doc, "source") or (match.group(1) if match else path.parent.name)
+    focus = next((clean_text("".join(f.itertext())) for f in doc.iter() if _name(f) == "focus"),
+                 "")
+    return {"document_id": doc_id, "source": source, "url": _attr(doc, "url"), "focus": focus}
+
+
+def _pair(
+    path: Path, index: int, pair: etree._Element, info: dict[str, str], options: MedquadOptions
+) -> Record | Problem:
+    question_el, question = _child_text(pair, "question")
+    answer_el, answer = _child_text(pair, "answer")
+    qid = _attr(question_el, "qid") if question_el is not None else ""
+    qtype = (_attr(question_el, "qtype") if question_el is not None else "") or "unknown"
+    label = f"QA pair {qid or index} ({info['document_id']})"
+
+    def problem(reason: str, detail: str) -> Problem:
+        return Problem(reason, str(path), f"{label}: {detail}", index)
+
+    if not question:
+        what = "no Question element" if question_el is None else "the question is empty"
+        return problem("empty_question", what)
+    if not answer:
+        what = "no Answer element" if answer_el is None else "the answer is empty"
+        return problem("empty_answer", what)
+    if options.sources and not _matches(info["source"], options.sources):
+        return problem("filtered_source", f"source {info['source']} not selected")
+    if options.qtypes and not _matches(qtype, options.qtypes):
+        return problem("filtered_qtype", f"qtype {qtype} not selected")
+    meta = {**info, "qid": qid, "qtype": qtype}
+    fields = {"question": question, "answer": answer}
+    if options.formats is None:
+        turns = (Message("user", question), Message("assistant", answer))
+        return Record(str(path), index, info["document_id"], messages=turns, meta=meta)
+    return _formatted(path, index, fields, meta, options, problem)
+
+
+def _formatted(
+    path: Path,
+    index: int,
+    fields: dict[str, str],
+    meta: dict[str, str],
+    options: MedquadOptions,
+    problem: Callable[[str, str], Problem],
+) -> Record | Problem:
+    formats = options.formats
+    assert formats is not None
+    template = formats.template_for(frozenset(fields))
+    if template is None:
+        return problem("no_template", f"{formats.path} has no template for the key set "
+                       f"answer,question (it has: {'; '.join(formats.key_sets())})")
+    values: Mapping[str, str] = {**meta, **fields}
+    return Record(str(path), index, meta["document_id"],
+                  segments=fill(template, values, options.response_key), meta=meta)
+
+
+def _matches(value: str, wanted: Collection[str]) -> bool:
+    return value.lower() in {w.lower() for w in wanted}
+
+
+def clean_text(text: str) -> str:
+    """Undo the corpus' flattening: bullets back on their own lines, indentation removed."""
+    text = _BULLET.sub("\n- ", text.replace("\r\n", "\n"))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
