@@ -79,12 +79,27 @@ def load_tokenizer(name: str) -> Any:
         except (OSError, ValueError) as err:
             raise HarnessError(f"{name}: not a model directory with tokenizer files "
                                f"({first_line(err)})") from None
+    return _from_hub(name, AutoTokenizer)
+
+
+def _from_hub(name: str, auto_class: Any, **kwargs: Any) -> Any:
+    """From the local Hugging Face cache first; from the hub only when that is allowed."""
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return auto_class.from_pretrained(name, local_files_only=True, **kwargs)
     except (OSError, ValueError) as err:
-        raise HarnessError(f"unknown model {name!r}: {first_line(err)}\n  Available: "
-                           f"{', '.join(available_models())}, or a local directory in Hugging "
-                           "Face format") from None
+        cache_error = err
+    if not hub_offline():
+        try:
+            return auto_class.from_pretrained(name, **kwargs)
+        except (OSError, ValueError) as err:
+            cache_error = err
+    raise HarnessError(f"unknown model {name!r}: {first_line(cache_error)}\n  Available: "
+                       f"{', '.join(available_models())}, or a local directory in Hugging Face "
+                       "format") from None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
 def available_models() -> list[str]:

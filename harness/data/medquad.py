@@ -149,6 +149,8 @@ def _matches(value: str, wanted: Collection[str]) -> bool:
 
 def clean_text(text: str) -> str:
     """Undo the corpus' flattening: bullets back on their own lines, indentation removed."""
-    text = _BULLET.sub("\n- ", text.replace("\r\n", "\n"))
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    lines: list[str] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        unflattened = _BULLET.sub("\n- ", line.strip())
+        lines += [_SPACES.sub(" ", part).strip() for part in unflattened.split("\n")]
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()

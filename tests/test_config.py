@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from harness.config import DataConfig, from_mapping
+from harness.errors import ConfigError
+
+
+def test_overlap_not_below_cutoff_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="overlap_len: 64 must be smaller than cutoff_len"):
+        DataConfig(path="x.txt", cutoff_len=64, overlap_len=64)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        DataConfig(path="x", format="csv", train_on="prompt", cutoff_len=4, eval_fraction=1.5)
+    keys = {p.split(":")[0] for p in info.value.problems}
+    assert {"format", "train_on", "cutoff_len", "eval_fraction"} <= keys
+
+
+def test_from_mapping_names_key_paths_of_unknown_keys_and_wrong_types() -> None:
+    raw = {"path": "d.json", "cutoff_len": "long", "seed": True, "sources": "GARD", "bogus": 1}
+    with pytest.raises(ConfigError) as info:
+        from_mapping(DataConfig, raw, key_path="data", source="sweep.yaml")
+    text = str(info.value)
+    assert "in sweep.yaml" in text
+    for fragment in ("data.cutoff_len: expected int", "data.seed: expected an integer",
+                     "data.sources: expected a list", "data.bogus: unknown key"):
+        assert fragment in text
+
+
+def test_from_mapping_runs_value_checks_with_key_paths() -> None:
+    with pytest.raises(ConfigError, match=r"data\.overlap_len"):
+        from_mapping(DataConfig, {"path": "a", "cutoff_len": 32, "overlap_len": 40},
+                     key_path="data")
+
+
+def test_from_mapping_builds_a_valid_config() -> None:
+    cfg = from_mapping(DataConfig, {"path": "a.json", "eval_fraction": 0, "qtypes": ["x"]})
+    assert cfg.eval_fraction == 0.0 and isinstance(cfg.eval_fraction, float)
+    assert cfg.qtypes == ["x"]
+
+
+def test_missing_required_key() -> None:
+    with pytest.raises(ConfigError, match="path: required"):
+        from_mapping(DataConfig, {})
