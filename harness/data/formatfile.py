@@ -34,7 +34,7 @@ class FormatFile:
 def resolve_format_file(name: str) -> Path:
     """A path, or the name of a shipped format (``alpaca`` → datasets/formats/alpaca.json)."""
     path = Path(name)
-    if path.exists() or path.suffix == ".json" or "/" in name:
+    if path.is_file() or path.suffix == ".json" or "/" in name:
         return path
     shipped = FORMATS_DIR / f"{name}.json"
     if shipped.exists():

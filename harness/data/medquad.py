@@ -23,7 +23,6 @@ from harness.data.safexml import parse_xml_file
 
 _COLLECTION = re.compile(r"^\d+_(.+?)(_QA)?$", re.IGNORECASE)
 _BULLET = re.compile(r"[ \t]{2,}-[ \t]+")
-_SPACES = re.compile(r"[ \t]+")
 _BLANKS = re.compile(r"\n{3,}")
 
 
@@ -70,11 +69,11 @@ def _name(el: etree._Element) -> str:
     tag = el.tag
     if not isinstance(tag, str):  # comments, processing instructions
         return ""
-    return etree.QName(tag).localname.lower()
+    return tag.rpartition("}")[2].lower()
 
 
 def _attr(el: etree._Element, *names: str) -> str:
-    lowered = {etree.QName(k).localname.lower(): v for k, v in el.attrib.items()}
+    lowered = {k.rpartition("}")[2].lower(): v for k, v in el.attrib.items()}
     return next((lowered[n].strip() for n in names if lowered.get(n, "").strip()), "")
 
 
@@ -106,21 +105,21 @@ def _pair(
     def problem(reason: str, detail: str) -> Problem:
         return Problem(reason, str(path), f"{label}: {detail}", index)
 
+    if options.sources and not _matches(info["source"], options.sources):
+        return problem("filtered_source", f"source {info['source']} not selected")
+    if options.qtypes and not _matches(qtype, options.qtypes):
+        return problem("filtered_qtype", f"qtype {qtype} not selected")
     if not question:
         what = "no Question element" if question_el is None else "the question is empty"
         return problem("empty_question", what)
     if not answer:
         what = "no Answer element" if answer_el is None else "the answer is empty"
         return problem("empty_answer", what)
-    if options.sources and not _matches(info["source"], options.sources):
-        return problem("filtered_source", f"source {info['source']} not selected")
-    if options.qtypes and not _matches(qtype, options.qtypes):
-        return problem("filtered_qtype", f"qtype {qtype} not selected")
     meta = {**info, "qid": qid, "qtype": qtype}
     fields = {"question": question, "answer": answer}
     if options.formats is None:
         turns = (Message("user", question), Message("assistant", answer))
-        return Record(str(path), index, info["document_id"], messages=turns, meta=meta)
+        return Record(str(path), index, _group(info), messages=turns, meta=meta)
     return _formatted(path, index, fields, meta, options, problem)
 
 
@@ -139,8 +138,13 @@ def _formatted(
         return problem("no_template", f"{formats.path} has no template for the key set "
                        f"answer,question (it has: {'; '.join(formats.key_sets())})")
     values: Mapping[str, str] = {**meta, **fields}
-    return Record(str(path), index, meta["document_id"],
+    return Record(str(path), index, _group(meta),
                   segments=fill(template, values, options.response_key), meta=meta)
+
+
+def _group(info: Mapping[str, str]) -> str:
+    # Document ids restart in each collection, so the source is part of the identity.
+    return f"{info['source']}/{info['document_id']}"
 
 
 def _matches(value: str, wanted: Collection[str]) -> bool:
@@ -150,7 +154,10 @@ def _matches(value: str, wanted: Collection[str]) -> bool:
 def clean_text(text: str) -> str:
     """Undo the corpus' flattening: bullets back on their own lines, indentation removed."""
     lines: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        unflattened = _BULLET.sub("\n- ", line.strip())
-        lines += [_SPACES.sub(" ", part).strip() for part in unflattened.split("\n")]
+    for line in text.split("\n"):
+        line = line.strip()
+        if "  -" in line or "\t-" in line:
+            lines += [" ".join(part.split()) for part in _BULLET.sub("\n- ", line).split("\n")]
+        else:
+            lines.append(" ".join(line.split()))
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 ROLES = ("system", "user", "assistant")
 
@@ -76,6 +77,7 @@ class Record:
             return "\n".join(m.content for m in self.messages if m.role == "assistant")
         return "".join(s.text for s in self.segments if s.trainable)
 
+    @cached_property
     def content_key(self) -> str:
         """Canonical, normalised JSON of the content: equal for exact duplicates."""
         if self.messages:
@@ -114,7 +116,9 @@ _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 def normalise(text: str) -> str:
     """Unicode NFC, Unix newlines, no trailing spaces on lines, stripped ends."""
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    return _TRAILING_SPACE.sub("\n", text).strip()
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    return text.strip()
 
 
 def drop_duplicates(records: Iterable[Record]) -> tuple[list[Record], list[Problem]]:
@@ -123,7 +127,7 @@ def drop_duplicates(records: Iterable[Record]) -> tuple[list[Record], list[Probl
     kept: list[Record] = []
     dropped: list[Problem] = []
     for rec in records:
-        key = rec.content_key()
+        key = rec.content_key
         first = seen.get(key)
         if first is None:
             seen[key] = rec
@@ -155,7 +159,7 @@ def fingerprint(records: Iterable[Record]) -> str:
     """SHA-256 of the normalised records, in order: the dataset's identity for lineage."""
     digest = hashlib.sha256(b"harness-records-v1\n")
     for rec in records:
-        digest.update(rec.content_key().encode("utf-8"))
+        digest.update(rec.content_key.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
 

@@ -145,3 +145,10 @@ def test_every_shipped_format_file_loads_and_marks_a_response() -> None:
         for keys, template in fmt.templates.items():
             response = "answer" if "answer" in keys else "output"
             assert f"%{response}%" in template, (path, keys)
+
+
+def test_a_directory_does_not_shadow_a_shipped_format_name(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chat").mkdir()
+    assert load_format_file("chat").path == str(FORMATS_DIR / "chat.json")

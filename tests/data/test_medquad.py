@@ -84,3 +84,17 @@ def test_format_file_rendering_uses_document_fields(medquad_dir: Path, tmp_path:
 def test_clean_text_restores_flattened_bullets() -> None:
     raw = "Key Points\n                    - One.    - Two.\n\n\n\n  Tail  text "
     assert clean_text(raw) == "Key Points\n- One.\n- Two.\n\nTail text"
+
+
+def test_groups_are_per_collection_because_ids_restart(corpus: Dataset) -> None:
+    # Document 0000001 exists in several collections; they are different documents.
+    groups = {r.group for r in corpus.records if r.meta["document_id"] == "0000001"}
+    assert len(groups) > 1 and all("/" in g for g in groups)
+
+
+def test_filtered_pairs_are_counted_as_filtered_first(medquad_dir: Path) -> None:
+    data = load_dataset(DataConfig(path=str(medquad_dir / "12_MPlusHerbsSupplements_QA"),
+                                   qtypes=["information"]))
+    skipped = data.skipped()
+    assert skipped["empty_answer"] == 99  # one information pair per document, all empty
+    assert "filtered_qtype" in skipped
