@@ -77,11 +77,14 @@ def fill(template: str, fields: Mapping[str, str], response_key: str) -> tuple[S
     if not fields:
         return (Segment(template, False),)
     pattern = re.compile("%(" + "|".join(re.escape(k) for k in fields) + ")%")
-    marker = f"%{response_key}%"
-    cut = template.find(marker) if response_key in fields else -1
-    if cut < 0:
-        return (Segment(pattern.sub(lambda m: fields[m.group(1)], template), False),)
-    prompt = pattern.sub(lambda m: fields[m.group(1)], template[:cut])
-    rest = fields[response_key] + pattern.sub(lambda m: fields[m.group(1)],
-                                              template[cut + len(marker):])
+
+    def sub(text: str) -> str:
+        return pattern.sub(lambda m: fields[m.group(1)], text)
+
+    # The cut is the first placeholder the one-pass scan meets for the response key.
+    cut = next((m for m in pattern.finditer(template) if m.group(1) == response_key), None)
+    if cut is None:
+        return (Segment(sub(template), False),)
+    prompt = sub(template[: cut.start()])
+    rest = fields[response_key] + sub(template[cut.end():])
     return tuple(s for s in (Segment(prompt, False), Segment(rest, True)) if s.text)

@@ -24,6 +24,7 @@ from harness.data.safexml import parse_xml_file
 _COLLECTION = re.compile(r"^\d+_(.+?)(_QA)?$", re.IGNORECASE)
 _BULLET = re.compile(r"[ \t]{2,}-[ \t]+")
 _BLANKS = re.compile(r"\n{3,}")
+_DOCUMENTS = ("document", "diseasefile")
 
 
 @dataclass(frozen=True)
@@ -39,22 +40,28 @@ class MedquadOptions:
 
 def load_medquad(path: Path, options: MedquadOptions) -> tuple[list[Record], list[Problem]]:
     root = parse_xml_file(path)
-    docs = [el for el in root.iter() if _name(el) in ("document", "diseasefile")] or [root]
     records: list[Record] = []
     problems: list[Problem] = []
-    counter = 0
-    for doc_no, doc in enumerate(docs):
-        pairs = [el for el in doc.iter() if _name(el) == "qapair"]
-        if not pairs:
-            continue
-        info = _document_info(path, doc, doc_no if len(docs) > 1 else None)
+    by_doc = _pairs_by_document(root)
+    for doc_no, (doc, pairs) in enumerate(by_doc.items()):
+        info = _document_info(path, doc, doc_no if len(by_doc) > 1 else None)
         for pair in pairs:
-            result = _pair(path, counter, pair, info, options)
+            result = _pair(path, len(records) + len(problems), pair, info, options)
             (problems if isinstance(result, Problem) else records).append(result)
-            counter += 1
-    if counter == 0:
+    if not by_doc:
         problems.append(_no_pairs(path, root))
     return records, problems
+
+
+def _pairs_by_document(root: etree._Element) -> dict[etree._Element, list[etree._Element]]:
+    """Each QAPair under its nearest document element (the root when it has none)."""
+    by_doc: dict[etree._Element, list[etree._Element]] = {}
+    for pair in root.iter():
+        if _name(pair) != "qapair":
+            continue
+        doc = next((a for a in pair.iterancestors() if _name(a) in _DOCUMENTS), root)
+        by_doc.setdefault(doc, []).append(pair)
+    return by_doc
 
 
 def _no_pairs(path: Path, root: etree._Element) -> Problem:

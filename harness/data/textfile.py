@@ -36,15 +36,17 @@ def read_text(path: Path) -> str:
 
 
 def decode(path: Path, data: bytes) -> str:
-    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    bom, encoding = next(((b, e) for b, e in _BOMS if data.startswith(b)), (b"", "utf-8"))
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
+        # utf-8-sig counts offsets after the BOM; the others include it.
+        offset = err.start + (len(bom) if encoding == "utf-8-sig" else 0)
+        line = data[:offset].count(b"\n") + 1
         raise DataError(
             path,
-            f"not valid {encoding.upper()} text: byte 0x{data[err.start]:02x} at offset "
-            f"{err.start} (line {line})",
+            f"not valid {encoding.upper()} text: byte 0x{data[offset]:02x} at offset "
+            f"{offset} (line {line})",
             hint="re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
         ) from None
 
@@ -102,7 +104,9 @@ def _json_array(path: Path, text: str) -> list[JsonItem]:
 def _json_lines(path: Path, text: str) -> tuple[list[JsonItem], list[Problem]]:
     items: list[JsonItem] = []
     problems: list[Problem] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line: JSON strings may hold U+2028 and friends that splitlines() splits on.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
         if not line.strip():
             continue
         index = len(items) + len(problems)
