@@ -55,11 +55,18 @@ def _add_data_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--cutoff-len", type=int, default=256)
     p.add_argument("--overlap-len", type=int, default=0)
+    p.add_argument("--hard-cut", default="\n\n\n",
+                   help="raw text: a string that always ends a chunk (default: three newlines)")
     p.add_argument("--train-on", choices=["response", "all"], default="response")
     p.add_argument("--eval-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--source", action="append", default=[], help="MedQuAD: keep this source")
     p.add_argument("--qtype", action="append", default=[], help="MedQuAD: keep this qtype")
+    p.add_argument("--ignore-key", action="append", default=[],
+                   help="alpaca: a record key to leave out (ids, scores); repeatable")
+    p.add_argument("--refusal-phrase", action="append", default=None,
+                   help="leave out responses containing this; repeatable; replaces the "
+                   "built-in list (give '' to filter nothing)")
     p.add_argument("--on-invalid", choices=["error", "skip"], default="error")
     p.add_argument("--examples", type=int, default=3, help="examples to show")
     p.set_defaults(run=_data_check)
@@ -71,9 +78,12 @@ def _data_check(args: argparse.Namespace) -> int:
 
     config = DataConfig(
         path=args.path, format=args.format, format_file=args.format_file,
-        cutoff_len=args.cutoff_len, overlap_len=args.overlap_len, train_on=args.train_on,
-        eval_fraction=args.eval_fraction, seed=args.seed, sources=args.source,
-        qtypes=args.qtype, on_invalid=args.on_invalid)
+        cutoff_len=args.cutoff_len, overlap_len=args.overlap_len, hard_cut=args.hard_cut,
+        train_on=args.train_on, eval_fraction=args.eval_fraction, seed=args.seed,
+        sources=args.source, qtypes=args.qtype, ignore_keys=args.ignore_key,
+        on_invalid=args.on_invalid)
+    if args.refusal_phrase is not None:
+        config.refusal_phrases = [p for p in args.refusal_phrase if p.strip()]
     report = check(config, model=args.model, examples=args.examples)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

@@ -98,3 +98,17 @@ def test_unknown_model_lists_what_is_available(tmp_path: Path,
     code, _, err = run(capsys, "data", "check", str(SAMPLES / "alpaca.json"), "--model",
                        "nobody/no-such-model")
     assert code == 2 and "smollm2-135m-instruct" in err
+
+
+def test_refusal_phrases_and_ignored_keys_from_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d.json"
+    data.write_text('[{"id": 1, "instruction": "a", "output": "As an AI language model, no"},'
+                    ' {"id": 2, "instruction": "b", "output": "banana split"}]')
+    code, out, _ = run(capsys, "data", "check", str(data), "--json", "--ignore-key", "id")
+    assert code == 0 and json.loads(out)["skipped"] == {"refusal": 1}
+    code, out, _ = run(capsys, "data", "check", str(data), "--json", "--ignore-key", "id",
+                       "--refusal-phrase", "BANANA")
+    assert code == 0 and json.loads(out)["problems"][0]["record"] == 1
+    code, out, _ = run(capsys, "data", "check", str(data), "--json")
+    assert code == 1 and json.loads(out)["skipped"] == {"non_string_value": 2}
