@@ -37,7 +37,37 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands")
     data = sub.add_parser("data", help="inspect training data").add_subparsers(title="data")
     _add_data_check(data)
+    _add_models(sub)
     return parser
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list base models, or prepare one",
+                       description="List embedded and locally cached base models.")
+    p.set_defaults(run=_models_list)
+    prep = p.add_subparsers(title="models").add_parser(
+        "prepare", help="convert an embedded model ahead of training")
+    prep.add_argument("name")
+    prep.set_defaults(run=_models_prepare)
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from harness.models import harness_home, list_models
+
+    print(f"models (HARNESS_HOME={harness_home()}):")
+    for entry in list_models():
+        print(f"  {entry.name:<32} {entry.kind:<9} {entry.where}")
+    return 0
+
+
+def _models_prepare(args: argparse.Namespace) -> int:
+    from harness.models import EMBEDDED, prepare_embedded
+
+    if args.name not in EMBEDDED:
+        raise HarnessError(f"{args.name!r} is not an embedded model; embedded: "
+                           f"{', '.join(EMBEDDED)}. Hub models are fetched on first use.")
+    print(f"{args.name}: ready at {prepare_embedded(args.name)}")
+    return 0
 
 
 def _add_data_check(sub: argparse._SubParsersAction) -> None:

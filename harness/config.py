@@ -98,6 +98,32 @@ class DataConfig:
         return out
 
 
+QUANTIZATIONS = ("none", "8bit", "4bit")
+QUANT_TYPES = ("nf4", "fp4")
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class QuantConfig:
+    """How the frozen base model is loaded (bitsandbytes)."""
+
+    mode: str = "none"
+    """`none` (bf16 on GPU, fp32 on CPU), `8bit` (LLM.int8) or `4bit` (QLoRA)."""
+    quant_type: str = "nf4"
+    """4-bit only: `nf4` or `fp4`."""
+    double_quant: bool = True
+    """4-bit only: quantize the quantization constants too (saves ~0.4 bit per parameter)."""
+    compute_dtype: str = "auto"
+    """4-bit only: dtype of the matmuls; `auto` is bfloat16 on GPU, float32 on CPU."""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _one_of(problems, "mode", self.mode, QUANTIZATIONS)
+        _one_of(problems, "quant_type", self.quant_type, QUANT_TYPES)
+        _one_of(problems, "compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
+        raise_problems(problems)
+
+
 def _one_of(out: list[str], key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         out.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")

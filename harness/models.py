@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config import QuantConfig
 from harness.errors import HarnessError
 
 
@@ -70,7 +71,7 @@ def load_tokenizer(name: str) -> Any:
         if not (cached / "tokenizer_config.json").is_file():
             gguf = embedded_gguf(EMBEDDED[name])
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            _save_atomically(tok, cached)
+            _save_atomically(cached, tok)
             return tok
         return AutoTokenizer.from_pretrained(cached)
     if Path(name).is_dir():
@@ -117,15 +118,121 @@ def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _save_atomically(tokenizer: Any, target: Path) -> None:
-    """Write into a temporary sibling, then rename: a reader never sees half a cache."""
+def _save_atomically(target: Path, *parts: Any) -> None:
+    """Save every part into a temporary sibling, then rename: no reader sees half a cache."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp.chmod(0o755)
     try:
-        tokenizer.save_pretrained(tmp)
+        for part in parts:
+            part.save_pretrained(tmp)
         os.replace(tmp, target)
     except OSError:
-        if not (target / "tokenizer_config.json").is_file():
+        if not target.is_dir():
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prepare_embedded(name: str) -> Path:
+    """Convert an embedded GGUF model once into a Hugging Face directory; reuse it after.
+
+    transformers loads a GGUF as a de-quantized model that refuses ``save_pretrained``, so the
+    model is rebuilt from its config, given the de-quantized weights, and saved as safetensors.
+    """
+    target = model_cache(name) / "hf"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    gguf = embedded_gguf(EMBEDDED[name])
+    print(f"harness: converting the embedded model {name} once into {target}", flush=True)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    tokenizer = load_tokenizer(name)
+    _save_atomically(target, model, tokenizer)
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """What ``from_pretrained`` should be given: a local directory, or a hub id."""
+    if name in EMBEDDED:
+        return str(prepare_embedded(name))
+    if Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise HarnessError(f"{name}: not a model directory (no config.json); expected a "
+                               "directory written by save_pretrained")
+        return name
+    return name
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quantization_config(quant: QuantConfig, on: str) -> Any:
+    """The bitsandbytes config for ``quant`` on device ``on``; None for ``none``."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quant.mode == "none":
+        return None
+    if quant.mode == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = quant.compute_dtype
+    if compute == "auto":
+        compute = "bfloat16" if on == "cuda" else "float32"
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant.quant_type,
+                              bnb_4bit_use_double_quant=quant.double_quant,
+                              bnb_4bit_compute_dtype=getattr(torch, compute))
+
+
+def load_model(name: str, quant: QuantConfig, *, on: str | None = None) -> Any:
+    """The base model, quantized as asked and made ready for k-bit training, on one device."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    on = on or device()
+    kwargs: dict[str, Any] = {
+        "dtype": torch.bfloat16 if on == "cuda" and quant.mode == "none" else torch.float32,
+        "device_map": {"": 0 if on == "cuda" else "cpu"},
+    }
+    bnb = quantization_config(quant, on)
+    if bnb is not None:
+        kwargs["quantization_config"] = bnb
+    source = resolve_model(name)
+    if Path(source).is_dir():
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    else:
+        model = _from_hub(source, AutoModelForCausalLM, **kwargs)
+    return model
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str
+    """`embedded` or `hf-cache`."""
+    where: str
+    """Where its converted files are, or what has to happen first."""
+
+
+def list_models() -> list[ModelEntry]:
+    """Embedded models (converted or not) and models in the local Hugging Face cache."""
+    entries = []
+    for name in EMBEDDED:
+        hf = model_cache(name) / "hf"
+        where = str(hf) if (hf / "config.json").is_file() else (
+            f"not converted yet (harness models prepare {name})")
+        entries.append(ModelEntry(name, "embedded", where))
+    entries += [ModelEntry(n, "hf-cache", "local Hugging Face cache")
+                for n in available_models() if n not in EMBEDDED]
+    return entries

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,34 @@ def medquad_dir() -> Path:
     if not MEDQUAD.is_dir():
         pytest.fail(f"the shared MedQuAD collections are missing at {MEDQUAD}")
     return MEDQUAD
+
+
+def build_tiny_model_dir(path: Path) -> Path:
+    """A 2-layer Llama built from LlamaConfig, saved with the tiny tokenizer: a real HF dir."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One HARNESS_HOME for the session, so the embedded model is converted once."""
+    home = tmp_path_factory.mktemp("harness-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_HOME", str(home))
+        yield home
