@@ -169,6 +169,15 @@ def _collect_fields(cls: type, data: Any, key_path: str, problems: list[str]) ->
             if required:
                 problems.append(f"{here}: required")
             continue
+        if dataclasses.is_dataclass(hints[name]):
+            before = len(problems)
+            nested = _collect_fields(hints[name], data[name], here, problems)
+            if len(problems) == before:
+                try:
+                    kwargs[name] = hints[name](**nested)
+                except ConfigError as err:
+                    problems.extend(_prefix(here, p) for p in err.problems)
+            continue
         value, problem = _coerce(data[name], hints[name])
         if problem:
             problems.append(f"{here}: {problem}")
@@ -188,8 +197,13 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None, None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0]) if len(inner) == 1 else (value, None)
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            coerced, problem = _coerce(value, option)
+            if problem is None:
+                return coerced, None
+            errors.append(problem)
+        return value, " or ".join(errors)
     if origin is list:
         (item,) = typing.get_args(hint) or (Any,)
         if not isinstance(value, list):
@@ -201,8 +215,156 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
         return value, None
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value), None
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads 2e-4 (no dot) as a string; accept what float() accepts.
+        try:
+            return float(value), None
+        except ValueError:
+            return value, f"expected a number, got {value!r:.40}"
     if hint is int and isinstance(value, bool):
         return value, "expected an integer, got a boolean"
     if isinstance(hint, type) and not isinstance(value, hint):
         return value, f"expected {hint.__name__}, got {type(value).__name__} ({value!r:.40})"
     return value, None
+
+
+SCHEDULERS = ("linear", "cosine", "constant")
+LORA_BIAS = ("none", "all", "lora_only")
+
+
+@dataclass
+class LoraSettings:
+    """The adapter: where LoRA matrices go and how large they are."""
+
+    r: int = 8
+    """Rank of the update matrices."""
+    alpha: float = 16.0
+    """Scaling numerator: the update is scaled by alpha / r."""
+    dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    target_modules: list[str] | str = "all-linear"
+    """`all-linear` (every linear layer but the output head) or a list of module names."""
+    bias: str = "none"
+    """Which biases train: none, all, lora_only."""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.r < 1:
+            problems.append(f"r: {self.r} must be at least 1")
+        if self.alpha <= 0:
+            problems.append(f"alpha: {self.alpha} must be positive")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout: {self.dropout} must be in [0, 1)")
+        if isinstance(self.target_modules, list) and not self.target_modules:
+            problems.append("target_modules: an empty list targets nothing")
+        _one_of(problems, "bias", self.bias, LORA_BIAS)
+        raise_problems(problems)
+
+
+@dataclass
+class TrainingSettings:
+    """The optimisation: how long, how fast, how often to evaluate and save."""
+
+    epochs: float = 1.0
+    """Passes over the training split (ignored when max_steps > 0)."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1 to run `epochs`."""
+    micro_batch_size: int = 4
+    """Sequences per forward pass."""
+    gradient_accumulation: int = 1
+    """Micro-batches per optimizer step."""
+    learning_rate: float = 2e-4
+    scheduler: str = "cosine"
+    """linear, cosine or constant, after warmup."""
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    """Gradient clipping; 0 disables it."""
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on long sequences."""
+    eval_steps: int = 0
+    """Evaluate every this many optimizer steps (0: only at the end)."""
+    save_steps: int = 0
+    """Checkpoint every this many optimizer steps (0: only the final adapter)."""
+    logging_steps: int = 1
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.max_steps <= 0 and self.epochs <= 0:
+            problems.append("epochs: must be positive when max_steps is not set")
+        for key in ("micro_batch_size", "gradient_accumulation", "logging_steps"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key}: must be at least 1")
+        for key in ("warmup_steps", "weight_decay", "max_grad_norm", "eval_steps",
+                    "save_steps"):
+            if getattr(self, key) < 0:
+                problems.append(f"{key}: must be 0 or more")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate: {self.learning_rate} is not a learning rate")
+        _one_of(problems, "scheduler", self.scheduler, SCHEDULERS)
+        raise_problems(problems)
+
+
+@dataclass
+class SampleSettings:
+    """Seeded base-versus-adapter comparison samples on eval prompts."""
+
+    count: int = 4
+    """Prompts from the eval split (0 turns samples off)."""
+    max_new_tokens: int = 60
+    do_sample: bool = False
+    """False: greedy. True: temperature/top-p sampling with `seed`."""
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.count < 0 or self.max_new_tokens < 1:
+            problems.append("count must be >= 0 and max_new_tokens >= 1")
+        if self.temperature <= 0 or not 0 < self.top_p <= 1:
+            problems.append("temperature must be > 0 and top_p in (0, 1]")
+        raise_problems(problems)
+
+
+@dataclass
+class TrackingSettings:
+    """Where the run is recorded."""
+
+    uri: str | None = None
+    """MLflow tracking URI; None uses MLFLOW_TRACKING_URI, else ./mlruns."""
+    experiment: str = "harness"
+    run_name: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    """One fine-tune: a `harness train` file, or one trial of a sweep."""
+
+    data: DataConfig
+    model: str = "smollm2-135m-instruct"
+    """Embedded model name, Hugging Face id, or local directory."""
+    quantization: QuantConfig = field(default_factory=QuantConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    samples: SampleSettings = field(default_factory=SampleSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    output_dir: str = "runs/train"
+    """Checkpoints and the final adapter go here."""
+
+
+def load_train_config(path: str) -> TrainConfig:
+    """A `harness train` YAML file, every problem reported at once with its key path."""
+    import yaml
+
+    from harness.errors import HarnessError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except OSError as err:
+        raise HarnessError(f"{path}: cannot read the config file: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise HarnessError(f"{path}: not valid YAML: {err}") from None
+    return from_mapping(TrainConfig, raw, source=path)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.config import DataConfig, from_mapping
@@ -44,3 +46,27 @@ def test_from_mapping_builds_a_valid_config() -> None:
 def test_missing_required_key() -> None:
     with pytest.raises(ConfigError, match="path: required"):
         from_mapping(DataConfig, {})
+
+
+def test_train_file_with_nested_sections(tmp_path: Path) -> None:
+    from harness.config import load_train_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("model: tiny\ndata: {path: d.json}\ntraining: {learning_rate: 2e-4, "
+                    "max_steps: 3}\nlora: {r: 4, alpha: 8}\nquantization: {mode: 4bit}\n")
+    cfg = load_train_config(str(path))
+    assert (cfg.training.learning_rate, cfg.lora.r, cfg.quantization.mode) == (2e-4, 4, "4bit")
+
+
+def test_train_file_problems_carry_nested_key_paths(tmp_path: Path) -> None:
+    from harness.config import load_train_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("data: {path: d.json, cutoff_len: long}\ntraining: {scheduler: step, "
+                    "epochs: 0}\nquantization: {mode: 2bit}\nextra: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(str(path))
+    text = str(info.value)
+    for fragment in ("data.cutoff_len", "training.scheduler", "training.epochs",
+                     "quantization.mode", "extra: unknown key", str(path)):
+        assert fragment in text
