@@ -1,0 +1,147 @@
+"""Parent side of one trial: spawn it under `accelerate launch`, stream its events, stop it when
+asked, and classify how it ended.
+
+The child runs in its own session (process group), so stopping or killing it reaches every
+process `accelerate launch` started, and nothing is left behind after the trial ends however it
+ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.events import REASONS, EventReader, fresh_events_file
+
+LOG_FILE = "trial.log"
+GRACE_SECONDS = 20.0
+
+
+@dataclass
+class TrialResult:
+    reason: str
+    """finished, nan, oom, killed, crash, or pruned / timeout when the parent stopped it."""
+    exit_code: int | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "finished"
+
+    def last(self, kind: str) -> dict[str, Any] | None:
+        return next((e for e in reversed(self.events) if e.get("event") == kind), None)
+
+
+def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1) -> list[str]:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
+           str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "-m", "harness.trial", str(output_dir)]
+    return [*cmd, "--resume"] if resume else cmd
+
+
+def run_trial(
+    output_dir: Path,
+    *,
+    resume: bool = False,
+    on_event: Callable[[dict[str, Any]], None] = lambda e: None,
+    should_stop: Callable[[], str | None] = lambda: None,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+    poll_seconds: float = 0.2,
+) -> TrialResult:
+    """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
+
+    ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
+    ("killed") and ``timeout`` ("timeout").
+    """
+    events_file = fresh_events_file(output_dir)
+    reader = EventReader(events_file)
+    seen: list[dict[str, Any]] = []
+    log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
+    child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
+                 "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(launch_command(output_dir, resume=resume), stdout=log,
+                            stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+    started, stopped_for = time.monotonic(), None
+    try:
+        while proc.poll() is None:
+            stopped_for = stopped_for or _drain(reader, seen, on_event, should_stop)
+            if stopped_for is None and timeout and time.monotonic() - started > timeout:
+                stopped_for = "timeout"
+            if stopped_for:
+                stop_group(proc)
+                break
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        stopped_for = "killed"
+        stop_group(proc)
+    finally:
+        kill_group(proc)
+        log.close()
+    _drain(reader, seen, on_event, lambda: None)
+    return _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
+
+
+def _drain(reader: EventReader, seen: list[dict[str, Any]],
+           on_event: Callable[[dict[str, Any]], None],
+           should_stop: Callable[[], str | None]) -> str | None:
+    for event in reader.poll():
+        seen.append(event)
+        on_event(event)
+    return should_stop()
+
+
+def stop_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM the child's process group (the trial stops cleanly), SIGKILL after ``grace``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL whatever is left of the group (a launcher's orphans included) and reap."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str | None,
+              log_path: Path) -> TrialResult:
+    failed = next((e for e in reversed(events) if e.get("event") == "failed"), None)
+    finished = any(e.get("event") == "finished" for e in events)
+    if stopped_for:
+        reason = stopped_for
+    elif finished and code == 0:
+        reason = "finished"
+    elif failed:
+        reason = failed.get("reason", "crash")
+    elif code is not None and code < 0:
+        reason = "killed"  # died by a signal, e.g. SIGKILL: nothing could be said
+    else:
+        reason = REASONS.get(code or 0, "crash") if code else "crash"
+    message = (failed or {}).get("message", "")
+    if not message and reason != "finished":
+        message = f"trial process ended with exit code {code}"
+    return TrialResult(reason, code, events, message, _tail(log_path))
+
+
+def _tail(path: Path, limit: int = 8000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
