@@ -38,7 +38,28 @@ def _parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect training data").add_subparsers(title="data")
     _add_data_check(data)
     _add_models(sub)
+    _add_train(sub)
     return parser
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="run one LoRA fine-tune, tracked in MLflow",
+                       description="Run one trial from a YAML config under accelerate launch. "
+                       "Exit 0 when it finished; otherwise the trial's exit code (10 crash, "
+                       "11 nan, 12 oom, 13 killed).")
+    p.add_argument("config", help="train config YAML")
+    p.add_argument("--output-dir", help="overrides output_dir of the config")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last complete checkpoint in the output dir")
+    p.set_defaults(run=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from harness.events import EXIT_CODES
+    from harness.train import train_command
+
+    result = train_command(args.config, output_dir=args.output_dir, resume=args.resume)
+    return EXIT_CODES.get(result.reason, EXIT_CODES["crash"])
 
 
 def _add_models(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,152 @@
+"""MLflow for one trial: the run, its parameters, metrics from events, artifacts, final status.
+
+Only the parent writes to MLflow, through an explicit client (no global active run), so a run is
+always ended with the status the trial earned, even when the child died by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.config import TrainConfig
+from harness.runner import TrialResult
+
+STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED"}
+
+METRICS = {
+    "step": {"loss": "train/loss", "learning_rate": "train/learning_rate",
+             "grad_norm": "train/grad_norm", "tokens_per_second": "train/tokens_per_second",
+             "epoch": "train/epoch"},
+    "eval": {"loss": "eval/loss", "perplexity": "eval/perplexity",
+             "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
+    "base_eval": {"loss": "base/eval_loss", "perplexity": "base/perplexity"},
+    "finished": {"peak_memory_mb": "system/peak_memory_mb"},
+}
+
+
+LOCAL_STORE = Path("mlruns")
+LOCAL_DB = "mlflow.db"
+
+
+def tracking_uri(configured: str | None) -> str:
+    """The configured URI, else MLFLOW_TRACKING_URI, else the local store under ./mlruns.
+
+    The local store is SQLite (MLflow 3 keeps the file store in maintenance mode and refuses it
+    by default) at mlruns/mlflow.db, with artifacts beside it in mlruns/artifacts.
+    """
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri()
+
+
+def local_store_uri() -> str:
+    return f"sqlite:///{(LOCAL_STORE / LOCAL_DB).resolve()}"
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of experiments in the local store live in mlruns/artifacts/NAME."""
+    if uri != local_store_uri():
+        return None
+    return (LOCAL_STORE / "artifacts" / experiment).resolve().as_uri()
+
+
+def experiment_id(client: Any, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    LOCAL_STORE.mkdir(exist_ok=True)
+    return client.create_experiment(name, artifact_location=artifact_location(
+        client.tracking_uri, name))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(value) if isinstance(value, list) else str(value)}
+
+
+class TrialRun:
+    """One MLflow run that follows a trial's events."""
+
+    def __init__(self, config: TrainConfig, *, run_name: str | None = None,
+                 parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+                 experiment: str | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.config = config
+        self.client = MlflowClient(tracking_uri(config.tracking.uri))
+        exp_id = experiment_id(self.client, experiment or config.tracking.experiment)
+        all_tags = {"base_model": config.model, "quantization": config.quantization.mode,
+                    **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(exp_id, run_name=run_name or config.tracking.run_name,
+                                     tags=all_tags)
+        self.run_id = run.info.run_id
+        params = flatten(asdict(config))
+        items = list(params.items())
+        for i in range(0, len(items), 100):
+            from mlflow.entities import Param
+
+            self.client.log_batch(self.run_id, params=[Param(k, v[:6000])
+                                                       for k, v in items[i:i + 100]])
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        names = METRICS.get(kind or "")
+        if names:
+            from mlflow.entities import Metric
+
+            step = int(event.get("step", 0) or 0)
+            stamp = int(event.get("time", 0) * 1000)
+            metrics = [Metric(names[k], float(event[k]), stamp, step)
+                       for k in names if isinstance(event.get(k), int | float)]
+            self.client.log_batch(self.run_id, metrics=metrics)
+        if kind == "started":
+            self._log_dataset(event)
+
+    def _log_dataset(self, event: dict[str, Any]) -> None:
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        fingerprint = event["fingerprint"]
+        source_path = str(Path(self.config.data.path).resolve())
+        dataset = MetaDataset(source=_source(source_path), name=Path(source_path).name,
+                              digest=fingerprint[:32])
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
+        for key in ("fingerprint", "eval_fingerprint"):
+            self.client.set_tag(self.run_id, f"dataset.{key}", event[key])
+        self.client.set_tag(self.run_id, "device", event.get("device", ""))
+
+    def finish(self, result: TrialResult, output_dir: Path) -> None:
+        """Artifacts that exist, the failure reason if any, and the terminal status."""
+        client, run_id = self.client, self.run_id
+        client.set_tag(run_id, "trial.reason", result.reason)
+        try:
+            samples = result.last("samples")
+            if samples and samples.get("rows"):
+                import pandas as pd
+
+                client.log_table(run_id, data=pd.DataFrame(samples["rows"]),
+                                 artifact_file="samples/comparison.json")
+                client.log_artifacts(run_id, samples["dir"], "samples")
+            adapter = output_dir / "adapter"
+            if result.ok and adapter.is_dir():
+                client.log_artifacts(run_id, str(adapter), "adapter")
+            if not result.ok:
+                client.set_tag(run_id, "trial.message", result.message[:5000])
+                client.log_text(run_id, result.log_tail, "failure/log_tail.txt")
+        finally:
+            client.set_terminated(run_id, STATUS.get(result.reason, "FAILED"))
+
+
+def _source(path: str) -> Any:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    return resolve_dataset_source(path)
