@@ -102,13 +102,22 @@ def _drain(reader: EventReader, seen: list[dict[str, Any]],
 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM the child's process group (the trial stops cleanly), SIGKILL after ``grace``."""
+    """SIGTERM the child's process group (the trial stops cleanly), SIGKILL after ``grace``.
+
+    Waits for the whole group, not just the launcher: the launcher may die of the SIGTERM
+    before the trial has written its last event.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the launcher so it does not count as alive
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    kill_group(proc)
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -98,7 +98,7 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
     optimizer, scheduler, total_steps = build_optimizer(model, config, len(train))
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
-    events.emit("started", total_steps=total_steps, train_examples=len(train),
+    events.emit("started", pid=os.getpid(), total_steps=total_steps, train_examples=len(train),
                 eval_examples=len(evals), fingerprint=data.fingerprint,
                 eval_fingerprint=eval_fingerprint(data), device=str(accelerator.device),
                 trainable_parameters=sum(p.numel() for p in model.parameters()
