@@ -47,10 +47,13 @@ def test_a_directory_without_config_is_refused(tmp_path: Path) -> None:
         resolve_model(str(tmp_path))
 
 
-def test_embedded_model_is_converted_once_and_listed(harness_home: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["models"]) == 0
-    assert "not converted yet" in capsys.readouterr().out
+def test_embedded_model_is_converted_once_and_listed(harness_home: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as empty:
+        empty.setenv("HARNESS_HOME", str(tmp_path))
+        assert main(["models"]) == 0
+        assert "not converted yet" in capsys.readouterr().out
     assert main(["models", "prepare", "smollm2-135m-instruct"]) == 0
     path = prepare_embedded("smollm2-135m-instruct")
     assert (path / "model.safetensors").is_file() and (path / "tokenizer.json").is_file()
