@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ def base_cache_path(home: Path, *, model: str, quantization: dict[str, Any],
     return home / "base_eval" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
-def cached_base_loss(path: Path, compute: Any) -> tuple[float, bool]:
+def cached_base_loss(path: Path, compute: Callable[[], float]) -> tuple[float, bool]:
     """The base model's eval loss from ``path``, or computed once and written there."""
     if path.is_file():
         try:

@@ -19,7 +19,6 @@ EVENTS_FILE = "events.jsonl"
 
 # Exit codes of a trial, one per way it can end; documented in the README.
 EXIT_CODES = {"finished": 0, "crash": 10, "nan": 11, "oom": 12, "killed": 13}
-REASONS = {code: reason for reason, code in EXIT_CODES.items()}
 
 
 class EventWriter:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.events import REASONS, EventReader, fresh_events_file
+from harness.events import EventReader, fresh_events_file
 
 LOG_FILE = "trial.log"
 GRACE_SECONDS = 20.0
@@ -138,9 +138,11 @@ def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str |
     elif failed:
         reason = failed.get("reason", "crash")
     elif code is not None and code < 0:
-        reason = "killed"  # died by a signal, e.g. SIGKILL: nothing could be said
+        reason = "killed"  # the launcher died by a signal, e.g. SIGKILL
     else:
-        reason = REASONS.get(code or 0, "crash") if code else "crash"
+        # accelerate's launcher turns any child failure into its own exit 1, so without the
+        # child's "failed" event (it was SIGKILLed, say) the exit code tells nothing more.
+        reason = "crash"
     message = (failed or {}).get("message", "")
     if not message and reason != "finished":
         message = f"trial process ended with exit code {code}"

@@ -64,18 +64,18 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], settings: Sa
     return outputs
 
 
-def score(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
-    import evaluate
-
-    metric = evaluate.load(str(METRIC_DIR))
+def score(metric: Any, predictions: Sequence[str], references: Sequence[str]) -> list[float]:
     return metric.compute(predictions=list(predictions), references=list(references))["scores"]
 
 
 def comparison_rows(prompts: Sequence[Prompt], base: Sequence[str],
                     tuned: Sequence[str]) -> list[dict[str, Any]]:
+    import evaluate
+
+    metric = evaluate.load(str(METRIC_DIR))  # loaded once for both columns
     references = [p.reference for p in prompts]
-    base_scores = score(base, references)
-    tuned_scores = score(tuned, references)
+    base_scores = score(metric, base, references)
+    tuned_scores = score(metric, tuned, references)
     return [
         {"prompt": p.text, "reference": p.reference, "base": b, "adapter": t,
          "rougeL_base": round(bs, 4), "rougeL_adapter": round(ts, 4), "source": p.origin}

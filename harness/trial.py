@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +93,18 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
 
     seed_everything(config.training.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    tokenizer, train, evals, eval_records, renderer, data = prepare_data(config)
+    data = prepare_data(config)
+    tokenizer, train, evals = data.tokenizer, data.train, data.evals
     model = build_model(config)
     optimizer, scheduler, total_steps = build_optimizer(model, config, len(train))
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
     events.emit("started", pid=os.getpid(), total_steps=total_steps, train_examples=len(train),
                 eval_examples=len(evals), fingerprint=data.fingerprint,
-                eval_fingerprint=eval_fingerprint(data), device=str(accelerator.device),
+                eval_fingerprint=data.eval_fingerprint, device=str(accelerator.device),
                 trainable_parameters=sum(p.numel() for p in model.parameters()
                                          if p.requires_grad))
-    base_loss = base_eval(config, model, evals, pad, accelerator, data, events)
+    base_loss = base_eval(config, model, data, accelerator, events)
 
     step, progress = 0, {"epoch": 0, "batch": 0}
     found = checkpoints(out) if resume else []
@@ -125,7 +126,7 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
                step=step, progress=progress, total_steps=total_steps, out=out,
                evaluate_now=evaluate_now, save=save_checkpoint)
     evaluate_now(total_steps)
-    write_samples(config, model, tokenizer, renderer, eval_records, accelerator, out, events)
+    write_samples(config, model, data, accelerator, out, events)
     adapter_dir = save_adapter(config, accelerator.unwrap_model(model), tokenizer, out)
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
 
@@ -138,9 +139,23 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-def prepare_data(config: TrainConfig) -> tuple[Any, ...]:
+@dataclass
+class Prepared:
+    """The trial's data, encoded with the base model's tokenizer."""
+
+    tokenizer: Any
+    renderer: Any
+    train: list[Any]
+    evals: list[Any]
+    eval_records: list[Any]
+    fingerprint: str
+    eval_fingerprint: str
+
+
+def prepare_data(config: TrainConfig) -> Prepared:
     from harness.data.encode import encode_all
     from harness.data.load import load_dataset
+    from harness.data.records import fingerprint
     from harness.data.render import ChatRenderer
     from harness.models import load_tokenizer, resolve_model
 
@@ -155,15 +170,10 @@ def prepare_data(config: TrainConfig) -> tuple[Any, ...]:
     evals, _ = encode_all(data.split.eval, tokenizer, renderer, **kw)
     if not train:
         raise RuntimeError("no training examples remain after encoding; see harness data check")
-    eval_records = [r for r, _ in evals]
-    return (tokenizer, [e for _, e in train], [e for _, e in evals], eval_records, renderer,
-            data)
-
-
-def eval_fingerprint(data: Any) -> str:
-    from harness.data.records import fingerprint
-
-    return fingerprint(data.split.eval)
+    if not evals:
+        raise RuntimeError("the eval split is empty; raise data.eval_fraction or add documents")
+    return Prepared(tokenizer, renderer, [e for _, e in train], [e for _, e in evals],
+                    [r for r, _ in evals], data.fingerprint, fingerprint(data.split.eval))
 
 
 def build_model(config: TrainConfig) -> Any:
@@ -202,22 +212,20 @@ def build_optimizer(model: Any, config: TrainConfig, n_train: int) -> tuple[Any,
     return optimizer, scheduler, max(1, total)
 
 
-def base_eval(config: TrainConfig, model: Any, evals: list[Any], pad: int, accelerator: Any,
-              data: Any, events: EventWriter) -> float:
+def base_eval(config: TrainConfig, model: Any, data: Prepared, accelerator: Any,
+              events: EventWriter) -> float:
     from harness.evaluation import base_cache_path, cached_base_loss, eval_loss, perplexity
     from harness.models import harness_home
 
-    if not evals:
-        raise RuntimeError("the eval split is empty; raise data.eval_fraction or add documents")
     path = base_cache_path(harness_home(), model=config.model,
                            quantization=asdict(config.quantization),
-                           eval_fingerprint=eval_fingerprint(data),
+                           eval_fingerprint=data.eval_fingerprint,
                            cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
 
     def compute() -> float:
         with accelerator.unwrap_model(model).disable_adapter():
-            return eval_loss(model, evals, batch_size=config.training.micro_batch_size,
-                             pad_id=pad, device=accelerator.device)
+            return eval_loss(model, data.evals, batch_size=config.training.micro_batch_size,
+                             pad_id=data.tokenizer.pad_token_id, device=accelerator.device)
 
     loss, cached = cached_base_loss(path, compute)
     events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
@@ -239,6 +247,8 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
     batches = iterate(train, batch_size=t.micro_batch_size, seed=t.seed,
                       start_epoch=progress["epoch"], skip=progress["batch"], epochs=epochs)
     model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]  # once, not every step
+    clip = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
     epoch, index = progress["epoch"], progress["batch"]
     while step < total_steps:
         started, tokens, losses = time.perf_counter(), 0, []
@@ -256,9 +266,7 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
             accelerator.backward(loss / t.gradient_accumulation)
             losses.append(loss.item())
             tokens += int(tensors["attention_mask"].sum())
-        grad_norm = accelerator.clip_grad_norm_(
-            [p for p in model.parameters() if p.requires_grad],
-            t.max_grad_norm if t.max_grad_norm > 0 else float("inf"))
+        grad_norm = accelerator.clip_grad_norm_(trainable, clip)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -295,21 +303,19 @@ def _inject(fault: tuple[str, int] | None, step: int) -> None:
         raise RuntimeError("injected crash (HARNESS_FAULT)")
 
 
-def write_samples(config: TrainConfig, model: Any, tokenizer: Any, renderer: Any,
-                  eval_records: list[Any], accelerator: Any, out: Path,
+def write_samples(config: TrainConfig, model: Any, data: Prepared, accelerator: Any, out: Path,
                   events: EventWriter) -> None:
     from harness.samples import comparison_rows, generate, sample_prompts, write_reports
 
     settings = config.samples
-    prompts = sample_prompts(eval_records, renderer, settings.count)
+    prompts = sample_prompts(data.eval_records, data.renderer, settings.count)
     if not prompts:
         return
-    chat = bool(eval_records[0].messages)
     unwrapped = accelerator.unwrap_model(model)
+    kw = {"chat": bool(data.eval_records[0].messages), "device": accelerator.device}
     with unwrapped.disable_adapter():
-        base = generate(unwrapped, tokenizer, prompts, settings, chat=chat,
-                        device=accelerator.device)
-    tuned = generate(unwrapped, tokenizer, prompts, settings, chat=chat, device=accelerator.device)
+        base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+    tuned = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
     rows = comparison_rows(prompts, base, tuned)
     write_reports(rows, out / "samples", settings)
     events.emit("samples", rows=rows, dir=str(out / "samples"))

@@ -49,8 +49,9 @@ def test_records_carry_question_answer_and_lineage(corpus: Dataset) -> None:
     rec = corpus.records[0]
     assert [m.role for m in rec.messages] == ["user", "assistant"]
     assert rec.messages[0].content.startswith("What is (are)")
-    for key in ("question", "focus", "qtype", "source", "document_id", "url", "qid"):
-        assert key in rec.meta or key == "question"
+    assert rec.messages[1].content.startswith("Key Points")
+    for key in ("focus", "qtype", "source", "document_id", "url", "qid"):
+        assert rec.meta[key], key
     assert rec.meta["url"].startswith("http")
 
 
