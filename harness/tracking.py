@@ -88,13 +88,11 @@ class TrialRun:
         run = self.client.create_run(exp_id, run_name=run_name or config.tracking.run_name,
                                      tags=all_tags)
         self.run_id = run.info.run_id
-        params = flatten(asdict(config))
-        items = list(params.items())
-        for i in range(0, len(items), 100):
-            from mlflow.entities import Param
+        from mlflow.entities import Param
 
-            self.client.log_batch(self.run_id, params=[Param(k, v[:6000])
-                                                       for k, v in items[i:i + 100]])
+        params = [Param(k, v[:6000]) for k, v in flatten(asdict(config)).items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(self.run_id, params=params[i:i + 100])
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
