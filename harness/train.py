@@ -10,9 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from harness.adapter import CONFIG_FILE
 from harness.config import TrainConfig, load_train_config
 from harness.runner import TrialResult, run_trial
-from harness.trial import CONFIG_FILE
 
 
 def write_trial_config(config: TrainConfig, output_dir: Path) -> None:

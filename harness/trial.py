@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.adapter import CONFIG_FILE, save_adapter
 from harness.config import TrainConfig, from_mapping
 from harness.events import EXIT_CODES, EventWriter, events_path
-
-CONFIG_FILE = "train_config.json"
 
 
 class Stop(Exception):
@@ -127,7 +126,10 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
                evaluate_now=evaluate_now, save=save_checkpoint)
     evaluate_now(total_steps)
     write_samples(config, model, data, accelerator, out, events)
-    adapter_dir = save_adapter(config, accelerator.unwrap_model(model), tokenizer, out)
+    from harness.models import resolve_model
+
+    adapter_dir = save_adapter(config, accelerator.unwrap_model(model), tokenizer, out,
+                               base_path=resolve_model(config.model))
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
 
 
@@ -319,21 +321,6 @@ def write_samples(config: TrainConfig, model: Any, data: Prepared, accelerator: 
     rows = comparison_rows(prompts, base, tuned)
     write_reports(rows, out / "samples", settings)
     events.emit("samples", rows=rows, dir=str(out / "samples"))
-
-
-def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path) -> Path:
-    """adapter_model.safetensors, adapter_config.json, tokenizer files, the resolved config."""
-    target = out / "adapter"
-    tmp = out / ".adapter.tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
 
 
 def peak_memory_mb() -> float:

@@ -53,3 +53,11 @@ output_dir: {tmp_path / 'run'}
     with torch.no_grad():
         after = tuned(**ids).logits
     assert not torch.allclose(before, after)
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    pipe = mlflow.transformers.load_model(f"runs:/{run.info.run_id}/adapter")
+    assert isinstance(pipe.model, PeftModel)
+    text = pipe("What is (are) High Blood Pressure ?", max_new_tokens=8, do_sample=False)
+    assert text[0]["generated_text"].startswith("What is (are) High Blood Pressure ?")

@@ -69,6 +69,26 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     samples = json.loads((tmp_path / "out" / "samples" / "samples.json").read_text())
     assert len(samples) == 2 and {"base", "adapter", "reference", "rougeL_adapter"} <= set(
         samples[0])
+    assert_loads_as_mlflow_pipeline(run, config)
+
+
+def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:
+    """The logged adapter directory is an MLflow transformers model of base + adapter."""
+    import mlflow
+    from peft import PeftModel
+
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="adapter",
+                                                tracking_uri=config.tracking.uri)
+    pipe = mlflow.transformers.load_model(local)
+    assert isinstance(pipe.model, PeftModel)
+    ids = pipe.tokenizer("What is a test?", return_tensors="pt")
+    with torch.no_grad():
+        tuned = pipe.model(**ids).logits
+        with pipe.model.disable_adapter():
+            base = pipe.model(**ids).logits
+    assert not torch.allclose(tuned, base)
+    out = pipe("What is a test?", max_new_tokens=4, do_sample=False)
+    assert isinstance(out[0]["generated_text"], str)
 
 
 def test_injected_nan_ends_with_reason_nan(tmp_path: Path, tiny_model_dir: Path,
