@@ -33,6 +33,8 @@ class TrialResult:
     events: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
     log_tail: str = ""
+    interrupted: bool = False
+    """Ctrl-C reached the parent while the trial ran (a sweep stops after it)."""
 
     @property
     def ok(self) -> bool:
@@ -45,8 +47,18 @@ class TrialResult:
 def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
            str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "harness.trial", str(output_dir)]
+           "--dynamo_backend", "no", "--num_cpu_threads_per_process",
+           str(cpu_threads(num_processes)), "-m", "harness.trial", str(output_dir)]
     return [*cmd, "--resume"] if resume else cmd
+
+
+def cpu_threads(num_processes: int) -> int:
+    """OMP_NUM_THREADS when set, else this process's CPUs shared out: `accelerate launch` would
+    otherwise pin a single-process CPU trial to one thread."""
+    configured = os.environ.get("OMP_NUM_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, len(os.sched_getaffinity(0)) // num_processes)
 
 
 def run_trial(
@@ -58,11 +70,12 @@ def run_trial(
     timeout: float | None = None,
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.2,
+    on_spawn: Callable[[int], None] = lambda pgid: None,
 ) -> TrialResult:
     """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
 
     ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
-    ("killed") and ``timeout`` ("timeout").
+    ("killed") and ``timeout`` ("timeout"). ``on_spawn`` gets the child's process group id.
     """
     events_file = fresh_events_file(output_dir)
     reader = EventReader(events_file)
@@ -72,8 +85,9 @@ def run_trial(
                  "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(launch_command(output_dir, resume=resume), stdout=log,
                             stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
-    started, stopped_for = time.monotonic(), None
+    started, stopped_for, interrupted = time.monotonic(), None, False
     try:
+        on_spawn(proc.pid)
         while proc.poll() is None:
             stopped_for = stopped_for or _drain(reader, seen, on_event, should_stop)
             if stopped_for is None and timeout and time.monotonic() - started > timeout:
@@ -83,13 +97,15 @@ def run_trial(
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt:
-        stopped_for = "killed"
+        stopped_for, interrupted = "killed", True
         stop_group(proc)
     finally:
         kill_group(proc)
         log.close()
     _drain(reader, seen, on_event, lambda: None)
-    return _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
+    result = _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
+    result.interrupted = interrupted
+    return result
 
 
 def _drain(reader: EventReader, seen: list[dict[str, Any]],

@@ -258,16 +258,17 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
             epoch_now, batch = next(batches)
             index = index + 1 if epoch_now == epoch else 1
             epoch = epoch_now
-            tensors = {k: v.to(accelerator.device) for k, v in collate(batch, pad).items()}
-            loss = model(**tensors).loss
+            cpu = collate(batch, pad)
+            tokens += int(cpu["attention_mask"].sum())  # on the host: no device sync
+            loss = model(**{k: v.to(accelerator.device) for k, v in cpu.items()}).loss
             if fault == ("nan", step + 1):
                 loss = loss * float("nan")
-            if not torch.isfinite(loss):
-                raise Stop("nan", f"loss became {float(loss)} at step {step + 1}; lower "
-                           "training.learning_rate or set max_grad_norm")
             accelerator.backward(loss / t.gradient_accumulation)
-            losses.append(loss.item())
-            tokens += int(tensors["attention_mask"].sum())
+            losses.append(loss.detach())
+        mean_loss = float(torch.stack(losses).mean())  # the step's one sync, as any loop logs
+        if not math.isfinite(mean_loss):
+            raise Stop("nan", f"loss became {mean_loss} at step {step + 1}; lower "
+                       "training.learning_rate or set max_grad_norm")
         grad_norm = accelerator.clip_grad_norm_(trainable, clip)
         optimizer.step()
         scheduler.step()
@@ -276,7 +277,7 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
         _inject(fault, step)
         seconds = time.perf_counter() - started
         if step % t.logging_steps == 0 or step == total_steps:
-            events.emit("step", step=step, total_steps=total_steps, loss=sum(losses) / len(losses),
+            events.emit("step", step=step, total_steps=total_steps, loss=mean_loss,
                         learning_rate=scheduler.get_last_lr()[0], grad_norm=float(grad_norm),
                         tokens=tokens, tokens_per_second=tokens / seconds if seconds else 0.0,
                         epoch=epoch + index / per_epoch)

@@ -1,0 +1,167 @@
+"""Benchmark: a harness trial's training throughput against a bare peft loop, and launch overhead.
+
+Both sides train the same base model with the same quantization, LoRA settings, micro-batches
+(the harness's own encoded examples in the same order) and optimizer for the same number of
+steps, each in a fresh Python process, alternating harness and bare in every round. Throughput is
+tokens (non-padding) over the wall time of the steps after a warm-up, from the harness's step
+events on one side and a stopwatch around the loop on the other. Launch overhead is the time from
+starting the trial (``accelerate launch``) to its first optimizer step, split at the ``started``
+event (imports, data, model) and the base-model evaluation before training.
+
+Usage: python bench/trial_speed.py [--quantization none|8bit|4bit] [--steps N] [--rounds R]
+Prints a Markdown table for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.config import TrainConfig, from_mapping
+from harness.runner import run_trial
+from harness.train import write_trial_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_config(args: argparse.Namespace, out: Path) -> TrainConfig:
+    return from_mapping(TrainConfig, {
+        "model": args.model,
+        "data": {"path": args.data, "cutoff_len": args.cutoff_len, "eval_fraction": 0.1},
+        "quantization": {"mode": args.quantization},
+        "lora": {"r": 16, "alpha": 32},
+        "training": {"max_steps": args.steps, "micro_batch_size": args.batch,
+                     "learning_rate": 1e-4, "eval_steps": 0, "save_steps": 0,
+                     "warmup_steps": 0, "logging_steps": 1},
+        "samples": {"count": 0},
+        "tracking": {"uri": f"sqlite:///{out / 'unused.db'}"},
+        "output_dir": str(out),
+    })
+
+
+def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, float]:
+    write_trial_config(config, out)
+    events: list[dict[str, Any]] = []
+    launched = time.time()
+    result = run_trial(out, on_event=events.append)
+    if not result.ok:
+        raise SystemExit(f"harness trial failed: {result.reason}: {result.message}\n"
+                         f"{result.log_tail}")
+    steps = [e for e in events if e["event"] == "step"]
+    started = next(e for e in events if e["event"] == "started")
+    timed = steps[warmup:]
+    seconds = timed[-1]["time"] - steps[warmup - 1]["time"]
+    return {"tokens_per_second": sum(e["tokens"] for e in timed) / seconds,
+            "to_started": started["time"] - launched,
+            "to_first_step": steps[0]["time"] - launched}
+
+
+def bare_side(config: TrainConfig, warmup: int) -> dict[str, float]:
+    """Run `bare_loop` in a fresh interpreter, as the harness trial is."""
+    cmd = [sys.executable, __file__, "--bare-config", json.dumps(asdict(config)),
+           "--warmup", str(warmup)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"bare loop failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bare_loop(config: TrainConfig, warmup: int) -> dict[str, float]:
+    """The plainest peft training loop on the same batches: forward, backward, clip, step."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from harness.batching import collate, iterate
+    from harness.models import device, load_model
+    from harness.trial import prepare_data, seed_everything
+
+    seed_everything(config.training.seed)
+    data = prepare_data(config)
+    on = device()
+    model = load_model(config.model, config.quantization, on=on)  # the same base, untimed
+    if config.quantization.mode != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = get_peft_model(model, LoraConfig(
+        r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
+        target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.training.learning_rate)
+    t = config.training
+    batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,
+                      skip=0, epochs=10_000)
+    model.train()
+    tokens, start = 0, 0.0
+    for step in range(t.max_steps):
+        if step == warmup:
+            start, tokens = time.perf_counter(), 0
+        batch = collate(next(batches)[1], data.tokenizer.pad_token_id)
+        tokens += int(batch["attention_mask"].sum())
+        loss = model(**{k: v.to(on) for k, v in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+    return {"tokens_per_second": tokens / (time.perf_counter() - start)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--data", default=str(ROOT / "datasets/samples/medquad"))
+    parser.add_argument("--quantization", default="4bit", choices=["none", "8bit", "4bit"])
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--cutoff-len", type=int, default=256)
+    parser.add_argument("--bare-config", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_config:
+        config = from_mapping(TrainConfig, json.loads(args.bare_config))
+        print(json.dumps(bare_loop(config, args.warmup)))
+        return
+    from harness.models import device, resolve_model
+
+    resolve_model(args.model)  # convert an embedded model before anything is timed
+    harness, bare = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            config = bench_config(args, Path(tmp) / f"round{r}")
+            harness.append(harness_side(config, Path(tmp) / f"round{r}", args.warmup))
+            bare.append(bare_side(config, args.warmup))
+    report(args, device(), harness, bare)
+
+
+def report(args: argparse.Namespace, on: str, harness: list[dict[str, float]],
+           bare: list[dict[str, float]]) -> None:
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    h, b = med(harness, "tokens_per_second"), med(bare, "tokens_per_second")
+    print(f"\n{args.model}, quantization {args.quantization}, micro-batch {args.batch}, cutoff "
+          f"{args.cutoff_len}, {args.steps} steps ({args.warmup} warm-up), {args.rounds} rounds, "
+          f"device {on}, {platform.machine()}, Python {platform.python_version()}\n")
+    print("| measure | median | per round |\n| --- | ---: | --- |")
+    for name, rows, key in (("bare peft loop, tokens/s", bare, "tokens_per_second"),
+                            ("harness trial, tokens/s", harness, "tokens_per_second"),
+                            ("launch to `started` (imports, data, model), s", harness,
+                             "to_started"),
+                            ("launch to first step (+ base eval), s", harness,
+                             "to_first_step")):
+        print(f"| {name} | {med(rows, key):.2f} | "
+              f"{', '.join(f'{r[key]:.2f}' for r in rows)} |")
+    print(f"| **harness / bare throughput** | **{h / b:.3f}** | goal >= 0.97 |")
+
+
+if __name__ == "__main__":
+    main()
