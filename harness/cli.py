@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
+from harness.cli_sweep import add_commands
 from harness.errors import HarnessError
 
 EXIT_UNUSABLE = 1
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_check(data)
     _add_models(sub)
     _add_train(sub)
+    add_commands(sub)
     return parser
 
 

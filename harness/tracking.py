@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -46,17 +47,20 @@ def local_store_uri() -> str:
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of experiments in the local store live in mlruns/artifacts/NAME."""
-    if uri != local_store_uri():
+    """Artifacts of experiments in a SQLite store live beside it, in artifacts/NAME (so the
+    local store keeps them in mlruns/artifacts); a server decides for itself."""
+    if not uri.startswith("sqlite:///"):
         return None
-    return (LOCAL_STORE / "artifacts" / experiment).resolve().as_uri()
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.parent / "artifacts" / experiment).resolve().as_uri()
 
 
 def experiment_id(client: Any, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found:
         return found.experiment_id
-    LOCAL_STORE.mkdir(exist_ok=True)
+    if client.tracking_uri == local_store_uri():
+        LOCAL_STORE.mkdir(exist_ok=True)
     return client.create_experiment(name, artifact_location=artifact_location(
         client.tracking_uri, name))
 
@@ -148,3 +152,43 @@ def _source(path: str) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     return resolve_dataset_source(path)
+
+
+class StudyRun:
+    """The parent MLflow run of a study: found again on resume, nested trial runs under it."""
+
+    ROLE_TAG = "harness.role"
+
+    def __init__(self, *, uri: str | None, study: str, space_text: str,
+                 params: dict[str, str]) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        self.client = MlflowClient(tracking_uri(uri))
+        self.experiment_id = experiment_id(self.client, study)
+        found = self.client.search_runs(
+            [self.experiment_id], max_results=1,
+            filter_string=f"tags.`{self.ROLE_TAG}` = 'study' and tags.`optuna.study` = '{study}'")
+        if found:
+            self.run_id = found[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        run = self.client.create_run(self.experiment_id, run_name=f"study {study}", tags={
+            self.ROLE_TAG: "study", "optuna.study": study})
+        self.run_id = run.info.run_id
+        self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        self.client.log_text(self.run_id, space_text, "space.yaml")
+
+    def end(self, status: str, *, tags: dict[str, str], metrics: dict[str, float],
+            plots: Path | None) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        try:
+            self.client.log_batch(
+                self.run_id, tags=[RunTag(k, v) for k, v in tags.items()],
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+            if plots is not None and any(plots.iterdir()):
+                self.client.log_artifacts(self.run_id, str(plots), "plots")
+        finally:
+            self.client.set_terminated(self.run_id, status)

@@ -1,0 +1,93 @@
+"""`harness pull NAME[@alias|/version] --out DIR`: a registered adapter, checked, ready."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+from harness.registry import parse_ref
+
+CHECK_PROMPT = "What are the symptoms of glaucoma?"
+REQUIRED = ("adapter_config.json", "adapter_model.safetensors")
+
+
+@dataclass
+class Pulled:
+    uri: str
+    out: Path
+    base_model: str
+    sample: str
+
+
+def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
+         console: Console | None = None) -> Pulled:
+    """Download the version ``ref`` points at into ``out``, load it onto its base model,
+    generate a few tokens, and print how to use it."""
+    import mlflow
+
+    from harness.tracking import tracking_uri as resolve_uri
+
+    console = console or Console(stderr=True)
+    uri, target = parse_ref(ref), Path(out)
+    store = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
+    except mlflow.exceptions.MlflowException as err:
+        raise HarnessError(f"cannot download {uri} from {store}: {err.message}") from None
+    missing = [name for name in REQUIRED if not (target / name).is_file()]
+    if missing:
+        raise HarnessError(f"{uri} downloaded to {target} but lacks {', '.join(missing)}: "
+                           "it is not a harness adapter")
+    base = json.loads((target / "train_config.json").read_text())["model"]
+    sample = check_generates(base, target)
+    pulled = Pulled(uri, target, base, sample)
+    print_usage(console, pulled)
+    return pulled
+
+
+def check_generates(base: str, adapter: Path) -> str:
+    """Load base + adapter and generate greedily; returns the generated text."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.models import device, resolve_model
+
+    on = device()
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(base), dtype=torch.bfloat16 if on == "cuda" else torch.float32).to(on)
+    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    messages = [{"role": "user", "content": CHECK_PROMPT}]
+    if tokenizer.chat_template:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)
+    else:
+        ids = tokenizer(CHECK_PROMPT, return_tensors="pt")
+    ids = {k: v.to(on) for k, v in ids.items()}
+    with torch.no_grad():
+        output = model.generate(**ids, max_new_tokens=24, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    return tokenizer.decode(output[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def print_usage(console: Console, pulled: Pulled) -> None:
+    console.print(f"[green]pulled[/] {pulled.uri} to {pulled.out}: loads onto {pulled.base_model} "
+                  "and generates:")
+    console.print(f"  Q: {CHECK_PROMPT}\n  A: {pulled.sample.strip()[:200]}")
+    console.print(f"""
+Use it with peft:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    base = AutoModelForCausalLM.from_pretrained("<{pulled.base_model} directory or hub id>")
+    model = PeftModel.from_pretrained(base, "{pulled.out}")
+    tokenizer = AutoTokenizer.from_pretrained("{pulled.out}")
+(`harness models` shows where the embedded base model lives.)
+Or as an MLflow pipeline: mlflow.transformers.load_model("{pulled.uri}")""", highlight=False)

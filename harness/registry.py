@@ -1,0 +1,155 @@
+"""Promotion of a study's best adapter to the MLflow Model Registry, and pulling it back.
+
+Promotion registers the best COMPLETE trial's adapter directory (an MLflow transformers model
+that is also a plain PEFT adapter directory) as a new version. The version takes alias
+`champion` only when it beats the current champion's eval loss, measured on the same eval data
+(same eval-split fingerprint), by the configured relative margin; otherwise `challenger`.
+Registering the same trial again changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class Promotion:
+    model: str
+    version: str
+    alias: str
+    why: str
+    new: bool
+    """False when this trial was registered before (nothing changed)."""
+
+
+def promote_study(study: Any, *, console: Console | None = None,
+                  tracking_uri: str | None = None) -> Promotion:
+    from mlflow import MlflowClient
+
+    from harness.study import RUN_ID
+    from harness.sweep import best_trial
+
+    console = console or Console(stderr=True)
+    best = best_trial(study)
+    if best is None:
+        raise HarnessError(f"study {study.study_name!r} has no COMPLETE trial to promote")
+    attrs = study.user_attrs
+    uri = tracking_uri or attrs.get("tracking_uri")
+    client = MlflowClient(uri, registry_uri=uri)
+    run = client.get_run(best.user_attrs[RUN_ID])
+    promotion = promote_run(client, run, model=attrs["registry_model"],
+                            margin=float(attrs.get("registry_margin", 0.0)),
+                            study=study.study_name, trial=best.number,
+                            objective=(attrs.get("objectives") or ["eval_loss"])[0],
+                            value=best.values[0])
+    verb = "registered" if promotion.new else "already registered as"
+    console.print(f"trial {best.number} {verb} {promotion.model} version {promotion.version}: "
+                  f"@{promotion.alias} ({promotion.why})")
+    return promotion
+
+
+def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str, trial: int,
+                objective: str, value: float) -> Promotion:
+    """Register ``run``'s adapter once and give it `champion` or `challenger`."""
+    eval_loss = run.data.metrics.get("eval/loss", math.nan)
+    if run.info.status != "FINISHED" or not math.isfinite(eval_loss):
+        raise HarnessError(f"run {run.info.run_id} is {run.info.status} with eval loss "
+                           f"{eval_loss}: only finished trials with a finite loss are promoted")
+    _ensure_registered_model(client, model)
+    existing = _version_of(client, model, study, trial)
+    if existing is not None:
+        alias = next((a for a in existing.aliases), existing.tags.get("harness.alias", ""))
+        return Promotion(model, existing.version, alias, "no change", new=False)
+    tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
+    version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
+                                          run_id=run.info.run_id, tags=tags)
+    alias, why = gate(client, model, tags, margin)
+    client.set_registered_model_alias(model, alias, version.version)
+    client.set_model_version_tag(model, version.version, "harness.alias", alias)
+    return Promotion(model, version.version, alias, why, new=True)
+
+
+def _ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=(
+            "LoRA adapters promoted by harness sweeps. Each version is a PEFT adapter directory "
+            "and an MLflow transformers model; @champion is the best on its eval data."))
+
+
+def _version_of(client: Any, model: str, study: str, trial: int) -> Any:
+    for v in client.search_model_versions(f"name = '{model}'"):
+        if v.tags.get("study") == study and v.tags.get("trial") == str(trial):
+            return client.get_model_version(model, v.version)
+    return None
+
+
+def version_tags(run: Any, *, study: str, trial: int, objective: str,
+                 value: float) -> dict[str, str]:
+    from harness import __version__
+
+    metrics, run_tags = run.data.metrics, run.data.tags
+    return {
+        "study": study, "trial": str(trial), "objective": objective,
+        "objective_value": repr(value), "eval_loss": repr(metrics["eval/loss"]),
+        "perplexity_ratio_to_base": repr(metrics.get("eval/perplexity_ratio_to_base",
+                                                     math.nan)),
+        "dataset_fingerprint": run_tags.get("dataset.fingerprint", ""),
+        "eval_fingerprint": run_tags.get("dataset.eval_fingerprint", ""),
+        "base_model": run_tags.get("base_model", ""),
+        "quantization": run_tags.get("quantization", ""),
+        "harness_version": __version__, "git_commit": git_commit(),
+        "run_id": run.info.run_id,
+    }
+
+
+def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[str, str]:
+    """`champion` when there is none, or when this beats it on the same eval data."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model, CHAMPION)
+    except MlflowException:
+        return CHAMPION, "first champion"
+    if champion.tags.get("eval_fingerprint") != tags["eval_fingerprint"]:
+        return CHALLENGER, (f"version {champion.version} is champion on different eval data; "
+                            "compare them on one eval set before moving the alias")
+    old, new = float(champion.tags["eval_loss"]), float(tags["eval_loss"])
+    if new < old * (1 - margin):
+        return CHAMPION, f"eval loss {new:.4f} beats version {champion.version}'s {old:.4f}"
+    return CHALLENGER, (f"eval loss {new:.4f} does not beat version {champion.version}'s "
+                        f"{old:.4f} by the {margin:.1%} margin")
+
+
+def git_commit() -> str:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def parse_ref(ref: str) -> str:
+    """NAME, NAME@alias or NAME/version as a models:/ URI (NAME alone means @champion)."""
+    if ref.startswith("models:/"):
+        return ref
+    if "@" in ref:
+        return f"models:/{ref}"
+    name, _, version = ref.rpartition("/")
+    if name and version.isdigit():
+        return f"models:/{name}/{version}"
+    return f"models:/{ref}@{CHAMPION}"

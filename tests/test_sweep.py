@@ -1,0 +1,202 @@
+"""Sweeps on the tiny config-built Llama: pruning, failures, nested MLflow runs, plots,
+promotion to the registry, the promotion gate, pull, and resume after the sweep is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from harness.cli import main
+from harness.study import REASON, RETRY_OF, RUN_ID, WORKER, load_study, open_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+OK = optuna.trial.TrialState
+
+
+def space_file(tmp_path: Path, model_dir: Path, *, name: str = "tiny", trials: int = 3,
+               enqueue: str = "", max_steps: int = 4) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""
+model: {model_dir}
+data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,
+        eval_fraction: 0.2}}
+training: {{max_steps: {max_steps}, micro_batch_size: 2, eval_steps: 2, scheduler: constant}}
+samples: {{count: 1, max_new_tokens: 4}}
+study: {{sampler: random, seed: 0, pruner: median, startup_trials: 1, trials: {trials},
+         output_dir: {tmp_path / 'studies'}}}
+registry: {{model_name: tiny-adapter, margin: 0.01}}
+search:
+  training.learning_rate: {{low: 1.0e-6, high: 5.0e-1, log: true}}
+  lora.r: [2, 4]
+enqueue:
+{enqueue}
+""")
+    return path
+
+
+GOOD_BAD_CRASH = """\
+  - {training.learning_rate: 1.0e-3, lora.r: 4}
+  - {training.learning_rate: 3.0e-1, lora.r: 4}
+  - {training.learning_rate: 1.0e-3, lora.r: 2}
+"""
+
+
+@pytest.fixture
+def stores(tmp_path: Path, harness_home: Path) -> dict[str, str]:
+    return {"storage": str(tmp_path / "optuna.journal"),
+            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+def sweep(space: Path, stores: dict[str, str], *extra: str) -> int:
+    return main(["sweep", str(space), "--storage", stores["storage"], "--tracking-uri",
+                 stores["uri"], *extra])
+
+
+def client(stores: dict[str, str]) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(stores["uri"], registry_uri=stores["uri"])
+
+
+def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_FAULT", "crash@1#2")  # only trial 2 crashes
+    space = space_file(tmp_path, tiny_model_dir, enqueue=GOOD_BAD_CRASH)
+    assert sweep(space, stores) == 0
+
+    study = load_study("tiny", open_storage(stores["storage"]))
+    states = [t.state for t in study.trials]
+    assert states == [OK.COMPLETE, OK.PRUNED, OK.FAIL], [t.user_attrs for t in study.trials]
+    crashed = study.trials[2]
+    assert crashed.user_attrs[REASON] == "crash"
+    assert "injected crash" in crashed.user_attrs["harness.log_tail"]
+    assert study.trials[1].user_attrs[REASON] == "pruned"
+
+    mlflow = client(stores)
+    experiment = mlflow.get_experiment_by_name("tiny")
+    runs = mlflow.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("harness.role") == "study"]
+    children = sorted((r for r in runs if r is not parent),
+                      key=lambda r: int(r.data.tags["optuna.trial"]))
+    assert parent.info.status == "FINISHED"
+    assert [r.data.tags["mlflow.parentRunId"] for r in children] == [parent.info.run_id] * 3
+    assert [r.info.status for r in children] == ["FINISHED", "KILLED", "FAILED"]
+    assert [r.data.tags["trial.reason"] for r in children] == ["finished", "pruned", "crash"]
+    assert all(r.data.tags["optuna.study"] == "tiny" for r in children)
+    best = children[0]
+    assert {"eval/loss", "eval/perplexity_ratio_to_base", "train/loss"} <= set(best.data.metrics)
+    names = {a.path for a in mlflow.list_artifacts(best.info.run_id, "samples")}
+    assert "samples/comparison.json" in names
+    failure = {a.path for a in mlflow.list_artifacts(children[2].info.run_id, "failure")}
+    assert "failure/log_tail.txt" in failure
+    plots = {a.path for a in mlflow.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/optimization_history.png", "plots/intermediate_values.png"} <= plots
+    assert parent.data.tags["best_trial"] == "0"
+    assert "space.yaml" in {a.path for a in mlflow.list_artifacts(parent.info.run_id)}
+
+    champion = mlflow.get_model_version_by_alias("tiny-adapter", "champion")
+    assert champion.tags["study"] == "tiny" and champion.tags["trial"] == "0"
+    assert champion.run_id == best.info.run_id
+    for key in ("objective_value", "perplexity_ratio_to_base", "dataset_fingerprint",
+                "base_model", "quantization", "harness_version", "git_commit"):
+        assert champion.tags[key], key
+
+    # Promoting again changes nothing.
+    assert main(["promote", "--study", "tiny", "--storage", stores["storage"]]) == 0
+    assert len(mlflow.search_model_versions("name = 'tiny-adapter'")) == 1
+
+    check_pull(tmp_path, stores, champion.version)
+    check_gate(tmp_path, tiny_model_dir, stores, champion.version)
+
+
+def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
+    """`harness pull` and plain `mlflow artifacts download` both give usable adapter files."""
+    import mlflow
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "pulled"
+    assert main(["pull", "tiny-adapter@champion", "--out", str(out), "--tracking-uri",
+                 stores["uri"]]) == 0
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["lora"]["r"] == 4
+    mlflow.set_tracking_uri(stores["uri"])
+    plain = mlflow.artifacts.download_artifacts(artifact_uri="models:/tiny-adapter@champion",
+                                                dst_path=str(tmp_path / "plain"))
+    base = AutoModelForCausalLM.from_pretrained(config["model"])
+    assert isinstance(PeftModel.from_pretrained(base, plain), PeftModel)
+    assert main(["pull", f"tiny-adapter/{version}", "--out", str(tmp_path / "v"),
+                 "--tracking-uri", stores["uri"]]) == 0
+    assert main(["pull", "no-such-model@champion", "--out", str(tmp_path / "x"),
+                 "--tracking-uri", stores["uri"]]) == 2
+
+
+def check_gate(tmp_path: Path, model_dir: Path, stores: dict[str, str], champion: str) -> None:
+    """A worse study on the same eval data registers a challenger; champion does not move."""
+    worse = space_file(tmp_path, model_dir, name="worse", trials=1,
+                       enqueue="  - {training.learning_rate: 1.0e-6, lora.r: 2}\n")
+    assert sweep(worse, stores) == 0
+    mlflow = client(stores)
+    assert mlflow.get_model_version_by_alias("tiny-adapter", "champion").version == champion
+    challenger = mlflow.get_model_version_by_alias("tiny-adapter", "challenger")
+    assert challenger.tags["study"] == "worse"
+
+
+def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=40)
+    cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
+           "--tracking-uri", stores["uri"], "--no-promote"]
+    first = subprocess.Popen(cmd, cwd=tmp_path, env=os.environ.copy(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    events = tmp_path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
+    wait_for(lambda: events.is_file() and '"step"' in events.read_text(), first)
+    first.send_signal(signal.SIGKILL)  # the sweep dies; its trial's process group lives on
+    first.wait()
+    study = load_study("tiny", open_storage(stores["storage"]))
+    pgid = study.trials[0].system_attrs[WORKER]["pgid"]
+    assert group_alive(pgid)
+
+    space.write_text(space.read_text().replace("max_steps: 40", "max_steps: 4"))
+    assert sweep(space, stores, "--no-promote") == 0
+    assert not group_alive(pgid)
+    study = load_study("tiny", open_storage(stores["storage"]))
+    trials = study.trials
+    assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE, OK.COMPLETE]
+    assert trials[0].user_attrs[REASON] == "abandoned"
+    assert trials[1].user_attrs[RETRY_OF] == 0 and trials[1].params == trials[0].params
+    runs = client(stores).search_runs(
+        [client(stores).get_experiment_by_name("tiny").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    abandoned = next(r for r in runs if r.info.run_id == trials[0].user_attrs[RUN_ID])
+    assert abandoned.info.status == "KILLED"
+
+    # The study is complete: running it again starts nothing.
+    assert sweep(space, stores, "--no-promote") == 0
+    assert len(load_study("tiny", open_storage(stores["storage"])).trials) == 3
+
+
+def wait_for(condition: Any, proc: subprocess.Popen, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert proc.poll() is None, "the sweep ended before the trial started training"
+        assert time.monotonic() < deadline, "the trial never reached its first step"
+        time.sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
