@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/harness data check datasets/samples/medquad --model smollm2-135m-instruct
+	$(BIN)/harness sweep search_spaces/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check harness tests bench
@@ -32,6 +32,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/data_check.py
+	$(BIN)/python bench/trial_speed.py
+	$(BIN)/python bench/sweep_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

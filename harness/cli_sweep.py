@@ -39,7 +39,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import logging
+
     from harness.sweep import SweepOptions, sweep_command
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # table creation notes on first use
 
     outcome = sweep_command(args.space, SweepOptions(
         trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage,

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def make_sampler(settings: StudySettings) -> Any:
     if settings.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     multi = len(settings.objectives) > 1
-    return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, group=not multi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, group=not multi)
 
 
 def make_pruner(settings: StudySettings) -> Any:

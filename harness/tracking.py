@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,9 @@ class TrialRun:
 def _source(path: str) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-    return resolve_dataset_source(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
+        return resolve_dataset_source(path)
 
 
 class StudyRun:

@@ -61,3 +61,35 @@ output_dir: {tmp_path / 'run'}
     assert isinstance(pipe.model, PeftModel)
     text = pipe("What is (are) High Blood Pressure ?", max_new_tokens=8, do_sample=False)
     assert text[0]["generated_text"].startswith("What is (are) High Blood Pressure ?")
+
+
+@pytest.mark.slow
+def test_the_demo_sweep_shortened_on_the_embedded_model(tmp_path: Path, harness_home: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """search_spaces/demo.yaml as shipped, with fewer and shorter trials."""
+    import optuna
+    import yaml
+    from mlflow import MlflowClient
+
+    from harness.study import load_study, open_storage
+
+    raw = yaml.safe_load((ROOT / "search_spaces/demo.yaml").read_text())
+    raw["data"]["path"] = str(ROOT / raw["data"]["path"])
+    raw["training"].update(max_steps=4, eval_steps=2)
+    raw["samples"].update(count=1, max_new_tokens=8)
+    raw["study"].update(trials=3, output_dir=str(tmp_path / "studies"))
+    space = tmp_path / "demo.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    journal = str(tmp_path / "optuna.journal")
+    assert main(["sweep", str(space), "--storage", journal, "--tracking-uri", uri]) == 0
+
+    study = load_study("demo", open_storage(journal))
+    states = {t.state for t in study.trials}
+    assert len(study.trials) == 3 and optuna.trial.TrialState.COMPLETE in states
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    client = MlflowClient(uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("medquad-demo", "champion")
+    assert champion.tags["base_model"] == "smollm2-135m-instruct"
+    assert main(["pull", "medquad-demo@champion", "--out", str(tmp_path / "pulled"),
+                 "--tracking-uri", uri]) == 0

@@ -186,6 +186,34 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
     assert len(load_study("tiny", open_storage(stores["storage"])).trials) == 3
 
 
+def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    space = space_file(tmp_path, tiny_model_dir, trials=1, max_steps=40)
+    cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
+           "--tracking-uri", stores["uri"], "--no-promote"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    events = tmp_path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
+    wait_for(lambda: events.is_file() and '"step"' in events.read_text(), proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    study = load_study("tiny", open_storage(stores["storage"]))
+    first = study.trials[0]
+    assert first.state == OK.FAIL and first.user_attrs[REASON] == "interrupted"
+    assert not group_alive(first.system_attrs[WORKER]["pgid"])
+    mlflow = client(stores)
+    assert mlflow.get_run(first.user_attrs[RUN_ID]).info.status == "KILLED"
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name("tiny").experiment_id],
+                              filter_string="tags.`harness.role` = 'study'")
+    assert runs[0].info.status == "KILLED"
+
+    space.write_text(space.read_text().replace("max_steps: 40", "max_steps: 2"))
+    assert sweep(space, stores, "--no-promote") == 0
+    trials = load_study("tiny", open_storage(stores["storage"])).trials
+    assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE]
+    assert trials[1].params == first.params and trials[1].user_attrs[RETRY_OF] == 0
+
+
 def wait_for(condition: Any, proc: subprocess.Popen, limit: float = 300) -> None:
     deadline = time.monotonic() + limit
     while not condition():

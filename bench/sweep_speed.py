@@ -1,0 +1,187 @@
+"""Benchmark: what a sweep costs over its training, and what pruning saves.
+
+1. Overhead. A sweep of fixed trials (enqueued parameters, no pruning, no samples) runs as
+   `harness sweep`; then, for each of its trials, a bare script in a fresh process loads the
+   same data and model, trains the same steps with a plain peft loop, evaluates once and saves
+   the adapter. Ratio: the sweep's wall time over the sum of the bare scripts' wall times.
+2. Pruning. The same seeded TPE study twice, median pruner on and off: total optimizer steps
+   trained and the best eval loss of each.
+
+Usage: python bench/sweep_speed.py [--part overhead|pruning|both] [--trials N] [--steps N]
+Prints Markdown tables for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPACE = """
+model: {model}
+data: {{path: {data}, format: medquad, cutoff_len: {cutoff}, eval_fraction: 0.15}}
+quantization: {{mode: 4bit}}
+training: {{max_steps: {steps}, micro_batch_size: 4, eval_steps: {eval_steps}, warmup_steps: 0}}
+samples: {{count: 0}}
+study: {{sampler: tpe, seed: 3, pruner: {pruner}, startup_trials: 2, trials: {trials},
+         output_dir: {out}}}
+search:
+  training.learning_rate: {{low: 1.0e-5, high: 5.0e-3, log: true}}
+  lora.r: [4, 8, 16]
+enqueue:
+{enqueue}
+"""
+FIXED = [(1e-3, 8), (3e-4, 16), (2e-3, 4), (1e-4, 8), (5e-4, 8), (3e-3, 16)]
+
+
+def write_space(tmp: Path, name: str, args: argparse.Namespace, *, pruner: str,
+                eval_steps: int, enqueue: list[tuple[float, int]]) -> Path:
+    lines = "\n".join(f"  - {{training.learning_rate: {lr}, lora.r: {r}}}" for lr, r in enqueue)
+    path = tmp / f"{name}.yaml"
+    path.write_text(SPACE.format(model=args.model, data=ROOT / "datasets/samples/medquad",
+                                 cutoff=args.cutoff_len, steps=args.steps,
+                                 eval_steps=eval_steps, pruner=pruner, trials=args.trials,
+                                 out=tmp / "studies", enqueue=lines or "  []"))
+    if not enqueue:
+        path.write_text(path.read_text().replace("enqueue:\n  []\n", ""))
+    return path
+
+
+def run_sweep(space: Path, tmp: Path) -> float:
+    cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage",
+           str(tmp / "optuna.journal"), "--tracking-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+           "--no-promote"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"sweep failed:\n{done.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def bare_script(config_path: str) -> None:
+    """What a user would write without the harness: data, model, LoRA, train, eval, save."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from harness.batching import collate, iterate
+    from harness.config import TrainConfig, from_mapping
+    from harness.evaluation import eval_loss
+    from harness.models import device, load_model
+    from harness.trial import prepare_data, seed_everything
+
+    config = from_mapping(TrainConfig, json.loads(Path(config_path).read_text()))
+    seed_everything(config.training.seed)
+    data = prepare_data(config)
+    on = device()
+    model = prepare_model_for_kbit_training(load_model(config.model, config.quantization, on=on),
+                                            use_gradient_checkpointing=False)
+    lora = config.lora
+    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha,
+                                             lora_dropout=lora.dropout,
+                                             target_modules="all-linear", task_type="CAUSAL_LM"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.training.learning_rate)
+    t = config.training
+    batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,
+                      skip=0, epochs=10_000)
+    model.train()
+    for _ in range(t.max_steps):
+        batch = collate(next(batches)[1], data.tokenizer.pad_token_id)
+        loss = model(**{k: v.to(on) for k, v in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+    eval_loss(model, data.evals, batch_size=t.micro_batch_size,
+              pad_id=data.tokenizer.pad_token_id, device=on)
+    model.save_pretrained(Path(config.output_dir) / "bare-adapter")
+
+
+def overhead(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        fixed = FIXED[:args.trials]
+        space = write_space(tmp, "overhead", args, pruner="none", eval_steps=0, enqueue=fixed)
+        harness = run_sweep(space, tmp)
+        bare = []
+        for config in sorted((tmp / "studies" / "overhead").glob("trial-*/train_config.json")):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, __file__, "--bare", str(config)], check=True,
+                           capture_output=True)
+            bare.append(time.perf_counter() - start)
+    print(f"\nOverhead: {len(bare)} trials of {args.steps} steps, {args.model}, 4-bit, "
+          f"cutoff {args.cutoff_len}\n")
+    print("| measure | seconds |\n| --- | ---: |")
+    print(f"| bare scripts, sum ({', '.join(f'{b:.1f}' for b in bare)}) | {sum(bare):.1f} |")
+    print(f"| `harness sweep`, wall | {harness:.1f} |")
+    print(f"| **sweep / bare** | **{harness / sum(bare):.3f}** (goal <= 1.05) |")
+
+
+def pruning(args: argparse.Namespace) -> None:
+    import optuna
+
+    results = {}
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for pruner in ("none", "median"):
+            space = write_space(tmp, f"prune-{pruner}", args, pruner=pruner,
+                                eval_steps=args.eval_steps, enqueue=[])
+            wall = run_sweep(space, tmp)
+            study = optuna.load_study(study_name=f"prune-{pruner}", storage=optuna.storages.
+                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
+                                          str(tmp / "optuna.journal"))))
+            steps = sum(trained_steps(Path(t.user_attrs["output_dir"])) for t in study.trials)
+            states = [t.state.name for t in study.trials]
+            results[pruner] = (steps, study.best_value, wall, states.count("PRUNED"))
+    (s_off, best_off, wall_off, _), (s_on, best_on, wall_on, n_pruned) = (
+        results["none"], results["median"])
+    print(f"\nPruning: {args.trials} trials, seeded TPE, up to {args.steps} steps each, eval "
+          f"every {args.eval_steps}, {args.model}, 4-bit\n")
+    print("| pruner | steps trained | best eval loss | pruned trials | wall s |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| none | {s_off} | {best_off:.4f} | 0 | {wall_off:.0f} |")
+    print(f"| median | {s_on} | {best_on:.4f} | {n_pruned} | {wall_on:.0f} |")
+    print(f"| **saving** | **{1 - s_on / s_off:.1%}** (goal >= 40 %) | "
+          f"**{best_on / best_off - 1:+.2%}** (goal within 2 %) | | |")
+
+
+def trained_steps(out: Path) -> int:
+    steps = 0
+    for line in (out / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "step":
+            steps = max(steps, event["step"])
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["overhead", "pruning", "both"], default="both")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--eval-steps", type=int, default=4)
+    parser.add_argument("--cutoff-len", type=int, default=128)
+    parser.add_argument("--bare", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        bare_script(args.bare)
+        return
+    if args.part in ("overhead", "both"):
+        args.trials = args.trials or 4
+        overhead(args)
+        args.trials = None
+    if args.part in ("pruning", "both"):
+        args.trials = args.trials or 10
+        pruning(args)
+
+
+if __name__ == "__main__":
+    main()
