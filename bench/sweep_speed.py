@@ -66,40 +66,15 @@ def run_sweep(space: Path, tmp: Path) -> float:
 
 def bare_script(config_path: str) -> None:
     """What a user would write without the harness: data, model, LoRA, train, eval, save."""
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from bare import build, train
 
-    from harness.batching import collate, iterate
     from harness.config import TrainConfig, from_mapping
     from harness.evaluation import eval_loss
-    from harness.models import device, load_model
-    from harness.trial import prepare_data, seed_everything
 
     config = from_mapping(TrainConfig, json.loads(Path(config_path).read_text()))
-    seed_everything(config.training.seed)
-    data = prepare_data(config)
-    on = device()
-    model = prepare_model_for_kbit_training(load_model(config.model, config.quantization, on=on),
-                                            use_gradient_checkpointing=False)
-    lora = config.lora
-    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha,
-                                             lora_dropout=lora.dropout,
-                                             target_modules="all-linear", task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.training.learning_rate)
-    t = config.training
-    batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,
-                      skip=0, epochs=10_000)
-    model.train()
-    for _ in range(t.max_steps):
-        batch = collate(next(batches)[1], data.tokenizer.pad_token_id)
-        loss = model(**{k: v.to(on) for k, v in batch.items()}).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-    eval_loss(model, data.evals, batch_size=t.micro_batch_size,
+    data, model, optimizer, on = build(config)
+    train(config, data, model, optimizer, on)
+    eval_loss(model, data.evals, batch_size=config.training.micro_batch_size,
               pad_id=data.tokenizer.pad_token_id, device=on)
     model.save_pretrained(Path(config.output_dir) / "bare-adapter")
 

@@ -76,42 +76,10 @@ def bare_side(config: TrainConfig, warmup: int) -> dict[str, float]:
 
 
 def bare_loop(config: TrainConfig, warmup: int) -> dict[str, float]:
-    """The plainest peft training loop on the same batches: forward, backward, clip, step."""
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from bare import build, train
 
-    from harness.batching import collate, iterate
-    from harness.models import device, load_model
-    from harness.trial import prepare_data, seed_everything
-
-    seed_everything(config.training.seed)
-    data = prepare_data(config)
-    on = device()
-    model = load_model(config.model, config.quantization, on=on)  # the same base, untimed
-    if config.quantization.mode != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    model = get_peft_model(model, LoraConfig(
-        r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-        target_modules="all-linear", task_type="CAUSAL_LM"))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.training.learning_rate)
-    t = config.training
-    batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,
-                      skip=0, epochs=10_000)
-    model.train()
-    tokens, start = 0, 0.0
-    for step in range(t.max_steps):
-        if step == warmup:
-            start, tokens = time.perf_counter(), 0
-        batch = collate(next(batches)[1], data.tokenizer.pad_token_id)
-        tokens += int(batch["attention_mask"].sum())
-        loss = model(**{k: v.to(on) for k, v in batch.items()}).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-    return {"tokens_per_second": tokens / (time.perf_counter() - start)}
+    data, model, optimizer, on = build(config)
+    return {"tokens_per_second": train(config, data, model, optimizer, on, warmup=warmup)}
 
 
 def main() -> None:

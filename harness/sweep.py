@@ -28,7 +28,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.runner import TrialResult, run_trial
 from harness.space import SpaceFile, load_space
 from harness.study import (
@@ -116,14 +116,17 @@ class Sweep:
                                                                    self.space.params)}
 
     def _enqueue(self) -> None:
-        for params in self.space.enqueue:
-            self.study.enqueue_trial(self.space.as_params(params), skip_if_exists=True)
         if self.options.enqueue_best_from:
             other = load_study(self.options.enqueue_best_from, self.storage)
-            best = other.best_trials[0] if len(other.directions) > 1 else other.best_trial
+            best = best_trial(other)
+            if best is None:
+                raise HarnessError(f"--enqueue-best-from {other.study_name}: that study has no "
+                                   "COMPLETE trial yet")
             names = {p.name for p in self.space.params}
             self.study.enqueue_trial({k: v for k, v in best.params.items() if k in names},
                                      skip_if_exists=True)
+        for params in self.space.enqueue:
+            self.study.enqueue_trial(self.space.as_params(params), skip_if_exists=True)
 
     def _loop(self) -> bool:
         limit = self.options.timeout or self.space.study.timeout
@@ -139,7 +142,9 @@ class Sweep:
         except KeyboardInterrupt:
             if trial is not None:
                 self._tell(trial, "FAIL", "interrupted", None)
-                requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+                frozen = self.study.get_trials(deepcopy=False)[trial.number]
+                self._close_run(frozen, "interrupted")
+                requeue(self.study, frozen)
             return True
         return False
 
@@ -219,12 +224,16 @@ class Sweep:
         self.view.end(trial.number, state, "" if reason == "finished" else reason)
 
     def _close_abandoned(self, trial: Any) -> None:
+        self._close_run(trial, "abandoned")
+
+    def _close_run(self, trial: Any, reason: str) -> None:
+        """End a trial's MLflow run that no runner will end (KILLED, with the reason)."""
         run_id = trial.user_attrs.get(RUN_ID)
         if not run_id:
             return
         with contextlib.suppress(Exception):
             client = self.parent.client
-            client.set_tag(run_id, "trial.reason", "abandoned")
+            client.set_tag(run_id, "trial.reason", reason)
             client.set_tag(run_id, "optuna.state", "FAIL")
             if client.get_run(run_id).info.status == "RUNNING":
                 client.set_terminated(run_id, "KILLED")

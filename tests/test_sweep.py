@@ -142,14 +142,18 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
 
 
 def check_gate(tmp_path: Path, model_dir: Path, stores: dict[str, str], champion: str) -> None:
-    """A worse study on the same eval data registers a challenger; champion does not move."""
-    worse = space_file(tmp_path, model_dir, name="worse", trials=1,
-                       enqueue="  - {training.learning_rate: 1.0e-6, lora.r: 2}\n")
-    assert sweep(worse, stores) == 0
+    """A second study warm-started from the first one's best parameters, plus a worse trial:
+    its best is not better by the margin, so it registers a challenger and champion stays."""
+    second = space_file(tmp_path, model_dir, name="second", trials=2,
+                        enqueue="  - {training.learning_rate: 1.0e-6, lora.r: 2}\n")
+    assert sweep(second, stores, "--enqueue-best-from", "tiny") == 0
+    trials = load_study("second", open_storage(stores["storage"])).trials
+    first_best = load_study("tiny", open_storage(stores["storage"])).best_trial
+    assert trials[0].params == first_best.params  # the warm start ran first
     mlflow = client(stores)
     assert mlflow.get_model_version_by_alias("tiny-adapter", "champion").version == champion
     challenger = mlflow.get_model_version_by_alias("tiny-adapter", "challenger")
-    assert challenger.tags["study"] == "worse"
+    assert challenger.tags["study"] == "second"
 
 
 def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
