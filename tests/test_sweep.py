@@ -28,14 +28,14 @@ def space_file(tmp_path: Path, model_dir: Path, *, name: str = "tiny", trials: i
     path.write_text(f"""
 model: {model_dir}
 data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,
-        eval_fraction: 0.2}}
+        eval_fraction: 0.2, train_on: all}}
 training: {{max_steps: {max_steps}, micro_batch_size: 2, eval_steps: 2, scheduler: constant}}
 samples: {{count: 1, max_new_tokens: 4}}
 study: {{sampler: random, seed: 0, pruner: median, startup_trials: 1, trials: {trials},
          output_dir: {tmp_path / 'studies'}}}
 registry: {{model_name: tiny-adapter, margin: 0.01}}
 search:
-  training.learning_rate: {{low: 1.0e-6, high: 5.0e-1, log: true}}
+  training.learning_rate: {{low: 1.0e-6, high: 3.0e-2, log: true}}
   lora.r: [2, 4]
 enqueue:
 {enqueue}
@@ -44,8 +44,8 @@ enqueue:
 
 
 GOOD_BAD_CRASH = """\
-  - {training.learning_rate: 1.0e-3, lora.r: 4}
-  - {training.learning_rate: 3.0e-1, lora.r: 4}
+  - {training.learning_rate: 1.0e-2, lora.r: 4}
+  - {training.learning_rate: 1.0e-6, lora.r: 4}
   - {training.learning_rate: 1.0e-3, lora.r: 2}
 """
 
