@@ -37,7 +37,6 @@ def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
     if tmp.exists():
         shutil.rmtree(tmp)
     save_mlflow_model(model, tokenizer, tmp, base_path)
-    model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
     if target.exists():
@@ -47,7 +46,8 @@ def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
 
 
 def save_mlflow_model(model: Any, tokenizer: Any, path: Path, base_path: str) -> None:
-    """``mlflow.transformers.save_model`` of base + adapter, its adapter moved to ``path``."""
+    """``mlflow.transformers.save_model`` of base + adapter, its PEFT files moved to the root
+    of ``path`` (MLflow writes them to a subdirectory)."""
     import mlflow.transformers
     from mlflow.models import Model
 
@@ -58,7 +58,10 @@ def save_mlflow_model(model: Any, tokenizer: Any, path: Path, base_path: str) ->
         pip_requirements=pip_requirements())
     mlmodel = Model.load(str(path))
     flavor = mlmodel.flavors["transformers"]
-    shutil.rmtree(path / flavor["peft_adaptor"])  # the same files are saved at the root next
+    saved = path / flavor["peft_adaptor"]
+    for file in saved.iterdir():  # the adapter files move to the root: stored once
+        os.replace(file, path / file.name)
+    saved.rmdir()
     flavor["peft_adaptor"] = "."
     mlmodel.save(str(path / "MLmodel"))
 
