@@ -34,22 +34,20 @@ study: {{sampler: tpe, seed: 3, pruner: {pruner}, startup_trials: 2, trials: {tr
 search:
   training.learning_rate: {{low: 1.0e-5, high: 5.0e-3, log: true}}
   lora.r: [4, 8, 16]
-enqueue:
-{enqueue}
 """
 FIXED = [(1e-3, 8), (3e-4, 16), (2e-3, 4), (1e-4, 8), (5e-4, 8), (3e-3, 16)]
 
 
 def write_space(tmp: Path, name: str, args: argparse.Namespace, *, pruner: str,
                 eval_steps: int, enqueue: list[tuple[float, int]]) -> Path:
-    lines = "\n".join(f"  - {{training.learning_rate: {lr}, lora.r: {r}}}" for lr, r in enqueue)
+    text = SPACE.format(model=args.model, data=ROOT / "datasets/samples/medquad",
+                        cutoff=args.cutoff_len, steps=args.steps, eval_steps=eval_steps,
+                        pruner=pruner, trials=args.trials, out=tmp / "studies")
+    if enqueue:
+        text += "enqueue:\n" + "".join(f"  - {{training.learning_rate: {lr}, lora.r: {r}}}\n"
+                                       for lr, r in enqueue)
     path = tmp / f"{name}.yaml"
-    path.write_text(SPACE.format(model=args.model, data=ROOT / "datasets/samples/medquad",
-                                 cutoff=args.cutoff_len, steps=args.steps,
-                                 eval_steps=eval_steps, pruner=pruner, trials=args.trials,
-                                 out=tmp / "studies", enqueue=lines or "  []"))
-    if not enqueue:
-        path.write_text(path.read_text().replace("enqueue:\n  []\n", ""))
+    path.write_text(text)
     return path
 
 

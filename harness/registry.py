@@ -36,8 +36,7 @@ def promote_study(study: Any, *, console: Console | None = None,
                   tracking_uri: str | None = None) -> Promotion:
     from mlflow import MlflowClient
 
-    from harness.study import RUN_ID
-    from harness.sweep import best_trial
+    from harness.study import RUN_ID, best_trial
 
     console = console or Console(stderr=True)
     best = best_trial(study)
@@ -68,7 +67,7 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
     _ensure_registered_model(client, model)
     existing = _version_of(client, model, study, trial)
     if existing is not None:
-        alias = next((a for a in existing.aliases), existing.tags.get("harness.alias", ""))
+        alias = existing.tags.get("harness.alias", "")
         return Promotion(model, existing.version, alias, "no change", new=False)
     tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
     version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",

@@ -46,6 +46,7 @@ def open_storage(url: str) -> Any:
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep shows its own progress
     scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
     if scheme in RDB_SCHEMES:
         try:
@@ -58,7 +59,6 @@ def open_storage(url: str) -> Any:
                            "postgresql://, mysql:// or a journal file path")
     path = Path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return JournalStorage(JournalFileBackend(str(path)))
 
 
@@ -211,3 +211,12 @@ def remaining(study: Any, total: int) -> int:
     trials = study.get_trials(deepcopy=False)
     running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
     return max(0, total - sum(counted(t) for t in trials) - running)
+
+
+def best_trial(study: Any) -> Any:
+    """The best COMPLETE trial: lowest first objective (on the Pareto front when several)."""
+    try:
+        candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    except ValueError:
+        return None
+    return min(candidates, key=lambda t: t.values[0]) if candidates else None

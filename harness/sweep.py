@@ -36,6 +36,7 @@ from harness.study import (
     RUN_ID,
     WORKER,
     beat,
+    best_trial,
     load_study,
     open_storage,
     open_study,
@@ -172,9 +173,10 @@ class Sweep:
                 run.client.set_terminated(run.run_id, "FAILED")
             return False
         run.finish(result, out)
-        state, reason, values_ = judge(result, self.objectives)
-        self._tell(trial, state, reason, values_, log_tail=result.log_tail if state == "FAIL"
-                   else "", message=result.message, run=run)
+        state, reason, objective_values = judge(result, self.objectives)
+        tail = result.log_tail if state == "FAIL" else ""
+        self._tell(trial, state, reason, objective_values, log_tail=tail,
+                   message=result.message, run=run)
         if reason == "interrupted":
             requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
             return True
@@ -294,15 +296,6 @@ def second_objective(result: TrialResult, name: str) -> float:
     if name == "peak_memory":
         return float(finished.get("peak_memory_mb", math.nan))
     return float(finished.get("time", math.nan)) - float(started.get("time", math.nan))
-
-
-def best_trial(study: Any) -> Any:
-    """The best COMPLETE trial: lowest first objective (on the Pareto front when several)."""
-    try:
-        candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:
-        return None
-    return min(candidates, key=lambda t: t.values[0]) if candidates else None
 
 
 def fault_env(number: int) -> dict[str, str]:
