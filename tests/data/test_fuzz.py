@@ -52,6 +52,18 @@ def attempt(read: Callable[[], T]) -> T | HarnessError:
         return err
 
 
+def load_array(read: Callable[[], Any], items: list[Any]) -> Sequence[Record]:
+    """Records of a loader given a JSON array: an error only for an empty array, and every
+    item accounted for as a record or a problem."""
+    result = attempt(read)
+    if isinstance(result, HarnessError):
+        assert items == []
+        return []
+    records, problems = result
+    assert_accounted(records, problems, len(items))
+    return records
+
+
 def assert_indexes_contiguous(indexes: Sequence[int]) -> None:
     assert sorted(indexes) == list(range(len(indexes)))
 
@@ -343,13 +355,7 @@ ITEMS_ALPACA = st.lists(ALPACA_LIKE | OBJECTS | FINITE_JSON, max_size=8)
 def test_load_alpaca_on_arbitrary_arrays(tmp_path: Path, items: list[Any]) -> None:
     formats = load_format_file(write(tmp_path, "alpaca_format.json", json.dumps(ALPACA_FORMATS)))
     path = write(tmp_path, "data.json", json.dumps(items))
-    result = attempt(lambda: load_alpaca(path, formats))
-    if isinstance(result, HarnessError):
-        assert items == []
-        return
-    records, problems = result
-    assert_accounted(records, problems, len(items))
-    for record in records:
+    for record in load_array(lambda: load_alpaca(path, formats), items):
         source = items[record.index]
         assert record.response_text == source["output"]
         assert source["instruction"] in record.segments[0].text
@@ -378,13 +384,7 @@ CONVERSATION = st.fixed_dictionaries({}, optional={
                  "id": True}])
 def test_load_conversations_on_arbitrary_arrays(tmp_path: Path, items: list[Any]) -> None:
     path = write(tmp_path, "chat.json", json.dumps(items))
-    result = attempt(lambda: load_conversations(path))
-    if isinstance(result, HarnessError):
-        assert items == []
-        return
-    records, problems = result
-    assert_accounted(records, problems, len(items))
-    for record in records:
+    for record in load_array(lambda: load_conversations(path), items):
         assert record.messages
         assert {m.role for m in record.messages} <= {"system", "user", "assistant"}
         assert any(m.role == "assistant" and m.content.strip() for m in record.messages)
