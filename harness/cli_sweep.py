@@ -80,13 +80,15 @@ def _add_pull(sub: argparse._SubParsersAction) -> None:
     p.add_argument("ref", help="NAME@alias, NAME/version, or NAME (= NAME@champion)")
     p.add_argument("--out", required=True, help="directory to write the adapter files to")
     p.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
+    p.add_argument("--prompt", help="what the check asks the adapter (default: a medical "
+                   "question, as the demo trains on MedQuAD)")
     p.set_defaults(run=_pull)
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from harness.pull import pull
+    from harness.pull import CHECK_PROMPT, pull
 
-    pull(args.ref, args.out, tracking_uri=args.tracking_uri)
+    pull(args.ref, args.out, tracking_uri=args.tracking_uri, prompt=args.prompt or CHECK_PROMPT)
     return 0
 
 

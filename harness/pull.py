@@ -20,11 +20,12 @@ class Pulled:
     uri: str
     out: Path
     base_model: str
+    prompt: str
     sample: str
 
 
 def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
-         console: Console | None = None) -> Pulled:
+         prompt: str = CHECK_PROMPT, console: Console | None = None) -> Pulled:
     """Download the version ``ref`` points at into ``out``, load it onto its base model,
     generate a few tokens, and print how to use it."""
     import mlflow
@@ -46,13 +47,13 @@ def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
         raise HarnessError(f"{uri} downloaded to {target} but lacks {', '.join(missing)}: "
                            "it is not a harness adapter")
     base = json.loads((target / "train_config.json").read_text())["model"]
-    sample = check_generates(base, target)
-    pulled = Pulled(uri, target, base, sample)
+    sample = check_generates(base, target, prompt)
+    pulled = Pulled(uri, target, base, prompt, sample)
     print_usage(console, pulled)
     return pulled
 
 
-def check_generates(base: str, adapter: Path) -> str:
+def check_generates(base: str, adapter: Path, prompt: str) -> str:
     """Load base + adapter and generate greedily; returns the generated text."""
     import torch
     from peft import PeftModel
@@ -65,12 +66,12 @@ def check_generates(base: str, adapter: Path) -> str:
         resolve_model(base), dtype=torch.bfloat16 if on == "cuda" else torch.float32).to(on)
     model = PeftModel.from_pretrained(model, str(adapter)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    messages = [{"role": "user", "content": CHECK_PROMPT}]
+    messages = [{"role": "user", "content": prompt}]
     if tokenizer.chat_template:
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
     else:
-        ids = tokenizer(CHECK_PROMPT, return_tensors="pt")
+        ids = tokenizer(prompt, return_tensors="pt")
     ids = {k: v.to(on) for k, v in ids.items()}
     with torch.no_grad():
         output = model.generate(**ids, max_new_tokens=24, do_sample=False,
@@ -81,7 +82,7 @@ def check_generates(base: str, adapter: Path) -> str:
 def print_usage(console: Console, pulled: Pulled) -> None:
     console.print(f"[green]pulled[/] {pulled.uri} to {pulled.out}: loads onto {pulled.base_model} "
                   "and generates:")
-    console.print(f"  Q: {CHECK_PROMPT}\n  A: {pulled.sample.strip()[:200]}")
+    console.print(f"  Q: {pulled.prompt}\n  A: {pulled.sample.strip()[:200]}")
     console.print(f"""
 Use it with peft:
     from peft import PeftModel

@@ -136,7 +136,7 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
     base = AutoModelForCausalLM.from_pretrained(config["model"])
     assert isinstance(PeftModel.from_pretrained(base, plain), PeftModel)
     assert main(["pull", f"tiny-adapter/{version}", "--out", str(tmp_path / "v"),
-                 "--tracking-uri", stores["uri"]]) == 0
+                 "--tracking-uri", stores["uri"], "--prompt", "Name a colour."]) == 0
     assert main(["pull", "no-such-model@champion", "--out", str(tmp_path / "x"),
                  "--tracking-uri", stores["uri"]]) == 2
 
