@@ -21,6 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_ERROR
+    from harness.outbox import use_short_http_retries
+
+    use_short_http_retries()
     try:
         return args.run(args)
     except HarnessError as err:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_sweep(sub)
+    _add_worker(sub)
     _add_promote(sub)
     _add_pull(sub)
     _add_ui(sub)
@@ -34,21 +36,72 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--enqueue-best-from", metavar="STUDY",
                    help="first try the best parameters of another study in the same storage")
     p.add_argument("--no-promote", action="store_true", help="do not promote at the end")
+    p.add_argument("--no-run", action="store_true", help="only create the study (for "
+                   "`harness worker` processes to run), then exit")
     _storage_args(p)
+    _slot_args(p)
     p.set_defaults(run=_sweep)
 
 
-def _sweep(args: argparse.Namespace) -> int:
+def _slot_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--gpus", help="comma-separated GPU ids: one trial per GPU at a time "
+                       "(e.g. 0,1,2,3); auto: one GPU no other worker on this machine holds")
+    group.add_argument("--parallel", type=int, default=1, metavar="N",
+                       help="run N trials at once (CPU trials share the cores)")
+
+
+def _options(args: argparse.Namespace, **extra: Any) -> Any:
     import logging
 
-    from harness.sweep import SweepOptions, sweep_command
+    from harness.errors import HarnessError
+    from harness.sweep import SweepOptions
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # table creation notes on first use
+    gpus = [g.strip() for g in (args.gpus or "").split(",") if g.strip()]
+    if args.gpus is not None and gpus != ["auto"] and (
+            not gpus or not all(g.isdigit() for g in gpus)):
+        raise HarnessError(f"--gpus {args.gpus!r}: give GPU ids like 0,1,2,3, or auto")
+    if args.parallel < 1:
+        raise HarnessError("--parallel: give 1 or more")
+    return SweepOptions(trials=args.trials, timeout=args.timeout, study=args.study,
+                        storage=args.storage, tracking_uri=args.tracking_uri,
+                        parallel=args.parallel, gpus=gpus, **extra)
 
-    outcome = sweep_command(args.space, SweepOptions(
-        trials=args.trials, timeout=args.timeout, study=args.study, storage=args.storage,
-        tracking_uri=args.tracking_uri, enqueue_best_from=args.enqueue_best_from,
-        promote=False if args.no_promote else None))
+
+def _sweep(args: argparse.Namespace) -> int:
+    from harness.sweep import sweep_command
+
+    options = _options(args, enqueue_best_from=args.enqueue_best_from,
+                       promote=False if args.no_promote else None)
+    outcome = sweep_command(args.space, options, no_run=args.no_run)
+    return _report(outcome)
+
+
+def _add_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="join an existing study and run its trials",
+                       description="Join a study created by `harness sweep` (the first worker, "
+                       "or `--no-run`) in a shared storage, and run trials until the study's "
+                       "total is met. Start as many workers as you like, on any machine that "
+                       "reaches the storage.")
+    p.add_argument("--study", required=True, help="the study to join")
+    p.add_argument("--trials", type=int, help="run at most N trials in this worker (the "
+                   "study's total is set by the sweep that created it)")
+    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    _storage_args(p)
+    _slot_args(p)
+    p.set_defaults(run=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from harness.sweep import worker_command
+
+    return _report(worker_command(_options(args)))
+
+
+def _report(outcome: Any) -> int:
+    if outcome is None:
+        return 0
     if outcome.interrupted:
         return 130
     if outcome.promotion is not None:

@@ -337,6 +337,17 @@ class TrackingSettings:
     experiment: str = "harness"
     run_name: str | None = None
 
+    def __post_init__(self) -> None:
+        from harness.names import name_problem
+
+        out = []
+        for key in ("experiment", "run_name"):
+            value = getattr(self, key)
+            problem = None if value is None else name_problem(str(value))
+            if problem:
+                out.append(f"{key}: {value!r} {problem}")
+        raise_problems(out)
+
 
 @dataclass
 class TrainConfig:

@@ -5,11 +5,16 @@ that is also a plain PEFT adapter directory) as a new version. The version takes
 `champion` only when it beats the current champion's eval loss, measured on the same eval data
 (same eval-split fingerprint), by the configured relative margin; otherwise `challenger`.
 Registering the same trial again changes nothing.
+
+Several promoters may race (the last workers of a study, or two studies on one model): each
+records whether its version passed the gate when it was registered, then settles the alias,
+so that `champion` ends on the best version that passed, whatever the interleaving.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +50,7 @@ def promote_study(study: Any, *, console: Console | None = None,
     attrs = study.user_attrs
     uri = tracking_uri or attrs.get("tracking_uri")
     client = MlflowClient(uri, registry_uri=uri)
-    run = client.get_run(best.user_attrs[RUN_ID])
+    run = client.get_run(best.user_attrs.get(RUN_ID) or _find_run(client, study, best.number))
     promotion = promote_run(client, run, model=attrs["registry_model"],
                             margin=float(attrs.get("registry_margin", 0.0)),
                             study=study.study_name, trial=best.number,
@@ -55,6 +60,17 @@ def promote_study(study: Any, *, console: Console | None = None,
     console.print(f"trial {best.number} {verb} {promotion.model} version {promotion.version}: "
                   f"@{promotion.alias} ({promotion.why})")
     return promotion
+
+
+def _find_run(client: Any, study: Any, number: int) -> str:
+    """A trial's run by its tags, for a trial that ended while the tracking server was away
+    (so its run id never reached the study)."""
+    experiment = client.get_experiment_by_name(study.study_name)
+    found = client.search_runs([experiment.experiment_id] if experiment else [], filter_string=(
+        f"tags.`optuna.study` = '{study.study_name}' and tags.`optuna.trial` = '{number}'"))
+    if not found:
+        raise HarnessError(f"trial {number} of study {study.study_name!r} has no MLflow run")
+    return found[0].info.run_id
 
 
 def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str, trial: int,
@@ -72,10 +88,49 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
     tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
     version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
                                           run_id=run.info.run_id, tags=tags)
+    first = _version_of(client, model, study, trial)
+    if first is not None and first.version != version.version:
+        client.delete_model_version(model, version.version)  # another promoter was first
+        return Promotion(model, first.version, first.tags.get("harness.alias", ""),
+                         "no change", new=False)
     alias, why = gate(client, model, tags, margin)
-    client.set_registered_model_alias(model, alias, version.version)
+    client.set_model_version_tag(model, version.version, GATE, "passed" if alias == CHAMPION
+                                 else "held")
     client.set_model_version_tag(model, version.version, "harness.alias", alias)
+    client.set_registered_model_alias(model, alias, version.version)
+    settled = settle(client, model)
+    if alias == CHAMPION and settled is not None and settled != version.version:
+        alias, why = CHALLENGER, f"a racing promoter's version {settled} is better; {why}"
+        client.set_model_version_tag(model, version.version, "harness.alias", alias)
     return Promotion(model, version.version, alias, why, new=True)
+
+
+GATE = "harness.gate"
+
+
+def settle(client: Any, model: str) -> str | None:
+    """Point `champion` at the best version that passed the gate, on the champion's eval data;
+    its version. Repeats until a read confirms it, so a racing promoter's stale write is mended
+    by whichever settles last."""
+    from mlflow.exceptions import MlflowException
+
+    champion = None
+    for _ in range(10):
+        try:
+            champion = client.get_model_version_by_alias(model, CHAMPION)
+        except MlflowException:
+            return None
+        # Every version tags its gate result before it writes the alias, so the last writer's
+        # settle sees every version that passed.
+        passed = [v for v in client.search_model_versions(f"name = '{model}'")
+                  if v.tags.get(GATE) == "passed"
+                  and v.tags.get("eval_fingerprint") == champion.tags.get("eval_fingerprint")]
+        best = min([champion, *passed], key=lambda v: (float(v.tags["eval_loss"]),
+                                                       int(v.version)))
+        if best.version == champion.version:
+            return champion.version
+        client.set_registered_model_alias(model, CHAMPION, best.version)
+    return champion.version if champion is not None else None
 
 
 def _ensure_registered_model(client: Any, name: str) -> None:
@@ -84,16 +139,22 @@ def _ensure_registered_model(client: Any, name: str) -> None:
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description=(
-            "LoRA adapters promoted by harness sweeps. Each version is a PEFT adapter directory "
-            "and an MLflow transformers model; @champion is the best on its eval data."))
+        try:
+            client.create_registered_model(name, description=(
+                "LoRA adapters promoted by harness sweeps. Each version is a PEFT adapter "
+                "directory and an MLflow transformers model; @champion is the best on its eval "
+                "data."))
+        except MlflowException:
+            client.get_registered_model(name)  # a racing promoter created it first
 
 
 def _version_of(client: Any, model: str, study: str, trial: int) -> Any:
-    for v in client.search_model_versions(f"name = '{model}'"):
-        if v.tags.get("study") == study and v.tags.get("trial") == str(trial):
-            return client.get_model_version(model, v.version)
-    return None
+    """The first (lowest) version registered for this study and trial."""
+    found = [v for v in client.search_model_versions(f"name = '{model}'")
+             if v.tags.get("study") == study and v.tags.get("trial") == str(trial)]
+    if not found:
+        return None
+    return client.get_model_version(model, min(found, key=lambda v: int(v.version)).version)
 
 
 def version_tags(run: Any, *, study: str, trial: int, objective: str,
@@ -134,12 +195,15 @@ def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[
 
 
 def git_commit() -> str:
+    """The harness's commit: from git, else HARNESS_GIT_COMMIT (set in images built without
+    .git), else unknown."""
+    fallback = os.environ.get("HARNESS_GIT_COMMIT", "unknown")
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).resolve().parent, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
+        return fallback
+    return done.stdout.strip() if done.returncode == 0 else fallback
 
 
 def parse_ref(ref: str) -> str:

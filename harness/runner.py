@@ -44,11 +44,12 @@ class TrialResult:
         return next((e for e in reversed(self.events) if e.get("event") == kind), None)
 
 
-def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1) -> list[str]:
+def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1,
+                   threads: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
            str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--num_cpu_threads_per_process",
-           str(cpu_threads(num_processes)), "-m", "harness.trial", str(output_dir)]
+           str(threads or cpu_threads(num_processes)), "-m", "harness.trial", str(output_dir)]
     return [*cmd, "--resume"] if resume else cmd
 
 
@@ -71,11 +72,13 @@ def run_trial(
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.2,
     on_spawn: Callable[[int], None] = lambda pgid: None,
+    cpu_threads: int | None = None,
 ) -> TrialResult:
     """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
 
     ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
-    ("killed") and ``timeout`` ("timeout"). ``on_spawn`` gets the child's process group id.
+    ("killed") and ``timeout`` ("timeout"); "interrupted" from ``should_stop`` counts as
+    Ctrl-C (a sweep's other thread got it). ``on_spawn`` gets the child's process group id.
     """
     events_file = fresh_events_file(output_dir)
     reader = EventReader(events_file)
@@ -83,13 +86,16 @@ def run_trial(
     log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(launch_command(output_dir, resume=resume), stdout=log,
+    proc = subprocess.Popen(launch_command(output_dir, resume=resume, threads=cpu_threads),
+                            stdout=log,
                             stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
     started, stopped_for, interrupted = time.monotonic(), None, False
     try:
         on_spawn(proc.pid)
         while proc.poll() is None:
             stopped_for = stopped_for or _drain(reader, seen, on_event, should_stop)
+            if stopped_for == "interrupted":
+                stopped_for, interrupted = "killed", True
             if stopped_for is None and timeout and time.monotonic() - started > timeout:
                 stopped_for = "timeout"
             if stopped_for:

@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.config import TrainConfig, from_mapping
 from harness.errors import ConfigError, HarnessError
+from harness.names import name_problem
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
@@ -237,12 +238,17 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_space(path: str | Path) -> SpaceFile:
     """Read and validate a space file; raises ConfigError listing every problem."""
-    import yaml
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise HarnessError(f"{path}: cannot read the search-space file: {err.strerror}") from None
+    return parse_space(text, str(path))
+
+
+def parse_space(text: str, path: str) -> SpaceFile:
+    """A space file's text (as a study keeps it for its workers) read and validated."""
+    import yaml
+
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -357,6 +363,11 @@ def validate(space: SpaceFile) -> list[str]:
     """Keys that exist, conditions on earlier parameters, enqueued values inside the space, and
     train configs that build at the edges of every range."""
     problems: list[str] = []
+    for key, value in (("study.name", space.study_name),
+                       ("registry.model_name", space.model_name)):
+        problem = name_problem(value)
+        if problem:
+            problems.append(f"{key}: {value!r} {problem}")
     seen: list[str] = []
     for p in space.params:
         where = f"search.{'lora.alpha' if p.name == ALPHA_PER_RANK else p.name}"

@@ -12,6 +12,10 @@ stops the child's process group when the pruner says so, and tells Optuna how it
 | Ctrl-C           | FAIL `interrupted`, re-queued; the sweep stops | KILLED  |
 
 No trial's failure stops the sweep. Running the same command again continues the study.
+
+Many workers can share one study (`harness worker`, or `--parallel` / `--gpus` slots in one
+process): each asks for its next trial under the study's budget lock, so together they start
+exactly the study's total, and the last one to finish draws the plots and promotes.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
+import threading
 import time
 import traceback
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,41 +36,58 @@ from rich.console import Console
 from rich.live import Live
 
 from harness.errors import ConfigError, HarnessError
+from harness.names import check_name
+from harness.outbox import RUN
 from harness.runner import TrialResult, run_trial
-from harness.space import SpaceFile, load_space
+from harness.space import SpaceFile, load_space, parse_space
 from harness.study import (
     REASON,
     RUN_ID,
     WORKER,
+    Heartbeat,
     beat,
     best_trial,
+    budget_lock,
+    heartbeat_seconds,
     load_study,
     open_storage,
     open_study,
     recover_abandoned,
+    redact,
     remaining,
-    requeue,
+    retry,
     storage_url,
     worker_id,
 )
 from harness.sweep_view import SweepView, print_summary
-from harness.tracking import StudyRun, TrialRun, tracking_uri
+from harness.tracking import StudyRun, TrialRun, check_tracking, tracking_uri
 from harness.train import write_trial_config
 
 LOG_TAIL = "harness.log_tail"
+WAIT = object()
+"""_next_trial's answer while the budget is spent but trials of other workers still run."""
+DRAIN_SECONDS = float(os.environ.get("HARNESS_MLFLOW_DRAIN_SECONDS", "120"))
+SPACE_TEXT = "space_text"
+FINISHED_AT = "harness.finished_at"
+"""Finished trials when a worker last finished the study (plots, parent run, promotion)."""
 
 
 @dataclass
 class SweepOptions:
-    """Command-line overrides of the space file."""
+    """Command-line overrides of the space file, and how this process runs trials."""
 
     trials: int | None = None
+    """The study's total (sweep); at most this many trials in this process (worker)."""
     timeout: float | None = None
     study: str | None = None
     storage: str | None = None
     tracking_uri: str | None = None
     enqueue_best_from: str | None = None
     promote: bool | None = None
+    parallel: int = 1
+    """Trials run at once by this process, on the CPU or sharing the visible GPUs."""
+    gpus: list[str] = field(default_factory=list)
+    """One trial per listed GPU at a time (CUDA_VISIBLE_DEVICES of each child)."""
 
 
 @dataclass
@@ -73,37 +97,136 @@ class SweepOutcome:
     promotion: Any = None
 
 
-class Sweep:
-    """One invocation of a sweep: runs trials until the study has enough or time is up."""
+@dataclass
+class Slot:
+    """Where one trial at a time runs: a GPU (or none), and the CPU threads it may use."""
 
-    def __init__(self, space: SpaceFile, options: SweepOptions, console: Console) -> None:
+    label: str
+    gpu: str | None = None
+    cpu_threads: int | None = None
+
+    def env(self) -> dict[str, str]:
+        return {} if self.gpu is None else {"CUDA_VISIBLE_DEVICES": self.gpu}
+
+
+def make_slots(options: SweepOptions) -> list[Slot]:
+    if options.gpus == ["auto"]:
+        return [Slot(f"gpu {g}", gpu=g) for g in [claim_gpu()]]
+    if options.gpus:
+        return [Slot(f"gpu {g}", gpu=g) for g in options.gpus]
+    n = max(1, options.parallel)
+    if n == 1:
+        return [Slot("")]
+    threads = max(1, len(os.sched_getaffinity(0)) // n)
+    return [Slot(f"slot {i}", cpu_threads=threads) for i in range(n)]
+
+
+_claimed: list[Any] = []
+
+
+def claim_gpu() -> str:
+    """One GPU of this machine that no other worker here holds (`--gpus auto`, for
+    `docker compose up --scale worker=N`): a lock file per GPU, held while this process lives."""
+    import fcntl
+
+    count = gpu_count()
+    if not count:
+        raise HarnessError("--gpus auto: this machine shows no GPU (nvidia-smi -L lists none)")
+    locks = Path(os.environ.get("HARNESS_GPU_LOCKS", "mlruns/gpu-locks"))
+    locks.mkdir(parents=True, exist_ok=True)
+    for gpu in range(count):
+        f = open(locks / f"gpu-{gpu}.lock", "a")  # noqa: SIM115 (held until exit)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _claimed.append(f)
+        return str(gpu)
+    raise HarnessError(f"--gpus auto: all {count} GPUs of this machine are held by other "
+                       f"workers (locks in {locks})")
+
+
+def gpu_count() -> int:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
+    return 0
+
+
+class Sweep:
+    """One process's part in a study: runs trials until the study has enough or time is up."""
+
+    def __init__(self, space: SpaceFile, options: SweepOptions, console: Console, *,
+                 joining: bool = False) -> None:
         self.space, self.options, self.console = space, options, console
-        self.name = options.study or space.study_name
-        self.total = options.trials or space.study.trials
+        self.joining = joining
+        self.name = check_name(options.study or space.study_name, "study name")
         self.uri = tracking_uri(options.tracking_uri)
-        self.storage = open_storage(storage_url(options.storage))
-        self.study = open_study(self.name, self.storage, space.study)
+        check_tracking(self.uri)  # before anything is created or trained
+        self.url = storage_url(options.storage)
+        self.storage = open_storage(self.url)
+        self.study = open_study(self.name, self.storage, space.study, worker=joining)
+        # A sweep sets the study's total (its --trials, else the file's); workers follow it.
+        self.total = (int(self.study.user_attrs.get("trials", space.study.trials)) if joining
+                      else options.trials or space.study.trials)
+        self.own_limit = options.trials if joining else None
         self.objectives = space.study.objectives
         self.view = SweepView(self.name)
         self.out_root = (Path(space.study.output_dir) / self.name).resolve()
+        self.stop = threading.Event()
+        self._ask_lock = threading.Lock()
+        self.started = 0
+        self.outboxes: list[Any] = []
+        """MLflow writes of this process's trials, retried while the server is away."""
+        self._box_lock = threading.Lock()
+
+    @classmethod
+    def join(cls, options: SweepOptions, console: Console) -> Sweep:
+        """A worker for an existing study: its space comes from the study itself."""
+        if not options.study:
+            raise HarnessError("harness worker needs --study NAME")
+        study = load_study(check_name(options.study, "study name"),
+                           open_storage(storage_url(options.storage)))
+        text = study.user_attrs.get(SPACE_TEXT)
+        if not text:
+            raise HarnessError(f"study {options.study!r} was not created by `harness sweep` "
+                               "(it keeps no search space); create it with `harness sweep "
+                               "SPACE.yaml --storage URL --no-run`")
+        space = parse_space(text, study.user_attrs.get("space_path", options.study))
+        options.tracking_uri = options.tracking_uri or os.environ.get(
+            "MLFLOW_TRACKING_URI") or study.user_attrs.get("tracking_uri")
+        shared = storage_url(options.storage).startswith(("postgres", "mysql"))
+        if shared and not options.tracking_uri.startswith(("http://", "https://")):
+            console.print(f"[yellow]warning:[/] the study is shared but its runs go to "
+                          f"{options.tracking_uri}, a store on this machine only; set "
+                          "MLFLOW_TRACKING_URI to the team's MLflow server")
+        return cls(space, options, console, joining=True)
+
+    def create(self) -> None:
+        """Everything a study needs before trials run: settings kept with the study (for
+        workers, resumes and `harness promote`), the parent run, queued trials."""
+        if not self.joining:
+            self._remember_settings()
+        self.parent = StudyRun(uri=self.uri, study=self.name, space_text=self.space.text,
+                               params=self._study_params())
+        if not self.joining:
+            self._enqueue()
 
     def run(self) -> SweepOutcome:
         from harness.models import resolve_model
 
-        self._remember_settings()
         resolve_model(self.space.base.get("model", "smollm2-135m-instruct"))
-        self.parent = StudyRun(uri=self.uri, study=self.name, space_text=self.space.text,
-                               params=self._study_params())
-        for number in recover_abandoned(self.study, on_abandoned=self._close_abandoned):
-            self.console.print(f"trial {number} was left running by a dead process: marked "
-                               "FAIL (abandoned), its parameters queued again")
-        self._enqueue()
-        interrupted = self._loop()
+        self.create()
+        interrupted = self._work(make_slots(self.options))
         return self._finish(interrupted)
 
     def _remember_settings(self) -> None:
-        """What `harness promote --study` and later resumes need, kept with the study."""
         for key, value in {"space_path": str(Path(self.space.path).resolve()),
+                           SPACE_TEXT: self.space.text, "trials": self.total,
                            "registry_model": self.space.model_name,
                            "registry_margin": self.space.registry.margin,
                            "objectives": self.objectives, "tracking_uri": self.uri}.items():
@@ -129,62 +252,160 @@ class Sweep:
         for params in self.space.enqueue:
             self.study.enqueue_trial(self.space.as_params(params), skip_if_exists=True)
 
-    def _loop(self) -> bool:
+    def _work(self, slots: list[Slot]) -> bool:
+        """Run the slots until the budget is met; True when Ctrl-C (or SIGTERM) stopped it."""
         limit = self.options.timeout or self.space.study.timeout
-        deadline = time.monotonic() + limit if limit else math.inf
-        trial = None
-        try:
-            with Live(self.view, console=self.console, refresh_per_second=2, transient=False):
-                while remaining(self.study, self.total) and time.monotonic() < deadline:
-                    trial = self.study.ask()
-                    if self._run_one(trial):
-                        return True
-                    trial = None
-        except KeyboardInterrupt:
-            if trial is not None:
-                self._tell(trial, "FAIL", "interrupted", None)
-                frozen = self.study.get_trials(deepcopy=False)[trial.number]
-                self._close_run(frozen, "interrupted")
-                requeue(self.study, frozen)
-            return True
-        return False
+        self.deadline = time.monotonic() + limit if limit else math.inf
+        # Each slot says when it is done through an Event: a Thread.join() that Ctrl-C
+        # interrupts can leave the thread marked dead while it still runs (CPython 3.11).
+        done = [threading.Event() for _ in slots]
+        threads = [threading.Thread(target=self._slot_loop, args=(slot, end), name=slot.label,
+                                    daemon=True) for slot, end in zip(slots, done, strict=True)]
+        with _sigterm_as_interrupt(), Live(self.view, console=self.console,
+                                           refresh_per_second=2, transient=False):
+            self._recover()
+            for thread in threads:
+                thread.start()
+            try:
+                self._watch(done)
+            except KeyboardInterrupt:
+                self.stop.set()
+                _wait_through_interrupts(done)
+        return self.stop.is_set()
 
-    def _run_one(self, trial: Any) -> bool:
-        """Run one trial to its end; True when Ctrl-C stopped it (and so the sweep)."""
-        values = self.space.suggest(trial)
-        self.view.start(trial.number, values)
+    def _watch(self, done: list[threading.Event]) -> None:
+        """Wait for the slots; meanwhile notice workers that died elsewhere."""
+        last = time.monotonic()
+        while not all(end.is_set() for end in done):
+            time.sleep(0.5)
+            if time.monotonic() - last > heartbeat_seconds():
+                self._recover()
+                self._deliver()
+                last = time.monotonic()
+
+    def _deliver(self) -> None:
+        """Retry MLflow writes held while the server was away; forget runs fully delivered."""
+        with self._box_lock:
+            boxes = list(self.outboxes)
+        for box in boxes:
+            box.flush()
+        with self._box_lock:
+            self.outboxes = [box for box in self.outboxes if not box.done]
+
+    def _recover(self) -> None:
+        try:
+            numbers = recover_abandoned(self.study)
+        except Exception as err:  # the storage may be briefly unreachable; try again later
+            self.console.print(f"could not check for dead workers: {err}")
+            return
+        for number in numbers:
+            self.console.print(f"trial {number} was left running by a dead worker: marked "
+                               "FAIL (abandoned), its MLflow run FAILED, its parameters "
+                               "queued again")
+
+    def _slot_loop(self, slot: Slot, done: threading.Event) -> None:
+        try:
+            self._run_slot(slot)
+        finally:
+            done.set()
+
+    def _run_slot(self, slot: Slot) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                trial = self._next_trial()
+            except Exception as err:  # the storage went away for a moment
+                failures += 1
+                self.console.print(f"[red]cannot ask the study for a trial[/] ({err}); "
+                                   f"{'giving up' if failures > 5 else 'trying again in 10 s'}")
+                if failures > 5:
+                    return
+                self.stop.wait(10)
+                continue
+            if trial is None:
+                return
+            if trial is WAIT:
+                self.stop.wait(heartbeat_seconds())
+                self._recover()
+                continue
+            failures = 0
+            try:
+                with Heartbeat(self.study, trial._trial_id):
+                    self._run_one(trial, slot)
+            except Exception as err:  # e.g. the trial was taken over after a storage outage
+                self.console.print(f"[red]trial {trial.number}: the worker lost track of it[/] "
+                                   f"({type(err).__name__}: {err})")
+
+    def _next_trial(self) -> Any:
+        """A trial while the budget allows (asked under the study's budget lock); WAIT while
+        the budget is spent but other workers' trials still run (one may die and be retried);
+        None when this slot is done."""
+        import optuna
+
+        with self._ask_lock, budget_lock(self.url, self.name):
+            if self.stop.is_set() or time.monotonic() >= self.deadline:
+                return None
+            if self.own_limit is not None and self.started >= self.own_limit:
+                return None
+            if self.joining:  # a sweep may have changed the total since
+                self.total = int(self.study.user_attrs.get("trials", self.total))
+            if not remaining(self.study, self.total):
+                running = self.study.get_trials(deepcopy=False,
+                                                states=(optuna.trial.TrialState.RUNNING,))
+                me = worker_id()
+                others = [t for t in running if (t.system_attrs.get(WORKER) or {}).get("pid")
+                          != me["pid"] or t.system_attrs[WORKER].get("host") != me["host"]]
+                return WAIT if others else None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... with optimize"
+                trial = self.study.ask()
+            self.study._storage.set_trial_system_attr(trial._trial_id, WORKER, worker_id())
+            beat(self.study, trial._trial_id)  # a trial without a heartbeat is never judged
+            self.started += 1
+            return trial
+
+    def _run_one(self, trial: Any, slot: Slot) -> None:
+        try:
+            values = self.space.suggest(trial)
+        except Exception:
+            self._tell(trial, "FAIL", "crash", None, log_tail=traceback.format_exc())
+            return
+        self.view.start(trial.number, values, where=slot.label)
         out = self.out_root / f"trial-{trial.number:04d}"
         try:
             config = self.space.train_config(values, output_dir=str(out), tracking_uri=self.uri)
         except ConfigError as err:
             self._tell(trial, "FAIL", "config", None, log_tail=str(err))
-            return False
-        write_trial_config(config, out)
-        run = TrialRun(config, run_name=f"trial-{trial.number}", parent_run_id=self.parent.run_id,
-                       experiment=self.name, tags={"optuna.study": self.name,
-                                                   "optuna.trial": str(trial.number)})
-        trial.set_user_attr(RUN_ID, run.run_id)
-        trial.set_user_attr("output_dir", str(out))
+            return
+        run = None
         try:
-            result = self._train(trial, out, run)
+            write_trial_config(config, out)
+            run = TrialRun(config, run_name=f"trial-{trial.number}",
+                           parent_run_id=self.parent.run_id, exp_id=self.parent.experiment_id,
+                           tags={"optuna.study": self.name, "optuna.trial": str(trial.number),
+                                 **({"harness.slot": slot.label} if slot.label else {})})
+            with self._box_lock:
+                self.outboxes.append(run.outbox)
+            if run.run_id:
+                trial.set_user_attr(RUN_ID, run.run_id)
+            trial.set_user_attr("output_dir", str(out))
+            result = self._train(trial, out, run, slot)
+            run.finish(result, out)
         except Exception:  # a harness bug in one trial must not end the sweep
             self._tell(trial, "FAIL", "crash", None, log_tail=traceback.format_exc(), run=run)
-            with contextlib.suppress(Exception):
-                run.client.set_terminated(run.run_id, "FAILED")
-            return False
-        run.finish(result, out)
+            if run is not None:
+                run.terminate("FAILED")
+            return
         state, reason, objective_values = judge(result, self.objectives)
         tail = result.log_tail if state == "FAIL" else ""
         self._tell(trial, state, reason, objective_values, log_tail=tail,
                    message=result.message, run=run)
         if reason == "interrupted":
-            requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
-            return True
-        return False
+            retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])
 
-    def _train(self, trial: Any, out: Path, run: TrialRun) -> TrialResult:
+    def _train(self, trial: Any, out: Path, run: TrialRun, slot: Slot) -> TrialResult:
         storage, single = self.study._storage, len(self.objectives) == 1
-        pruned, last_beat, total = [False], [0.0], [math.inf]
+        pruned, total = [False], [math.inf]
 
         def on_event(event: dict[str, Any]) -> None:
             run.on_event(event)
@@ -196,51 +417,106 @@ class Sweep:
                 pruned[0] = pruned[0] or trial.should_prune()
 
         def should_stop() -> str | None:
-            if time.monotonic() - last_beat[0] > 30:
-                beat(self.study, trial._trial_id)
-                last_beat[0] = time.monotonic()
+            if self.stop.is_set():
+                return "interrupted"
             return "pruned" if pruned[0] else None
 
         def on_spawn(pgid: int) -> None:
             storage.set_trial_system_attr(trial._trial_id, WORKER, worker_id(pgid))
 
         return run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
-                         timeout=self.space.study.trial_timeout, env=fault_env(trial.number))
+                         timeout=self.space.study.trial_timeout, cpu_threads=slot.cpu_threads,
+                         env={**fault_env(trial.number), **slot.env()})
 
     def _tell(self, trial: Any, state: str, reason: str, values: list[float] | None, *,
               log_tail: str = "", message: str = "", run: TrialRun | None = None) -> None:
         import optuna
 
-        trial.set_user_attr(REASON, reason)
-        if message:
-            trial.set_user_attr("harness.message", message[:2000])
-        if log_tail:
-            trial.set_user_attr(LOG_TAIL, log_tail[-4000:])
         if run is not None:
-            with contextlib.suppress(Exception):
-                run.client.set_tag(run.run_id, "optuna.state", state)
-        if state == "COMPLETE":
-            self.study.tell(trial, values)
-        else:
-            self.study.tell(trial, state=getattr(optuna.trial.TrialState, state))
-        self.view.end(trial.number, state, "" if reason == "finished" else reason)
-
-    def _close_abandoned(self, trial: Any) -> None:
-        self._close_run(trial, "abandoned")
-
-    def _close_run(self, trial: Any, reason: str) -> None:
-        """End a trial's MLflow run that no runner will end (KILLED, with the reason)."""
-        run_id = trial.user_attrs.get(RUN_ID)
-        if not run_id:
-            return
-        with contextlib.suppress(Exception):
-            client = self.parent.client
-            client.set_tag(run_id, "trial.reason", reason)
-            client.set_tag(run_id, "optuna.state", "FAIL")
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_terminated(run_id, "KILLED")
+            run.set_tag("optuna.state", state)
+        try:
+            trial.set_user_attr(REASON, reason)
+            if message:
+                trial.set_user_attr("harness.message", message[:2000])
+            if log_tail:
+                trial.set_user_attr(LOG_TAIL, log_tail[-4000:])
+            if run is not None and run.run_id and RUN_ID not in trial.user_attrs:
+                trial.set_user_attr(RUN_ID, run.run_id)
+            if state == "COMPLETE":
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=getattr(optuna.trial.TrialState, state))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Silent too long (a storage outage): another worker failed it and queued a retry.
+            state, reason = "FAIL", "taken over by another worker"
+        if trial.number in self.view.rows:
+            self.view.end(trial.number, state, "" if reason == "finished" else reason)
 
     def _finish(self, interrupted: bool) -> SweepOutcome:
+        """Plots, the parent run's end and promotion, by the last worker to stop."""
+        import optuna
+
+        outcome = SweepOutcome(self.study, interrupted)
+        self._drain()
+        self._recover()
+        with budget_lock(self.url, self.name):  # one worker finishes the study, not two
+            trials = self.study.get_trials(deepcopy=False)
+            running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+            if running:
+                self.console.print(f"this worker stops; {running} trial(s) still run in other "
+                                   "workers, and the last of them finishes the study")
+                return outcome
+            done = sum(t.state.is_finished() for t in trials)
+            status = "KILLED" if interrupted else "FINISHED"
+            if self.study.user_attrs.get(FINISHED_AT) == [done, status]:
+                self.console.print(f"study {self.name} was already finished with these trials")
+                self.parent.outbox.send("set_terminated", RUN, status)  # joining reopened it
+                return outcome
+            self.study.set_user_attr(FINISHED_AT, [done, status])
+        best = best_trial(self.study)
+        self._end_parent(interrupted, best)
+        self._drain(parent=True)
+        print_summary(self.console, self.study, objectives=self.objectives)
+        promote = self.space.registry.promote if self.options.promote is None \
+            else self.options.promote
+        if interrupted:
+            self.console.print("sweep interrupted: run the same command again to continue")
+        elif promote and best is not None:
+            outcome.promotion = self._promote()
+        return outcome
+
+    def _promote(self) -> Any:
+        from harness.outbox import is_transient
+        from harness.registry import promote_study
+
+        try:
+            return promote_study(self.study, console=self.console, tracking_uri=self.uri)
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            self.console.print(f"[red]could not promote now[/] ({str(err).splitlines()[0]}); "
+                               f"when the tracking server is back: harness promote --study "
+                               f"{self.name}")
+            return None
+
+    def _drain(self, *, parent: bool = False) -> None:
+        """Last chance for MLflow writes held while the tracking server was away."""
+        from harness.outbox import drain
+
+        boxes = [*self.outboxes, *([self.parent.outbox] if parent else [])]
+        waiting = drain(boxes, DRAIN_SECONDS)
+        dropped = sum(len(box.dropped) for box in boxes)
+        if dropped:
+            self.console.print(f"[red]the MLflow server refused {dropped} write(s)[/] (see the "
+                               "warnings above): check the user's permissions")
+        if waiting:
+            count = sum(len(box.pending) for box in waiting)
+            self.console.print(f"[red]the MLflow tracking server at {self.uri} is still "
+                               f"unreachable: {count} write(s) of {len(waiting)} run(s) were "
+                               "not delivered[/]; the trials' results are in the study and "
+                               f"their files under {self.out_root}")
+
+    def _end_parent(self, interrupted: bool, best: Any) -> None:
         from harness.plots import write_plots
 
         plots = self.out_root / "plots"
@@ -248,24 +524,36 @@ class Sweep:
         tags, metrics = {"trials.total": str(len(self.study.trials))}, {}
         for name, why in skipped.items():
             tags[f"plot.{name}.skipped"] = why[:500]
-        best = best_trial(self.study)
         if best is not None:
             tags["best_trial"] = str(best.number)
             tags["best_run_id"] = best.user_attrs.get(RUN_ID, "")
             metrics = {f"best/{o}": v for o, v in zip(self.objectives, best.values, strict=True)}
         self.parent.end("KILLED" if interrupted else "FINISHED", tags=tags, metrics=metrics,
                         plots=plots)
-        print_summary(self.console, self.study, objectives=self.objectives)
-        outcome = SweepOutcome(self.study, interrupted)
-        promote = self.space.registry.promote if self.options.promote is None \
-            else self.options.promote
-        if interrupted:
-            self.console.print("sweep interrupted: run the same command again to continue")
-        elif promote and best is not None:
-            from harness.registry import promote_study
 
-            outcome.promotion = promote_study(self.study, console=self.console)
-        return outcome
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM (docker stop, a batch scheduler) stops the sweep as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait_through_interrupts(done: list[threading.Event]) -> None:
+    """Wait for the slots to stop their trials; further Ctrl-C presses do not cut this short."""
+    while not all(end.is_set() for end in done):
+        with contextlib.suppress(KeyboardInterrupt):
+            time.sleep(0.2)
 
 
 def judge(result: TrialResult, objectives: list[str]) -> tuple[str, str, list[float] | None]:
@@ -299,16 +587,29 @@ def second_objective(result: TrialResult, name: str) -> float:
 
 
 def fault_env(number: int) -> dict[str, str]:
-    """HARNESS_FAULT for trial ``number``: `crash@2#1,3` injects only into trials 1 and 3."""
-    spec = os.environ.get("HARNESS_FAULT", "")
-    fault, _, only = spec.partition("#")
-    if only and str(number) not in only.split(","):
-        fault = ""
-    return {"HARNESS_FAULT": fault}
+    """HARNESS_FAULT for trial ``number``: `crash@2#1,3` injects only into trials 1 and 3;
+    several specs join with `|` (`oom@1#3|nan@1#7`); a spec without `#` reaches every trial."""
+    for spec in os.environ.get("HARNESS_FAULT", "").split("|"):
+        fault, _, only = spec.partition("#")
+        if fault and (not only or str(number) in only.split(",")):
+            return {"HARNESS_FAULT": fault}
+    return {"HARNESS_FAULT": ""}
 
 
 def sweep_command(space_path: str, options: SweepOptions,
-                  console: Console | None = None) -> SweepOutcome:
+                  console: Console | None = None, *, no_run: bool = False) -> SweepOutcome | None:
+    """`harness sweep`: create or continue the study and run it (or only create it)."""
     console = console or Console(stderr=True)
-    space = load_space(space_path)
-    return Sweep(space, options, console).run()
+    sweep = Sweep(load_space(space_path), options, console)
+    if no_run:
+        sweep.create()
+        console.print(f"study {sweep.name} is ready in {redact(sweep.url)}: start workers with\n"
+                      f"  harness worker --study {sweep.name} --storage URL")
+        return None
+    return sweep.run()
+
+
+def worker_command(options: SweepOptions, console: Console | None = None) -> SweepOutcome:
+    """`harness worker`: join an existing study and run its trials until its budget is met."""
+    console = console or Console(stderr=True)
+    return Sweep.join(options, console).run()

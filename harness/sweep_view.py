@@ -19,6 +19,7 @@ class TrialRow:
     loss: float | None = None
     eval_loss: float | None = None
     note: str = ""
+    where: str = ""
 
 
 @dataclass
@@ -28,8 +29,8 @@ class SweepView:
     study: str
     rows: dict[int, TrialRow] = field(default_factory=dict)
 
-    def start(self, number: int, params: dict[str, Any]) -> None:
-        self.rows[number] = TrialRow(number, params)
+    def start(self, number: int, params: dict[str, Any], *, where: str = "") -> None:
+        self.rows[number] = TrialRow(number, params, where=where)
 
     def on_event(self, number: int, event: dict[str, Any]) -> None:
         row = self.rows[number]
@@ -46,10 +47,15 @@ class SweepView:
 
     def __rich__(self) -> Table:
         table = Table(title=f"study {self.study}", expand=False)
-        for name in ("#", "params", "step", "loss", "eval loss", "state"):
-            table.add_column(name, justify="right" if name not in ("params", "state") else "left")
-        for row in self.rows.values():
-            table.add_row(str(row.number), short_params(row.params),
+        rows = list(self.rows.values())
+        placed = any(row.where for row in rows)
+        for name in ("#", *(["on"] if placed else []), "params", "step", "loss", "eval loss",
+                     "state"):
+            table.add_column(name, justify="left" if name in ("on", "params", "state")
+                             else "right")
+        for row in rows:
+            table.add_row(str(row.number), *([row.where] if placed else []),
+                          short_params(row.params),
                           f"{row.step}/{row.total if row.total is not None else '?'}",
                           _num(row.loss), _num(row.eval_loss), _state(row))
         return table

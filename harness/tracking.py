@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig
+from harness.errors import HarnessError
+from harness.outbox import RUN, Outbox
 from harness.runner import TrialResult
 
 STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED"}
@@ -47,6 +49,33 @@ def local_store_uri() -> str:
     return f"sqlite:///{(LOCAL_STORE / LOCAL_DB).resolve()}"
 
 
+def check_tracking(uri: str) -> None:
+    """Fail before any training when a tracking server is down or refuses the credentials."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as err:
+        status = err.get_http_status_code()
+        if status == 401:
+            raise HarnessError(
+                f"the MLflow tracking server at {uri} asks for credentials (401 Unauthorized): "
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic-auth), or "
+                "MLFLOW_TRACKING_TOKEN") from None
+        if status == 403:
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "?")
+            raise HarnessError(f"the MLflow tracking server at {uri} refuses user {user!r} "
+                               "(403 Forbidden): grant it access, or set other credentials "
+                               "in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD") from None
+        raise HarnessError(f"cannot use the MLflow tracking server at {uri}: "
+                           f"{err.message.splitlines()[0][:300]}\nStart the server, or point "
+                           "--tracking-uri / MLFLOW_TRACKING_URI at one that runs. No trial "
+                           "was started.") from None
+
+
 def artifact_location(uri: str, experiment: str) -> str | None:
     """Artifacts of experiments in a SQLite store live beside it, in artifacts/NAME (so the
     local store keeps them in mlruns/artifacts); a server decides for itself."""
@@ -76,28 +105,39 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
 
 
 class TrialRun:
-    """One MLflow run that follows a trial's events."""
+    """One MLflow run that follows a trial's events. Writes go through an Outbox, so a tracking
+    server that drops mid-trial delays them instead of failing the trial."""
 
     def __init__(self, config: TrainConfig, *, run_name: str | None = None,
                  parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-                 experiment: str | None = None) -> None:
+                 experiment: str | None = None, exp_id: str | None = None) -> None:
         from mlflow import MlflowClient
+        from mlflow.entities import Param
 
         self.config = config
         self.client = MlflowClient(tracking_uri(config.tracking.uri))
-        exp_id = experiment_id(self.client, experiment or config.tracking.experiment)
+        self.outbox = Outbox(self.client)
+        exp_id = exp_id or experiment_id(self.client, experiment or config.tracking.experiment)
         all_tags = {"base_model": config.model, "quantization": config.quantization.mode,
                     **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(exp_id, run_name=run_name or config.tracking.run_name,
-                                     tags=all_tags)
-        self.run_id = run.info.run_id
-        from mlflow.entities import Param
-
+        self.outbox.send("create_run", exp_id, run_name=run_name or config.tracking.run_name,
+                         tags=all_tags)
         params = [Param(k, v[:6000]) for k, v in flatten(asdict(config)).items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[i:i + 100])
+            self.outbox.send("log_batch", RUN, params=params[i:i + 100])
+
+    @property
+    def run_id(self) -> str | None:
+        """None while the tracking server has not been reached yet."""
+        return self.outbox.run_id
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.outbox.send("set_tag", RUN, key, value)
+
+    def terminate(self, status: str) -> None:
+        self.outbox.send("set_terminated", RUN, status)
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -109,7 +149,7 @@ class TrialRun:
             stamp = int(event.get("time", 0) * 1000)
             metrics = [Metric(names[k], float(event[k]), stamp, step)
                        for k in names if isinstance(event.get(k), int | float)]
-            self.client.log_batch(self.run_id, metrics=metrics)
+            self.outbox.send("log_batch", RUN, metrics=metrics)
         if kind == "started":
             self._log_dataset(event)
 
@@ -121,32 +161,31 @@ class TrialRun:
         source_path = str(Path(self.config.data.path).resolve())
         dataset = MetaDataset(source=_source(source_path), name=Path(source_path).name,
                               digest=fingerprint[:32])
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(
+        self.outbox.send("log_inputs", RUN, datasets=[DatasetInput(
             dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
         for key in ("fingerprint", "eval_fingerprint"):
-            self.client.set_tag(self.run_id, f"dataset.{key}", event[key])
-        self.client.set_tag(self.run_id, "device", event.get("device", ""))
+            self.set_tag(f"dataset.{key}", event[key])
+        self.set_tag("device", event.get("device", ""))
 
     def finish(self, result: TrialResult, output_dir: Path) -> None:
         """Artifacts that exist, the failure reason if any, and the terminal status."""
-        client, run_id = self.client, self.run_id
-        client.set_tag(run_id, "trial.reason", result.reason)
+        self.set_tag("trial.reason", result.reason)
         try:
             samples = result.last("samples")
             if samples and samples.get("rows"):
                 import pandas as pd
 
-                client.log_table(run_id, data=pd.DataFrame(samples["rows"]),
+                self.outbox.send("log_table", RUN, data=pd.DataFrame(samples["rows"]),
                                  artifact_file="samples/comparison.json")
-                client.log_artifacts(run_id, samples["dir"], "samples")
+                self.outbox.send("log_artifacts", RUN, samples["dir"], "samples")
             adapter = output_dir / "adapter"
             if result.ok and adapter.is_dir():
-                client.log_artifacts(run_id, str(adapter), "adapter")
+                self.outbox.send("log_artifacts", RUN, str(adapter), "adapter")
             if not result.ok:
-                client.set_tag(run_id, "trial.message", result.message[:5000])
-                client.log_text(run_id, result.log_tail, "failure/log_tail.txt")
+                self.set_tag("trial.message", result.message[:5000])
+                self.outbox.send("log_text", RUN, result.log_tail, "failure/log_tail.txt")
         finally:
-            client.set_terminated(run_id, STATUS.get(result.reason, "FAILED"))
+            self.terminate(STATUS.get(result.reason, "FAILED"))
 
 
 def _source(path: str) -> Any:
@@ -172,13 +211,14 @@ class StudyRun:
         found = self.client.search_runs(
             [self.experiment_id], max_results=1,
             filter_string=f"tags.`{self.ROLE_TAG}` = 'study' and tags.`optuna.study` = '{study}'")
+        self.outbox = Outbox(self.client)
         if found:
-            self.run_id = found[0].info.run_id
+            self.run_id = self.outbox.run_id = found[0].info.run_id
             self.client.update_run(self.run_id, status="RUNNING")
             return
         run = self.client.create_run(self.experiment_id, run_name=f"study {study}", tags={
             self.ROLE_TAG: "study", "optuna.study": study})
-        self.run_id = run.info.run_id
+        self.run_id = self.outbox.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
         self.client.log_text(self.run_id, space_text, "space.yaml")
 
@@ -187,11 +227,8 @@ class StudyRun:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        try:
-            self.client.log_batch(
-                self.run_id, tags=[RunTag(k, v) for k, v in tags.items()],
-                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-            if plots is not None and any(plots.iterdir()):
-                self.client.log_artifacts(self.run_id, str(plots), "plots")
-        finally:
-            self.client.set_terminated(self.run_id, status)
+        self.outbox.send("log_batch", RUN, tags=[RunTag(k, v) for k, v in tags.items()],
+                         metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        if plots is not None and plots.is_dir() and any(plots.iterdir()):
+            self.outbox.send("log_artifacts", RUN, str(plots), "plots")
+        self.outbox.send("set_terminated", RUN, status)

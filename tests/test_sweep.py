@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from harness.cli import main
-from harness.study import REASON, RETRY_OF, RUN_ID, WORKER, load_study, open_storage
+from harness.study import REASON, RUN_ID, WORKER, load_study, open_storage, retried_from
 
 ROOT = Path(__file__).resolve().parents[1]
 OK = optuna.trial.TrialState
@@ -178,12 +178,13 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
     trials = study.trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE, OK.COMPLETE]
     assert trials[0].user_attrs[REASON] == "abandoned"
-    assert trials[1].user_attrs[RETRY_OF] == 0 and trials[1].params == trials[0].params
+    assert retried_from(trials[1]) == 0 and trials[1].params == trials[0].params
     runs = client(stores).search_runs(
         [client(stores).get_experiment_by_name("tiny").experiment_id])
     assert not [r for r in runs if r.info.status == "RUNNING"]
     abandoned = next(r for r in runs if r.info.run_id == trials[0].user_attrs[RUN_ID])
-    assert abandoned.info.status == "KILLED"
+    assert abandoned.info.status == "FAILED"
+    assert abandoned.data.tags["trial.reason"] == "abandoned"
 
     # The study is complete: running it again starts nothing.
     assert sweep(space, stores, "--no-promote") == 0
@@ -215,7 +216,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
     assert sweep(space, stores, "--no-promote") == 0
     trials = load_study("tiny", open_storage(stores["storage"])).trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE]
-    assert trials[1].params == first.params and trials[1].user_attrs[RETRY_OF] == 0
+    assert trials[1].params == first.params and retried_from(trials[1]) == 0
 
 
 def wait_for(condition: Any, proc: subprocess.Popen, limit: float = 300) -> None:

@@ -1,0 +1,113 @@
+"""MLflow writes that wait while the tracking server is away, then go out in order.
+
+A trial must not die because the tracking server dropped: its writes (the run itself, params,
+metrics, tags, artifacts, the final status) queue here and are retried every `RETRY_SECONDS`;
+writes the server rejects for good (a 4xx answer) are dropped with a warning instead of blocking
+the queue. The trial's result lives in Optuna either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+RETRY_SECONDS = 15.0
+RUN = object()
+"""Stands for the run id in a queued write, filled in once the run exists."""
+
+log = logging.getLogger("harness")
+
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+"""MLflow's own retries last minutes by default; a trial's event loop must not wait that long.
+The user's settings win."""
+
+
+def use_short_http_retries() -> None:
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether a failed write may pass later: server unreachable, 5xx, 429, a busy database."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException):
+        status = err.get_http_status_code()
+        return status >= 500 or status == 429 or "failed with exception" in err.message
+    response = getattr(err, "response", None)  # requests.HTTPError from an artifact upload
+    status = getattr(response, "status_code", None)
+    if isinstance(status, int):
+        return status >= 500 or status == 429
+    return isinstance(err, OSError) or "database is locked" in str(err)
+
+
+class Outbox:
+    """Ordered writes to one MLflow client; the first queued write may create the run."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.run_id: str | None = None
+        self.pending: deque[tuple[str, tuple[Any, ...], dict[str, Any]]] = deque()
+        self.next_try = 0.0
+        self.dropped: list[str] = []
+        self.closed = False
+        """Set once the run's last write (its final status) is queued."""
+        self._lock = threading.Lock()  # a slot thread sends while the sweep's thread flushes
+
+    def send(self, method: str, *args: Any, **kwargs: Any) -> None:
+        with self._lock:
+            self.pending.append((method, args, kwargs))
+            if method == "set_terminated":
+                self.closed = True
+        self.flush()
+
+    @property
+    def done(self) -> bool:
+        return self.closed and not self.pending
+
+    def flush(self, *, force: bool = False) -> bool:
+        """Deliver what is queued; False when the server is still away (tried again later)."""
+        with self._lock:
+            if not force and time.monotonic() < self.next_try:
+                return not self.pending
+            while self.pending:
+                method, args, kwargs = self.pending[0]
+                try:
+                    result = getattr(self.client, method)(*(self.run_id if a is RUN else a
+                                                            for a in args), **kwargs)
+                except Exception as err:
+                    if is_transient(err):
+                        self.next_try = time.monotonic() + RETRY_SECONDS
+                        return False
+                    self._drop(method, err)
+                else:
+                    if method == "create_run":
+                        self.run_id = result.info.run_id
+                self.pending.popleft()
+            return True
+
+    def _drop(self, method: str, err: BaseException) -> None:
+        """A write the server refuses for good; without the run, every later write goes too."""
+        self.dropped.append(f"{method}: {str(err).splitlines()[0][:300]}")
+        log.warning("MLflow refused %s (%s); it was dropped", method, err)
+        if method == "create_run":
+            self.dropped += [m for m, _, _ in list(self.pending)[1:]]
+            first = self.pending.popleft()
+            self.pending.clear()
+            self.pending.appendleft(first)  # popped by the caller
+
+
+
+def drain(boxes: list[Outbox], seconds: float) -> list[Outbox]:
+    """Keep trying every box for up to ``seconds`` in all; the boxes still holding writes."""
+    deadline = time.monotonic() + seconds
+    waiting = [box for box in boxes if not box.flush(force=True)]
+    while waiting and time.monotonic() < deadline:
+        time.sleep(min(RETRY_SECONDS / 3, max(0.0, deadline - time.monotonic())))
+        waiting = [box for box in waiting if not box.flush(force=True)]
+    return waiting
