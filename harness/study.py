@@ -299,7 +299,9 @@ def recover_abandoned(study: Any) -> list[int]:
     before = {t.number for t in study.get_trials(deepcopy=False, states=(running,))}
     rdb = _heartbeat_storage(study._storage)
     if rdb:
-        fail_stale_trials(study)  # calls RetryStale for each
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)  # calls RetryStale for each
     on_stale = RetryStale()
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if not is_stale(trial, heartbeats_in_storage=rdb):

@@ -87,6 +87,7 @@ def test_a_trial_child_killed_mid_training_fails_alone(
     of it left running, the next trial runs, and the trial count is exact."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=30)
+    space.write_text(space.read_text().replace("pruner: median", "pruner: none"))
     sweep = harness("sweep", str(space), "--storage", db, "--tracking-uri", uri, "--no-promote",
                     cwd=tmp_path)
     events = tmp_path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
@@ -112,6 +113,7 @@ def test_a_dead_worker_is_noticed_by_heartbeat_and_its_trial_retried_once(
     through Optuna's heartbeat, retries its parameters once and closes its MLflow run."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=30)
+    space.write_text(space.read_text().replace("pruner: median", "pruner: none"))
     finish(harness("sweep", str(space), "--storage", db, "--tracking-uri", uri, "--no-run",
                    cwd=tmp_path))
     first = harness("worker", "--study", "tiny", "--storage", db, cwd=tmp_path,
