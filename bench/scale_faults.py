@@ -85,7 +85,7 @@ def main() -> None:
         os.killpg(victim_trial.system_attrs[WORKER]["pgid"], signal.SIGKILL)
         killed_at = time.time()
         procs[0] = worker(tmp, storage, "machine-new", env)
-        codes = [p.wait() for p in procs[1:]]
+        codes = [p.wait() for p in procs]  # procs[0] is the worker that replaced the victim
 
         trials = load_study("scale", open_storage(storage)).trials
         dead = trials[victim_trial.number]
