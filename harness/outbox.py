@@ -84,23 +84,18 @@ class Outbox:
                     if is_transient(err):
                         self.next_try = time.monotonic() + RETRY_SECONDS
                         return False
-                    self._drop(method, err)
-                else:
-                    if method == "create_run":
-                        self.run_id = result.info.run_id
+                    # Refused for good; without its run, none of the later writes can land.
+                    lost = list(self.pending) if method == "create_run" else [self.pending[0]]
+                    self.dropped += [m for m, _, _ in lost]
+                    log.warning("MLflow refused %s (%s); %d write(s) dropped", method, err,
+                                len(lost))
+                    for _ in lost:
+                        self.pending.popleft()
+                    continue
+                if method == "create_run":
+                    self.run_id = result.info.run_id
                 self.pending.popleft()
             return True
-
-    def _drop(self, method: str, err: BaseException) -> None:
-        """A write the server refuses for good; without the run, every later write goes too."""
-        self.dropped.append(f"{method}: {str(err).splitlines()[0][:300]}")
-        log.warning("MLflow refused %s (%s); it was dropped", method, err)
-        if method == "create_run":
-            self.dropped += [m for m, _, _ in list(self.pending)[1:]]
-            first = self.pending.popleft()
-            self.pending.clear()
-            self.pending.appendleft(first)  # popped by the caller
-
 
 
 def drain(boxes: list[Outbox], seconds: float) -> list[Outbox]:

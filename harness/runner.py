@@ -72,13 +72,14 @@ def run_trial(
     env: dict[str, str] | None = None,
     poll_seconds: float = 0.2,
     on_spawn: Callable[[int], None] = lambda pgid: None,
-    cpu_threads: int | None = None,
+    threads: int | None = None,
 ) -> TrialResult:
     """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
 
     ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
     ("killed") and ``timeout`` ("timeout"); "interrupted" from ``should_stop`` counts as
-    Ctrl-C (a sweep's other thread got it). ``on_spawn`` gets the child's process group id.
+    Ctrl-C (a sweep's other thread got it). ``on_spawn`` gets the child's process group id;
+    ``threads`` is the child's CPU thread count (default: see `cpu_threads`).
     """
     events_file = fresh_events_file(output_dir)
     reader = EventReader(events_file)
@@ -86,9 +87,9 @@ def run_trial(
     log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(launch_command(output_dir, resume=resume, threads=cpu_threads),
-                            stdout=log,
-                            stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+    proc = subprocess.Popen(launch_command(output_dir, resume=resume, threads=threads),
+                            stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                            start_new_session=True)
     started, stopped_for, interrupted = time.monotonic(), None, False
     try:
         on_spawn(proc.pid)

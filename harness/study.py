@@ -175,8 +175,13 @@ def worker_id(pgid: int | None = None) -> dict[str, Any]:
 def _start_time(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot): a restarted container reuses pids, and the
     start time tells its new process from the dead worker's."""
+    return _stat_field(Path(f"/proc/{pid}"), 19)
+
+
+def _stat_field(proc: Path, index: int) -> int | None:
+    """A numeric field of /proc/PID/stat, counted after the command name (state is 0)."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -307,9 +312,7 @@ def recover_abandoned(study: Any) -> list[int]:
         if not is_stale(trial, heartbeats_in_storage=rdb):
             continue
         storage = study._storage
-        with contextlib.suppress(Exception):
-            storage.set_trial_user_attr(trial._trial_id, REASON, "abandoned")
-        try:
+        try:  # no reason attribute: a FAIL without one is `abandoned` (see reason_of)
             if not storage.set_trial_state_values(trial._trial_id,
                                                   optuna.trial.TrialState.FAIL):
                 continue
@@ -343,11 +346,10 @@ def _kill_leftover(worker: dict[str, Any]) -> None:
 def _group_is_trial(pgid: int) -> bool:
     """Whether a live process of group ``pgid`` is a harness trial (the id was not reused)."""
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or _stat_field(proc, 2) != pgid:
             continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            group = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
-            if group == pgid and b"harness.trial" in (proc / "cmdline").read_bytes():
+        with contextlib.suppress(OSError):
+            if b"harness.trial" in (proc / "cmdline").read_bytes():
                 return True
     return False
 
@@ -384,9 +386,6 @@ def budget_lock(url: str, study_name: str) -> Iterator[None]:
         yield from _db_lock(url, scheme, key)
         return
     path = Path(url.removeprefix("sqlite:///")) if scheme == "sqlite" else Path(url)
-    if scheme == "sqlite" and url.rstrip("/").endswith(":memory:"):
-        yield
-        return
     lock = path.with_name(f"{path.name}.{key & 0xFFFFFFFF:08x}.lock")
     with open(lock, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

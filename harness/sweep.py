@@ -110,10 +110,9 @@ class Slot:
 
 
 def make_slots(options: SweepOptions) -> list[Slot]:
-    if options.gpus == ["auto"]:
-        return [Slot(f"gpu {g}", gpu=g) for g in [claim_gpu()]]
-    if options.gpus:
-        return [Slot(f"gpu {g}", gpu=g) for g in options.gpus]
+    gpus = [claim_gpu()] if options.gpus == ["auto"] else options.gpus
+    if gpus:
+        return [Slot(f"gpu {g}", gpu=g) for g in gpus]
     n = max(1, options.parallel)
     if n == 1:
         return [Slot("")]
@@ -161,14 +160,14 @@ class Sweep:
     """One process's part in a study: runs trials until the study has enough or time is up."""
 
     def __init__(self, space: SpaceFile, options: SweepOptions, console: Console, *,
-                 joining: bool = False) -> None:
+                 joining: bool = False, storage: Any = None) -> None:
         self.space, self.options, self.console = space, options, console
         self.joining = joining
         self.name = check_name(options.study or space.study_name, "study name")
         self.uri = tracking_uri(options.tracking_uri)
         check_tracking(self.uri)  # before anything is created or trained
         self.url = storage_url(options.storage)
-        self.storage = open_storage(self.url)
+        self.storage = storage or open_storage(self.url)
         self.study = open_study(self.name, self.storage, space.study, worker=joining)
         # A sweep sets the study's total (its --trials, else the file's); workers follow it.
         self.total = (int(self.study.user_attrs.get("trials", space.study.trials)) if joining
@@ -189,8 +188,8 @@ class Sweep:
         """A worker for an existing study: its space comes from the study itself."""
         if not options.study:
             raise HarnessError("harness worker needs --study NAME")
-        study = load_study(check_name(options.study, "study name"),
-                           open_storage(storage_url(options.storage)))
+        storage = open_storage(storage_url(options.storage))
+        study = load_study(check_name(options.study, "study name"), storage)
         text = study.user_attrs.get(SPACE_TEXT)
         if not text:
             raise HarnessError(f"study {options.study!r} was not created by `harness sweep` "
@@ -204,7 +203,7 @@ class Sweep:
             console.print(f"[yellow]warning:[/] the study is shared but its runs go to "
                           f"{options.tracking_uri}, a store on this machine only; set "
                           "MLFLOW_TRACKING_URI to the team's MLflow server")
-        return cls(space, options, console, joining=True)
+        return cls(space, options, console, joining=True, storage=storage)
 
     def create(self) -> None:
         """Everything a study needs before trials run: settings kept with the study (for
@@ -425,7 +424,7 @@ class Sweep:
             storage.set_trial_system_attr(trial._trial_id, WORKER, worker_id(pgid))
 
         return run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
-                         timeout=self.space.study.trial_timeout, cpu_threads=slot.cpu_threads,
+                         timeout=self.space.study.trial_timeout, threads=slot.cpu_threads,
                          env={**fault_env(trial.number), **slot.env()})
 
     def _tell(self, trial: Any, state: str, reason: str, values: list[float] | None, *,

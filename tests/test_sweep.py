@@ -16,7 +16,15 @@ import optuna
 import pytest
 
 from harness.cli import main
-from harness.study import REASON, RUN_ID, WORKER, load_study, open_storage, retried_from
+from harness.study import (
+    REASON,
+    RUN_ID,
+    WORKER,
+    load_study,
+    open_storage,
+    reason_of,
+    retried_from,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OK = optuna.trial.TrialState
@@ -177,7 +185,7 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
     study = load_study("tiny", open_storage(stores["storage"]))
     trials = study.trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE, OK.COMPLETE]
-    assert trials[0].user_attrs[REASON] == "abandoned"
+    assert reason_of(trials[0]) == "abandoned"
     assert retried_from(trials[1]) == 0 and trials[1].params == trials[0].params
     runs = client(stores).search_runs(
         [client(stores).get_experiment_by_name("tiny").experiment_id])
