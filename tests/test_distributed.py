@@ -54,8 +54,9 @@ def harness(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     """`harness ARGS` in its own session, its output in a log file beside the test's data."""
     log = cwd / f"harness-{time.monotonic_ns()}.log"
     with open(log, "wb") as out:
+        inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd,
-                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                env={**inherited, **(env or {})}, start_new_session=True,
                                 stdout=out, stderr=subprocess.STDOUT)
     proc.log = log  # type: ignore[attr-defined]
     return proc

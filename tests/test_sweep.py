@@ -138,8 +138,9 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
                  stores["uri"]]) == 0
     config = json.loads((out / "train_config.json").read_text())
     assert config["lora"]["r"] == 4
-    mlflow.set_tracking_uri(stores["uri"])
+    # The store is named explicitly: set_tracking_uri would leak into later tests' children.
     plain = mlflow.artifacts.download_artifacts(artifact_uri="models:/tiny-adapter@champion",
+                                                tracking_uri=stores["uri"],
                                                 dst_path=str(tmp_path / "plain"))
     base = AutoModelForCausalLM.from_pretrained(config["model"])
     assert isinstance(PeftModel.from_pretrained(base, plain), PeftModel)
