@@ -46,7 +46,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 def _slot_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--gpus", help="comma-separated GPU ids: one trial per GPU at a time "
-                       "(e.g. 0,1,2,3); auto: one GPU no other worker on this machine holds")
+                       "(e.g. 0,1,2,3), or per training.num_processes GPUs; auto: GPUs no "
+                       "other worker on this machine holds")
     group.add_argument("--parallel", type=int, default=1, metavar="N",
                        help="run N trials at once (CPU trials share the cores)")
 

@@ -288,12 +288,17 @@ class TrainingSettings:
     save_steps: int = 0
     """Checkpoint every this many optimizer steps (0: only the final adapter)."""
     logging_steps: int = 1
+    num_processes: int = 1
+    """Data-parallel processes for one trial (accelerate's num_processes), one per GPU; each
+    takes its own micro-batches, so a step trains micro_batch_size x gradient_accumulation x
+    num_processes sequences. In a sweep, a trial holds this many GPUs."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         if self.max_steps <= 0 and self.epochs <= 0:
             problems.append("epochs: must be positive when max_steps is not set")
-        for key in ("micro_batch_size", "gradient_accumulation", "logging_steps"):
+        for key in ("micro_batch_size", "gradient_accumulation", "logging_steps",
+                    "num_processes"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}: must be at least 1")
         for key in ("warmup_steps", "weight_decay", "max_grad_norm", "eval_steps",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,16 @@ from harness.data.encode import IGNORE_INDEX, Encoded
 
 
 @torch.no_grad()
-def eval_loss(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
-              device: Any) -> float:
-    """Mean negative log-likelihood per trained token (token-weighted over the whole split)."""
+def eval_sums(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
+              device: Any, shard: tuple[int, int] = (0, 1)) -> tuple[float, int]:
+    """Summed negative log-likelihood and trained-token count over this process's share
+    (``shard`` = rank, processes) of the eval batches."""
+    rank, processes = shard
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0
-    for batch in micro_batches(examples, batch_size=batch_size, seed=0, epoch=0, shuffle=False):
+    batches = micro_batches(examples, batch_size=batch_size, seed=0, epoch=0, shuffle=False)
+    for batch in batches[rank::processes]:
         tensors = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
         n = int((tensors["labels"][:, 1:] != IGNORE_INDEX).sum())
         if n == 0:
@@ -31,6 +35,18 @@ def eval_loss(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_i
         total += float(loss) * n
         tokens += n
     model.train(was_training)
+    return total, tokens
+
+
+def eval_loss(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
+              device: Any) -> float:
+    """Mean negative log-likelihood per trained token (token-weighted over the whole split)."""
+    total, tokens = eval_sums(model, examples, batch_size=batch_size, pad_id=pad_id,
+                              device=device)
+    return mean_loss(total, tokens)
+
+
+def mean_loss(total: float, tokens: float) -> float:
     return total / tokens if tokens else float("nan")
 
 
@@ -45,16 +61,16 @@ def base_cache_path(home: Path, *, model: str, quantization: dict[str, Any],
     return home / "base_eval" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
-def cached_base_loss(path: Path, compute: Callable[[], float]) -> tuple[float, bool]:
-    """The base model's eval loss from ``path``, or computed once and written there."""
-    if path.is_file():
-        try:
-            return float(json.loads(path.read_text())["eval_loss"]), True
-        except (ValueError, KeyError):
-            pass
-    loss = float(compute())
+def read_base_loss(path: Path) -> float | None:
+    """The base model's eval loss cached at ``path``, or None."""
+    try:
+        return float(json.loads(path.read_text())["eval_loss"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_base_loss(path: Path, loss: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")  # concurrent trials write apart
     tmp.write_text(json.dumps({"eval_loss": loss}))
     tmp.replace(path)
-    return loss, False

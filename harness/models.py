@@ -200,10 +200,13 @@ def load_model(name: str, quant: QuantConfig, *, on: str | None = None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from harness.parallel import local_rank
+
     on = on or device()
     kwargs: dict[str, Any] = {
         "dtype": torch.bfloat16 if on == "cuda" and quant.mode == "none" else torch.float32,
-        "device_map": {"": 0 if on == "cuda" else "cpu"},
+        # one process per GPU when a trial runs data-parallel: each loads onto its own
+        "device_map": {"": local_rank() if on == "cuda" else "cpu"},
     }
     bnb = quantization_config(quant, on)
     if bnb is not None:

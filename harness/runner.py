@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,11 +47,23 @@ class TrialResult:
 
 def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1,
                    threads: int | None = None) -> list[str]:
+    """`accelerate launch` of the trial. Several processes run data-parallel under torchrun
+    (NCCL on GPUs, gloo on a CPU machine), each trial on a port of its own so that trials
+    running side by side on one machine do not meet."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
            str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "--num_cpu_threads_per_process",
-           str(threads or cpu_threads(num_processes)), "-m", "harness.trial", str(output_dir)]
+           str(threads or cpu_threads(num_processes))]
+    if num_processes > 1:
+        cmd += ["--multi_gpu", "--main_process_port", str(free_port())]
+    cmd += ["-m", "harness.trial", str(output_dir)]
     return [*cmd, "--resume"] if resume else cmd
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def cpu_threads(num_processes: int) -> int:
@@ -73,13 +86,15 @@ def run_trial(
     poll_seconds: float = 0.2,
     on_spawn: Callable[[int], None] = lambda pgid: None,
     threads: int | None = None,
+    num_processes: int = 1,
 ) -> TrialResult:
     """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
 
     ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
     ("killed") and ``timeout`` ("timeout"); "interrupted" from ``should_stop`` counts as
     Ctrl-C (a sweep's other thread got it). ``on_spawn`` gets the child's process group id;
-    ``threads`` is the child's CPU thread count (default: see `cpu_threads`).
+    ``threads`` is the CPU thread count of each of its ``num_processes`` processes (default:
+    see `cpu_threads`).
     """
     events_file = fresh_events_file(output_dir)
     reader = EventReader(events_file)
@@ -87,7 +102,9 @@ def run_trial(
     log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(launch_command(output_dir, resume=resume, threads=threads),
+    command = launch_command(output_dir, resume=resume, threads=threads,
+                             num_processes=num_processes)
+    proc = subprocess.Popen(command,
                             stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)
     started, stopped_for, interrupted = time.monotonic(), None, False
@@ -152,7 +169,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str | None,
               log_path: Path) -> TrialResult:
-    failed = next((e for e in reversed(events) if e.get("event") == "failed"), None)
+    # the first failure is the cause: in a multi-process trial the others fail after it
+    failed = next((e for e in events if e.get("event") == "failed"), None)
     finished = any(e.get("event") == "finished" for e in events)
     if stopped_for:
         reason = stopped_for

@@ -186,6 +186,11 @@ class SpaceFile:
     def model_name(self) -> str:
         return self.registry.model_name or f"harness-{self.study_name}"
 
+    @property
+    def processes_per_trial(self) -> int:
+        """training.num_processes: the GPUs (or CPU processes) each trial holds."""
+        return int((self.base.get("training") or {}).get("num_processes", 1))
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Sample this trial's values in file order, skipping parameters whose `when` fails."""
         values: dict[str, Any] = {}
@@ -359,6 +364,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+FIXED_KEYS = {"training.num_processes": "cannot be searched: it decides how many GPUs each "
+                                       "trial holds; set it under training"}
+
+
 def validate(space: SpaceFile) -> list[str]:
     """Keys that exist, conditions on earlier parameters, enqueued values inside the space, and
     train configs that build at the edges of every range."""
@@ -374,6 +383,8 @@ def validate(space: SpaceFile) -> list[str]:
         if p.name != ALPHA_PER_RANK and not _known_key(p.name):
             problems.append(f"{where}: not a train-config key (e.g. lora.r, "
                             "training.learning_rate, quantization.mode)")
+        elif p.name in FIXED_KEYS:
+            problems.append(f"{where}: {FIXED_KEYS[p.name]}")
         for key, value in p.when.items():
             earlier = next((q for q in space.params if q.name == key and q.name in seen), None)
             if earlier is None:

@@ -39,6 +39,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.names import check_name
 from harness.outbox import RUN
 from harness.runner import TrialResult, run_trial
+from harness.slots import Slot, make_slots
 from harness.space import SpaceFile, load_space, parse_space
 from harness.study import (
     REASON,
@@ -87,7 +88,8 @@ class SweepOptions:
     parallel: int = 1
     """Trials run at once by this process, on the CPU or sharing the visible GPUs."""
     gpus: list[str] = field(default_factory=list)
-    """One trial per listed GPU at a time (CUDA_VISIBLE_DEVICES of each child)."""
+    """One trial per listed GPU at a time, or per training.num_processes of them (the
+    CUDA_VISIBLE_DEVICES of each child); ["auto"] claims GPUs no other worker here holds."""
 
 
 @dataclass
@@ -95,65 +97,6 @@ class SweepOutcome:
     study: Any
     interrupted: bool
     promotion: Any = None
-
-
-@dataclass
-class Slot:
-    """Where one trial at a time runs: a GPU (or none), and the CPU threads it may use."""
-
-    label: str
-    gpu: str | None = None
-    cpu_threads: int | None = None
-
-    def env(self) -> dict[str, str]:
-        return {} if self.gpu is None else {"CUDA_VISIBLE_DEVICES": self.gpu}
-
-
-def make_slots(options: SweepOptions) -> list[Slot]:
-    gpus = [claim_gpu()] if options.gpus == ["auto"] else options.gpus
-    if gpus:
-        return [Slot(f"gpu {g}", gpu=g) for g in gpus]
-    n = max(1, options.parallel)
-    if n == 1:
-        return [Slot("")]
-    threads = max(1, len(os.sched_getaffinity(0)) // n)
-    return [Slot(f"slot {i}", cpu_threads=threads) for i in range(n)]
-
-
-_claimed: list[Any] = []
-
-
-def claim_gpu() -> str:
-    """One GPU of this machine that no other worker here holds (`--gpus auto`, for
-    `docker compose up --scale worker=N`): a lock file per GPU, held while this process lives."""
-    import fcntl
-
-    count = gpu_count()
-    if not count:
-        raise HarnessError("--gpus auto: this machine shows no GPU (nvidia-smi -L lists none)")
-    locks = Path(os.environ.get("HARNESS_GPU_LOCKS", "mlruns/gpu-locks"))
-    locks.mkdir(parents=True, exist_ok=True)
-    for gpu in range(count):
-        f = open(locks / f"gpu-{gpu}.lock", "a")  # noqa: SIM115 (held until exit)
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.close()
-            continue
-        _claimed.append(f)
-        return str(gpu)
-    raise HarnessError(f"--gpus auto: all {count} GPUs of this machine are held by other "
-                       f"workers (locks in {locks})")
-
-
-def gpu_count() -> int:
-    import shutil
-    import subprocess
-
-    if shutil.which("nvidia-smi"):
-        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
-        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
-    return 0
 
 
 class Sweep:
@@ -220,7 +163,9 @@ class Sweep:
 
         resolve_model(self.space.base.get("model", "smollm2-135m-instruct"))
         self.create()
-        interrupted = self._work(make_slots(self.options))
+        interrupted = self._work(make_slots(
+            gpus=self.options.gpus, parallel=self.options.parallel,
+            per_trial=self.space.processes_per_trial))
         return self._finish(interrupted)
 
     def _remember_settings(self) -> None:
@@ -425,7 +370,8 @@ class Sweep:
 
         return run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
                          timeout=self.space.study.trial_timeout, threads=slot.cpu_threads,
-                         env={**fault_env(trial.number), **slot.env()})
+                         env={**fault_env(trial.number), **slot.env()},
+                         num_processes=self.space.processes_per_trial)
 
     def _tell(self, trial: Any, state: str, reason: str, values: list[float] | None, *,
               log_tail: str = "", message: str = "", run: TrialRun | None = None) -> None:

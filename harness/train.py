@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from harness.adapter import CONFIG_FILE
 from harness.config import TrainConfig, load_train_config
 from harness.runner import TrialResult, run_trial
+from harness.slots import require_gpus
 
 
 def write_trial_config(config: TrainConfig, output_dir: Path) -> None:
@@ -31,6 +32,7 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
     out = Path(output_dir or config.output_dir).resolve()
     write_trial_config(config, out)
     resolve_model(config.model)  # convert an embedded model here, once, with its progress bar
+    require_gpus(config.training.num_processes)
     run = TrialRun(config, run_name=config.tracking.run_name or out.name)
     console.print(f"[bold]trial[/] {out}  MLflow run {run.run_id}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
@@ -42,7 +44,8 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
             run.on_event(event)
             _show(progress, task, event, console)
 
-        result = run_trial(out, resume=resume, on_event=on_event)
+        result = run_trial(out, resume=resume, on_event=on_event,
+                           num_processes=config.training.num_processes)
     run.finish(result, out)
     _summary(result, out, run.run_id, console)
     return result

@@ -7,7 +7,8 @@ written atomically and resume bit-for-bit. Trainer can be bent to each of these 
 but a forty-line loop does all of them plainly and keeps the hot path as lean as a bare peft loop.
 
 Reads top to bottom: config → data → model → LoRA → base eval → train (eval, checkpoints) →
-samples → adapter. Exit codes are in `harness.events.EXIT_CODES`.
+samples → adapter. Exit codes are in `harness.events.EXIT_CODES`. With `training.num_processes`
+above 1 the same loop runs data-parallel (see `harness.parallel`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Any
 from harness.adapter import CONFIG_FILE, save_adapter
 from harness.config import TrainConfig, from_mapping
 from harness.events import EXIT_CODES, EventWriter, events_path
+from harness.parallel import RankEvents, events_for_rank, launched_rank, same_everywhere, sum_across
+
+Events = EventWriter | RankEvents
 
 
 class Stop(Exception):
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
-    events = EventWriter(os.environ.get("HARNESS_EVENTS") or events_path(out))
+    events = events_for_rank(EventWriter(os.environ.get("HARNESS_EVENTS") or events_path(out)),
+                             launched_rank())
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         config = from_mapping(TrainConfig, json.loads((out / CONFIG_FILE).read_text()))
@@ -84,7 +89,7 @@ def _oom_message(err: BaseException) -> str:
             "data.cutoff_len, use quantization 4bit, or turn on gradient_checkpointing")
 
 
-def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) -> None:
+def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None:
     import torch
     from accelerate import Accelerator
 
@@ -95,12 +100,14 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
     data = prepare_data(config)
     tokenizer, train, evals = data.tokenizer, data.train, data.evals
     model = build_model(config)
-    optimizer, scheduler, total_steps = build_optimizer(model, config, len(train))
+    optimizer, scheduler, total_steps = build_optimizer(
+        model, config, len(train), processes=accelerator.num_processes)
     model, optimizer = accelerator.prepare(model, optimizer)
     pad = tokenizer.pad_token_id
     events.emit("started", pid=os.getpid(), total_steps=total_steps, train_examples=len(train),
                 eval_examples=len(evals), fingerprint=data.fingerprint,
                 eval_fingerprint=data.eval_fingerprint, device=str(accelerator.device),
+                processes=accelerator.num_processes,
                 trainable_parameters=sum(p.numel() for p in model.parameters()
                                          if p.requires_grad))
     base_loss = base_eval(config, model, data, accelerator, events)
@@ -114,10 +121,9 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
         events.emit("resumed", step=step, checkpoint=str(found[-1]))
 
     def evaluate_now(at_step: int) -> None:
-        from harness.evaluation import eval_loss, perplexity
+        from harness.evaluation import perplexity
 
-        loss = eval_loss(model, evals, batch_size=config.training.micro_batch_size,
-                         pad_id=pad, device=accelerator.device)
+        loss = shared_eval_loss(accelerator, model, evals, config, pad)
         events.emit("eval", step=at_step, loss=loss, perplexity=perplexity(loss),
                     perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss))
 
@@ -125,6 +131,8 @@ def run(config: TrainConfig, out: Path, events: EventWriter, *, resume: bool) ->
                step=step, progress=progress, total_steps=total_steps, out=out,
                evaluate_now=evaluate_now, save=save_checkpoint)
     evaluate_now(total_steps)
+    if not accelerator.is_main_process:
+        return  # the main process writes samples and the adapter
     write_samples(config, model, data, accelerator, out, events)
     from harness.models import resolve_model
 
@@ -178,6 +186,10 @@ def prepare_data(config: TrainConfig) -> Prepared:
                     [r for r, _ in evals], data.fingerprint, fingerprint(data.split.eval))
 
 
+# Non-reentrant checkpointing: the reentrant kind breaks DistributedDataParallel's gradient hooks.
+REENTRANT_FREE = {"use_reentrant": False}
+
+
 def build_model(config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
@@ -186,9 +198,10 @@ def build_model(config: TrainConfig) -> Any:
     model = load_model(config.model, config.quantization)
     if config.quantization.mode != "none":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.training.gradient_checkpointing)
+            model, use_gradient_checkpointing=config.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs=REENTRANT_FREE)
     elif config.training.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=REENTRANT_FREE)
         model.enable_input_require_grads()
     lora = config.lora
     return get_peft_model(model, LoraConfig(
@@ -196,7 +209,8 @@ def build_model(config: TrainConfig) -> Any:
         target_modules=lora.target_modules, bias=lora.bias, task_type="CAUSAL_LM"))
 
 
-def build_optimizer(model: Any, config: TrainConfig, n_train: int) -> tuple[Any, Any, int]:
+def build_optimizer(model: Any, config: TrainConfig, n_train: int, *,
+                    processes: int = 1) -> tuple[Any, Any, int]:
     import torch
     from transformers import get_scheduler
 
@@ -205,7 +219,7 @@ def build_optimizer(model: Any, config: TrainConfig, n_train: int) -> tuple[Any,
     t = config.training
     per_epoch = batches_per_epoch(n_train, t.micro_batch_size)
     total = t.max_steps if t.max_steps > 0 else math.ceil(
-        math.ceil(t.epochs * per_epoch) / t.gradient_accumulation)
+        math.ceil(t.epochs * per_epoch) / (t.gradient_accumulation * processes))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     name = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
@@ -215,57 +229,62 @@ def build_optimizer(model: Any, config: TrainConfig, n_train: int) -> tuple[Any,
 
 
 def base_eval(config: TrainConfig, model: Any, data: Prepared, accelerator: Any,
-              events: EventWriter) -> float:
-    from harness.evaluation import base_cache_path, cached_base_loss, eval_loss, perplexity
+              events: Events) -> float:
+    """The base model's eval loss: cached per model, quantization and eval split. The main
+    process decides whether the cache serves, so all processes compute it or none does."""
+    from harness.evaluation import base_cache_path, perplexity, read_base_loss, write_base_loss
     from harness.models import harness_home
 
     path = base_cache_path(harness_home(), model=config.model,
                            quantization=asdict(config.quantization),
                            eval_fingerprint=data.eval_fingerprint,
                            cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
-
-    def compute() -> float:
+    loss = same_everywhere(accelerator, read_base_loss(path)
+                           if accelerator.is_main_process else None)
+    cached = loss is not None
+    if loss is None:
         with accelerator.unwrap_model(model).disable_adapter():
-            return eval_loss(model, data.evals, batch_size=config.training.micro_batch_size,
-                             pad_id=data.tokenizer.pad_token_id, device=accelerator.device)
-
-    loss, cached = cached_base_loss(path, compute)
+            loss = shared_eval_loss(accelerator, model, data.evals, config,
+                                    data.tokenizer.pad_token_id)
+        if accelerator.is_main_process:
+            write_base_loss(path, loss)
     events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
     return loss
 
 
+def shared_eval_loss(accelerator: Any, model: Any, examples: list[Any], config: TrainConfig,
+                     pad: int) -> float:
+    """Eval loss over the whole split, each process taking its share of the batches."""
+    from harness.evaluation import eval_sums, mean_loss
+
+    total, tokens = eval_sums(accelerator.unwrap_model(model), examples,
+                              batch_size=config.training.micro_batch_size, pad_id=pad,
+                              device=accelerator.device,
+                              shard=(accelerator.process_index, accelerator.num_processes))
+    return mean_loss(*sum_across(accelerator, [total, tokens]))
+
+
 def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
-               accelerator: Any, train: list[Any], pad: int, events: EventWriter, *,
+               accelerator: Any, train: list[Any], pad: int, events: Events, *,
                step: int, progress: dict[str, int], total_steps: int, out: Path,
                evaluate_now: Any, save: Any) -> None:
-    import torch
-
-    from harness.batching import batches_per_epoch, collate, iterate
+    from harness.batching import batches_per_epoch, iterate
 
     t = config.training
     fault = _fault()
+    processes = accelerator.num_processes
     per_epoch = batches_per_epoch(len(train), t.micro_batch_size)
-    epochs = math.ceil(total_steps * t.gradient_accumulation / per_epoch) + 1
+    epochs = math.ceil(total_steps * t.gradient_accumulation * processes / per_epoch) + 1
     batches = iterate(train, batch_size=t.micro_batch_size, seed=t.seed,
                       start_epoch=progress["epoch"], skip=progress["batch"], epochs=epochs)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]  # once, not every step
     clip = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
-    epoch, index = progress["epoch"], progress["batch"]
+    position = dict(progress)
     while step < total_steps:
-        started, tokens, losses = time.perf_counter(), 0, []
-        for _ in range(t.gradient_accumulation):
-            epoch_now, batch = next(batches)
-            index = index + 1 if epoch_now == epoch else 1
-            epoch = epoch_now
-            cpu = collate(batch, pad)
-            tokens += int(cpu["attention_mask"].sum())  # on the host: no device sync
-            loss = model(**{k: v.to(accelerator.device) for k, v in cpu.items()}).loss
-            if fault == ("nan", step + 1):
-                loss = loss * float("nan")
-            accelerator.backward(loss / t.gradient_accumulation)
-            losses.append(loss.detach())
-        mean_loss = float(torch.stack(losses).mean())  # the step's one sync, as any loop logs
+        started = time.perf_counter()
+        mean_loss, tokens, stop = accumulate(model, accelerator, batches, position, config,
+                                             pad, nan=fault == ("nan", step + 1))
         if not math.isfinite(mean_loss):
             raise Stop("nan", f"loss became {mean_loss} at step {step + 1}; lower "
                        "training.learning_rate or set max_grad_norm")
@@ -280,16 +299,63 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
             events.emit("step", step=step, total_steps=total_steps, loss=mean_loss,
                         learning_rate=scheduler.get_last_lr()[0], grad_norm=float(grad_norm),
                         tokens=tokens, tokens_per_second=tokens / seconds if seconds else 0.0,
-                        epoch=epoch + index / per_epoch)
-        if _stop_requested:
+                        epoch=position["epoch"] + position["batch"] / per_epoch)
+        if stop:
             raise Stop("killed", f"stopped by SIGTERM after step {step}")
         if t.save_steps and step % t.save_steps == 0 and step < total_steps:
-            path = save(out, step=step, model=accelerator.unwrap_model(model),
-                        optimizer=optimizer, scheduler=scheduler,
-                        progress={"epoch": epoch, "batch": index})
-            events.emit("checkpoint", step=step, path=str(path))
+            checkpoint(save, out, step, model, optimizer, scheduler, accelerator, position,
+                       events)
         if t.eval_steps and step % t.eval_steps == 0 and step < total_steps:
             evaluate_now(step)
+
+
+def accumulate(model: Any, accelerator: Any, batches: Any, position: dict[str, int],
+               config: TrainConfig, pad: int, *, nan: bool) -> tuple[float, int, bool]:
+    """One optimizer step's forward and backward passes: (mean loss over all processes,
+    tokens over all processes, whether any process was asked to stop).
+
+    Each micro-step takes the next micro-batch of every process (all walk the same order)
+    and trains on its own; ``position`` (epoch, batch within it) moves past all of them.
+    """
+    import contextlib
+
+    import torch
+
+    from harness.batching import collate
+
+    accumulation = config.training.gradient_accumulation
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    tokens, losses = 0, []
+    for micro in range(accumulation):
+        group = [next(batches) for _ in range(processes)]
+        for epoch, batch in group:
+            position["batch"] = position["batch"] + 1 if epoch == position["epoch"] else 1
+            position["epoch"] = epoch
+            tokens += sum(len(e.input_ids) for e in batch)  # on the host: no device sync
+        inputs = collate(group[rank][1], pad)
+        # gradients are exchanged once per optimizer step, on its last micro-batch
+        quiet = micro < accumulation - 1 and processes > 1
+        with accelerator.no_sync(model) if quiet else contextlib.nullcontext():
+            loss = model(**{k: v.to(accelerator.device) for k, v in inputs.items()}).loss
+            if nan:
+                loss = loss * float("nan")
+            accelerator.backward(loss / accumulation)
+        losses.append(loss.detach())
+    mean = float(torch.stack(losses).mean())  # the step's one sync, as any loop logs
+    if processes == 1:
+        return mean, tokens, _stop_requested
+    loss_sum, stops = sum_across(accelerator, [mean, float(_stop_requested)])
+    return loss_sum / processes, tokens, stops > 0
+
+
+def checkpoint(save: Any, out: Path, step: int, model: Any, optimizer: Any, scheduler: Any,
+               accelerator: Any, position: dict[str, int], events: Events) -> None:
+    """The main process writes the checkpoint (every process holds the same weights)."""
+    if not accelerator.is_main_process:
+        return
+    path = save(out, step=step, model=accelerator.unwrap_model(model), optimizer=optimizer,
+                scheduler=scheduler, progress=dict(position))
+    events.emit("checkpoint", step=step, path=str(path))
 
 
 def _fault() -> tuple[str, int] | None:
@@ -307,7 +373,7 @@ def _inject(fault: tuple[str, int] | None, step: int) -> None:
 
 
 def write_samples(config: TrainConfig, model: Any, data: Prepared, accelerator: Any, out: Path,
-                  events: EventWriter) -> None:
+                  events: Events) -> None:
     from harness.samples import comparison_rows, generate, sample_prompts, write_reports
 
     settings = config.samples

@@ -98,3 +98,10 @@ def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_HOME", str(home))
         yield home
+
+
+@pytest.fixture
+def stores(tmp_path: Path, harness_home: Path) -> dict[str, str]:
+    """A study journal and an MLflow SQLite store of the test's own."""
+    return {"storage": str(tmp_path / "optuna.journal"),
+            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}

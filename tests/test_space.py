@@ -80,6 +80,7 @@ search:
   lora.rank: [4, 8]
   quantization.quant_type: {choices: [nf4], when: {quantization.mode: 4bit}}
   training.micro_batch_size: [0, 2]
+  training.num_processes: [1, 2]
 enqueue:
   - {training.epochs: 3}
 """)
@@ -89,6 +90,7 @@ enqueue:
     assert "search.lora.rank: not a train-config key" in text
     assert "search.quantization.quant_type.when: quantization.mode is not a parameter" in text
     assert "enqueue[0].training.epochs: not a searched parameter" in text
+    assert "search.training.num_processes: cannot be searched" in text
 
 
 def test_config_problems_at_the_edges_of_a_range(tmp_path: Path) -> None:

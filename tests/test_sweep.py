@@ -58,12 +58,6 @@ GOOD_BAD_CRASH = """\
 """
 
 
-@pytest.fixture
-def stores(tmp_path: Path, harness_home: Path) -> dict[str, str]:
-    return {"storage": str(tmp_path / "optuna.journal"),
-            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-
-
 def sweep(space: Path, stores: dict[str, str], *extra: str) -> int:
     return main(["sweep", str(space), "--storage", stores["storage"], "--tracking-uri",
                  stores["uri"], *extra])

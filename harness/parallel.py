@@ -1,0 +1,65 @@
+"""What changes when one trial runs as several data-parallel processes (accelerate's
+`num_processes`, one per GPU; gloo processes on a CPU machine).
+
+Every process walks the same seeded batch order and takes its own share of each group of
+micro-batches, so a run with N processes sees exactly the batches of a one-process run with N
+times the batch, and resumes the same way. Only the main process reports, saves and writes
+samples; any process reports how it failed. Decisions that every process must take alike (stop
+after this step, use the cached base loss) are made together, or a process would wait forever
+for the others in the next collective.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from harness.events import EventWriter
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher set it (0 when not distributed)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's index among the processes on its machine: its GPU."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+class RankEvents:
+    """The event channel of a process other than the main one: only `failed`, with the rank."""
+
+    def __init__(self, writer: EventWriter, rank: int) -> None:
+        self._writer = writer
+        self._rank = rank
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if event == "failed":
+            self._writer.emit(event, rank=self._rank, **fields)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def events_for_rank(writer: EventWriter, rank: int) -> EventWriter | RankEvents:
+    return writer if rank == 0 else RankEvents(writer, rank)
+
+
+def sum_across(accelerator: Any, values: list[float]) -> list[float]:
+    """Element-wise sum of ``values`` over all processes (the values themselves when alone)."""
+    if accelerator.num_processes == 1:
+        return values
+    import torch
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return [float(v) for v in accelerator.reduce(tensor, reduction="sum")]
+
+
+def same_everywhere(accelerator: Any, value: Any) -> Any:
+    """The main process's ``value``, on every process."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]

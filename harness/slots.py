@@ -1,0 +1,104 @@
+"""Where a process's trials run: slots of GPUs (one trial per GPU, or per group of GPUs when a
+trial runs data-parallel) or shares of the CPU cores; `--gpus auto` claims GPUs no other worker
+on this machine holds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+
+@dataclass
+class Slot:
+    """Where one trial at a time runs: its GPUs (or none), and the CPU threads per process."""
+
+    label: str
+    gpus: list[str] = field(default_factory=list)
+    cpu_threads: int | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpus)} if self.gpus else {}
+
+
+def make_slots(*, gpus: list[str], parallel: int, per_trial: int = 1) -> list[Slot]:
+    """One slot per trial run at once: per listed GPU (``["auto"]``: claim free ones), or
+    ``parallel`` on the CPU or sharing the visible GPUs. A trial of ``per_trial`` processes (its
+    training.num_processes) holds that many GPUs, or shares the CPU cores among them."""
+    gpus = claim_gpus(per_trial) if gpus == ["auto"] else gpus
+    if gpus:
+        return gpu_slots(gpus, per_trial)
+    require_gpus(per_trial)
+    n = max(1, parallel)
+    if n == 1:
+        return [Slot("")]
+    threads = max(1, len(os.sched_getaffinity(0)) // (n * per_trial))
+    return [Slot(f"slot {i}", cpu_threads=threads) for i in range(n)]
+
+
+def gpu_slots(gpus: list[str], per_trial: int) -> list[Slot]:
+    if len(gpus) % per_trial:
+        raise HarnessError(f"--gpus {','.join(gpus)}: each trial takes {per_trial} GPUs "
+                           f"(training.num_processes); list a multiple of {per_trial}")
+    groups = [gpus[i:i + per_trial] for i in range(0, len(gpus), per_trial)]
+    return [Slot(f"gpu {','.join(g)}", gpus=g) for g in groups]
+
+
+_claimed: list[Any] = []
+
+
+def claim_gpus(count: int = 1) -> list[str]:
+    """``count`` GPUs of this machine that no other worker here holds (`--gpus auto`, for
+    `docker compose up --scale worker=N`): a lock file per GPU, held while this process lives."""
+    import fcntl
+
+    total = gpu_count()
+    if not total:
+        raise HarnessError("--gpus auto: this machine shows no GPU (nvidia-smi -L lists none)")
+    locks = Path(os.environ.get("HARNESS_GPU_LOCKS", "mlruns/gpu-locks"))
+    locks.mkdir(parents=True, exist_ok=True)
+    held: list[tuple[str, Any]] = []
+    for gpu in range(total):
+        f = open(locks / f"gpu-{gpu}.lock", "a")  # noqa: SIM115 (held until exit)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        held.append((str(gpu), f))
+        if len(held) == count:
+            _claimed.extend(f for _, f in held)
+            return [g for g, _ in held]
+    for _, f in held:
+        f.close()
+    raise HarnessError(f"--gpus auto: fewer than {count} of the {total} GPUs of this machine "
+                       f"are free; the others are held by other workers (locks in {locks})")
+
+
+def gpu_count() -> int:
+    if shutil.which("nvidia-smi"):
+        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
+    return 0
+
+
+def visible_gpus() -> int:
+    """GPUs a trial started from here may use: CUDA_VISIBLE_DEVICES when set, else all."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([g for g in listed.split(",") if g.strip() and g.strip() != "-1"])
+    return gpu_count()
+
+
+def require_gpus(per_trial: int) -> None:
+    """A data-parallel trial on a GPU machine needs a GPU per process (a CPU machine runs its
+    processes on the cores)."""
+    have = visible_gpus() if per_trial > 1 else 0
+    if 0 < have < per_trial:
+        raise HarnessError(f"training.num_processes is {per_trial}, but only {have} GPU(s) are "
+                           "visible here: lower it, or run where there are enough GPUs")
