@@ -57,8 +57,7 @@ def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, float
     write_trial_config(config, out)
     events: list[dict[str, Any]] = []
     launched = time.time()
-    result = run_trial(out, on_event=events.append,
-                       num_processes=config.training.num_processes)
+    result = run_trial(out, on_event=events.append)
     if not result.ok:
         raise SystemExit(f"harness trial failed: {result.reason}: {result.message}\n"
                          f"{result.log_tail}")

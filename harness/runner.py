@@ -9,6 +9,7 @@ ended.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.adapter import CONFIG_FILE
 from harness.events import EventReader, fresh_events_file
 
 LOG_FILE = "trial.log"
@@ -86,15 +88,14 @@ def run_trial(
     poll_seconds: float = 0.2,
     on_spawn: Callable[[int], None] = lambda pgid: None,
     threads: int | None = None,
-    num_processes: int = 1,
 ) -> TrialResult:
     """Run the trial whose train_config.json is in ``output_dir``; returns how it ended.
 
     ``should_stop`` returns a reason (e.g. "pruned") to stop the child; so does Ctrl-C
     ("killed") and ``timeout`` ("timeout"); "interrupted" from ``should_stop`` counts as
     Ctrl-C (a sweep's other thread got it). ``on_spawn`` gets the child's process group id;
-    ``threads`` is the CPU thread count of each of its ``num_processes`` processes (default:
-    see `cpu_threads`).
+    ``threads`` is the CPU thread count of each of the trial's processes (default: see
+    `cpu_threads`); how many processes, its config's training.num_processes says.
     """
     events_file = fresh_events_file(output_dir)
     reader = EventReader(events_file)
@@ -103,9 +104,8 @@ def run_trial(
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1"}
     command = launch_command(output_dir, resume=resume, threads=threads,
-                             num_processes=num_processes)
-    proc = subprocess.Popen(command,
-                            stdout=log, stderr=subprocess.STDOUT, env=child_env,
+                             num_processes=processes_of(output_dir))
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)
     started, stopped_for, interrupted = time.monotonic(), None, False
     try:
@@ -130,6 +130,12 @@ def run_trial(
     result = _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
     result.interrupted = interrupted
     return result
+
+
+def processes_of(output_dir: Path) -> int:
+    """training.num_processes of the trial config in ``output_dir``."""
+    config = json.loads((output_dir / CONFIG_FILE).read_text())
+    return int(config.get("training", {}).get("num_processes", 1))
 
 
 def _drain(reader: EventReader, seen: list[dict[str, Any]],

@@ -370,8 +370,7 @@ class Sweep:
 
         return run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
                          timeout=self.space.study.trial_timeout, threads=slot.cpu_threads,
-                         env={**fault_env(trial.number), **slot.env()},
-                         num_processes=self.space.processes_per_trial)
+                         env={**fault_env(trial.number), **slot.env()})
 
     def _tell(self, trial: Any, state: str, reason: str, values: list[float] | None, *,
               log_tail: str = "", message: str = "", run: TrialRun | None = None) -> None:

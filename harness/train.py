@@ -29,10 +29,10 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
 
     console = console or Console(stderr=True)
     config = load_train_config(config_path)
+    require_gpus(config.training.num_processes)
     out = Path(output_dir or config.output_dir).resolve()
     write_trial_config(config, out)
     resolve_model(config.model)  # convert an embedded model here, once, with its progress bar
-    require_gpus(config.training.num_processes)
     run = TrialRun(config, run_name=config.tracking.run_name or out.name)
     console.print(f"[bold]trial[/] {out}  MLflow run {run.run_id}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
@@ -44,8 +44,7 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
             run.on_event(event)
             _show(progress, task, event, console)
 
-        result = run_trial(out, resume=resume, on_event=on_event,
-                           num_processes=config.training.num_processes)
+        result = run_trial(out, resume=resume, on_event=on_event)
     run.finish(result, out)
     _summary(result, out, run.run_id, console)
     return result

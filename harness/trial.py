@@ -14,6 +14,7 @@ above 1 the same loop runs data-parallel (see `harness.parallel`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -317,8 +318,6 @@ def accumulate(model: Any, accelerator: Any, batches: Any, position: dict[str, i
     Each micro-step takes the next micro-batch of every process (all walk the same order)
     and trains on its own; ``position`` (epoch, batch within it) moves past all of them.
     """
-    import contextlib
-
     import torch
 
     from harness.batching import collate

@@ -11,13 +11,13 @@ import pytest
 import torch
 from optuna.trial import TrialState
 from safetensors.torch import load_file
+from test_sweep import client, space_file, sweep
+from test_trial import make_config
 
 from harness.config import TrainConfig
 from harness.runner import TrialResult, launch_command, run_trial
 from harness.study import load_study, open_storage
 from harness.train import write_trial_config
-from tests.test_sweep import client, space_file, sweep
-from tests.test_trial import make_config
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def config_for(tmp_path: Path, model_dir: Path, **training: Any) -> TrainConfig:
 
 def launched(config: TrainConfig, out: Path, **kwargs: Any) -> TrialResult:
     write_trial_config(config, out)
-    return run_trial(out, num_processes=config.training.num_processes, **kwargs)
+    return run_trial(out, **kwargs)
 
 
 def of_kind(result: TrialResult, kind: str) -> list[dict[str, Any]]:
