@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +31,7 @@ data: {{path: {data}, format: medquad, cutoff_len: {cutoff}, eval_fraction: 0.15
 quantization: {{mode: 4bit}}
 training: {{max_steps: {steps}, micro_batch_size: 4, eval_steps: {eval_steps}, warmup_steps: 0}}
 samples: {{count: 0}}
-study: {{sampler: tpe, seed: 3, pruner: {pruner}, startup_trials: 2, trials: {trials},
-         output_dir: {out}}}
+study: {{sampler: tpe, seed: 3, pruner: {pruner}, trials: {trials}, output_dir: {out}{extra}}}
 search:
   training.learning_rate: {{low: 1.0e-5, high: 5.0e-3, log: true}}
   lora.r: [4, 8, 16]
@@ -41,9 +41,10 @@ FIXED = [(1e-3, 8), (3e-4, 16), (2e-3, 4), (1e-4, 8), (5e-4, 8), (3e-3, 16)]
 
 def write_space(tmp: Path, name: str, args: argparse.Namespace, *, pruner: str,
                 eval_steps: int, enqueue: list[tuple[float, int]]) -> Path:
+    extra = "".join(f", {key}: {value}" for key, value in pruner_settings(args).items())
     text = SPACE.format(model=args.model, data=ROOT / "datasets/samples/medquad",
                         cutoff=args.cutoff_len, steps=args.steps, eval_steps=eval_steps,
-                        pruner=pruner, trials=args.trials, out=tmp / "studies")
+                        pruner=pruner, trials=args.trials, out=tmp / "studies", extra=extra)
     if enqueue:
         text += "enqueue:\n" + "".join(f"  - {{training.learning_rate: {lr}, lora.r: {r}}}\n"
                                        for lr, r in enqueue)
@@ -148,31 +149,60 @@ def run_bare(configs: list[Path]) -> list[float]:
 
 
 def pruning(args: argparse.Namespace) -> None:
-    import optuna
-
     results = {}
     with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        for pruner in ("none", "median"):
+        tmp = Path(args.keep or name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        for pruner in args.pruners.split(","):
             space = write_space(tmp, f"prune-{pruner}", args, pruner=pruner,
                                 eval_steps=args.eval_steps, enqueue=[])
             wall = run_sweep(space, tmp)
-            study = optuna.load_study(study_name=f"prune-{pruner}", storage=optuna.storages.
-                                      JournalStorage(optuna.storages.journal.JournalFileBackend(
-                                          str(tmp / "optuna.journal"))))
-            steps = sum(trained_steps(Path(t.user_attrs["output_dir"])) for t in study.trials)
-            states = [t.state.name for t in study.trials]
-            results[pruner] = (steps, study.best_value, wall, states.count("PRUNED"))
-    (s_off, best_off, wall_off, _), (s_on, best_on, wall_on, n_pruned) = (
-        results["none"], results["median"])
+            results[pruner] = (load_bench_study(tmp, f"prune-{pruner}"), wall)
+    settings = ", ".join(f"{k} {v}" for k, v in pruner_settings(args).items()) or "defaults"
     print(f"\nPruning: {args.trials} trials, seeded TPE, up to {args.steps} steps each, eval "
-          f"every {args.eval_steps}, {args.model}, 4-bit\n")
+          f"every {args.eval_steps}, {args.model}, 4-bit; pruner settings: {settings}\n")
     print("| pruner | steps trained | best eval loss | pruned trials | wall s |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| none | {s_off} | {best_off:.4f} | 0 | {wall_off:.0f} |")
-    print(f"| median | {s_on} | {best_on:.4f} | {n_pruned} | {wall_on:.0f} |")
-    print(f"| **saving** | **{1 - s_on / s_off:.1%}** (goal >= 40 %) | "
-          f"**{best_on / best_off - 1:+.2%}** (goal within 2 %) | | |")
+    summary = {}
+    for pruner, (study, wall) in results.items():
+        steps = sum(trained_steps(Path(t.user_attrs["output_dir"])) for t in study.trials)
+        n_pruned = sum(t.state.name == "PRUNED" for t in study.trials)
+        summary[pruner] = (steps, study.best_value)
+        print(f"| {pruner} | {steps} | {study.best_value:.4f} | {n_pruned} | {wall:.0f} |")
+    if "none" in summary and len(summary) == 2:
+        (s_off, best_off), (s_on, best_on) = summary.pop("none"), summary.popitem()[1]
+        print(f"| **saving** | **{1 - s_on / s_off:.1%}** (goal >= 40 %) | "
+              f"**{best_on / best_off - 1:+.2%}** (goal within 2 %) | | |")
+    for pruner, (study, _) in results.items():
+        print(f"\nTrials, pruner {pruner}:\n")
+        print(trial_table(study))
+
+
+def pruner_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The pruner settings given on the command line; the rest are the space's defaults."""
+    given = {"startup_trials": args.startup_trials, "warmup_steps": args.warmup_steps,
+             "warmup_fraction": args.warmup_fraction}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def load_bench_study(tmp: Path, name: str) -> Any:
+    import optuna
+
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp / "optuna.journal"))
+    return optuna.load_study(study_name=name,
+                             storage=optuna.storages.JournalStorage(backend))
+
+
+def trial_table(study: Any) -> str:
+    """A row per trial: its parameters, its eval loss curve and how it ended."""
+    rows = ["| trial | lr | r | eval loss by step | final | state |",
+            "| ---: | ---: | ---: | --- | ---: | --- |"]
+    for t in study.trials:
+        curve = ", ".join(f"{step}: {v:.3f}" for step, v in sorted(t.intermediate_values.items()))
+        final = f"{t.value:.4f}" if t.value is not None else ""
+        rows.append(f"| {t.number} | {t.params['training.learning_rate']:.2e} | "
+                    f"{t.params['lora.r']} | {curve} | {final} | {t.state.name} |")
+    return "\n".join(rows)
 
 
 def trained_steps(out: Path) -> int:
@@ -194,6 +224,12 @@ def main() -> None:
     parser.add_argument("--cutoff-len", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2, help="overhead: rounds, order "
                         "alternating")
+    parser.add_argument("--pruners", default="none,median",
+                        help="pruning: the studies to run, in order")
+    parser.add_argument("--startup-trials", type=int, help="pruning: override the default")
+    parser.add_argument("--warmup-steps", type=int, help="pruning: override the default")
+    parser.add_argument("--warmup-fraction", type=float, help="pruning: override the default")
+    parser.add_argument("--keep", help="pruning: keep the studies in this directory")
     parser.add_argument("--bare", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:

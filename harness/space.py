@@ -45,11 +45,16 @@ class StudySettings:
     seed: int | None = 42
     """Sampler seed: the same seed proposes the same trials."""
     pruner: str = "median"
-    """median, successive_halving, hyperband or none (single objective only)."""
-    startup_trials: int = 2
-    """Median pruner: trials that must finish before any is pruned."""
+    """median (a trial's latest eval against the finished trials' median at that step),
+    successive_halving, hyperband or none (single objective only)."""
+    startup_trials: int = 1
+    """Median pruner: trials that must finish before any is pruned (the warm-up share keeps a
+    single finished trial from cutting slow starters)."""
     warmup_steps: int = 0
     """Median pruner: optimizer steps a trial runs before it can be pruned."""
+    warmup_fraction: float = 0.25
+    """Any pruner: the share of its own steps a trial trains before it can be pruned (early
+    evaluations favour high learning rates that do not finish best)."""
     min_resource: int = 1
     """Successive halving / hyperband: the smallest step count a trial is judged at."""
     reduction_factor: int = 3
@@ -82,6 +87,8 @@ class StudySettings:
         for key in ("startup_trials", "warmup_steps"):
             if getattr(self, key) < 0:
                 problems.append(f"{key}: must be 0 or more")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append("warmup_fraction: must be at least 0 and below 1")
         if self.min_resource < 1 or self.reduction_factor < 2:
             problems.append("min_resource must be >= 1 and reduction_factor >= 2")
         for key in ("timeout", "trial_timeout"):

@@ -114,21 +114,6 @@ def make_sampler(settings: StudySettings) -> Any:
         return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, group=not multi)
 
 
-def make_pruner(settings: StudySettings) -> Any:
-    import optuna
-
-    if settings.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=settings.startup_trials,
-                                           n_warmup_steps=settings.warmup_steps)
-    if settings.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=settings.min_resource, reduction_factor=settings.reduction_factor)
-    if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=settings.min_resource, reduction_factor=settings.reduction_factor)
-    return optuna.pruners.NopPruner()
-
-
 def open_study(name: str, storage: Any, settings: StudySettings, *,
                worker: bool = False) -> Any:
     """Create the study, or load it to continue; its directions must not have changed.
@@ -136,6 +121,8 @@ def open_study(name: str, storage: Any, settings: StudySettings, *,
     A joining ``worker`` offsets the sampler's seed (by host, pid and time: containers share
     pids), so that workers asking at the same moment do not propose the same parameters."""
     import optuna
+
+    from harness.pruners import make_pruner
 
     directions = ["minimize"] * len(settings.objectives)
     if worker and settings.seed is not None:

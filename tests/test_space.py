@@ -51,7 +51,7 @@ data: {path: datasets/samples/medquad}
 def test_every_problem_is_reported_at_once_with_its_key_path(tmp_path: Path) -> None:
     path = write(tmp_path, BASE + """
 training: {micro_batch_size: 0}
-study: {sampler: grid, trials: 0, objective: [eval_loss, speed]}
+study: {sampler: grid, trials: 0, objective: [eval_loss, speed], warmup_fraction: 1}
 registry: {margin: 2}
 search:
   lora.rank: [4, 8]
@@ -67,6 +67,7 @@ enqueue:
     text = str(err.value)
     for expected in ("study.sampler: 'grid'", "study.objective[1]: 'speed'",
                      "study.trials: must be at least 1", "registry.margin",
+                     "study.warmup_fraction: must be at least 0 and below 1",
                      "search.lora.r.choices: expected a non-empty list",
                      "search.training.learning_rate: a log range needs low > 0",
                      "search.lora.dropout: low (0.2) must be below high (0.1)"):

@@ -31,7 +31,7 @@ OK = optuna.trial.TrialState
 
 
 def space_file(tmp_path: Path, model_dir: Path, *, name: str = "tiny", trials: int = 3,
-               enqueue: str = "", max_steps: int = 4) -> Path:
+               enqueue: str = "", max_steps: int = 4, study: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"""
 model: {model_dir}
@@ -40,7 +40,7 @@ data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff
 training: {{max_steps: {max_steps}, micro_batch_size: 2, eval_steps: 2, scheduler: constant}}
 samples: {{count: 1, max_new_tokens: 4}}
 study: {{sampler: random, seed: 0, pruner: median, startup_trials: 1, trials: {trials},
-         output_dir: {tmp_path / 'studies'}}}
+         output_dir: {tmp_path / 'studies'}{study}}}
 registry: {{model_name: tiny-adapter, margin: 0.01}}
 search:
   training.learning_rate: {{low: 1.0e-6, high: 3.0e-2, log: true}}
@@ -119,6 +119,21 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
 
     check_pull(tmp_path, stores, champion.version)
     check_gate(tmp_path, tiny_model_dir, stores, champion.version)
+
+
+def test_no_trial_is_pruned_before_its_warmup_share_of_steps(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    # The second trial is the one pruned at step 2 of 4 above; 3/4 of the steps protect it.
+    good_bad = "".join(GOOD_BAD_CRASH.splitlines(keepends=True)[:2])
+    space = space_file(tmp_path, tiny_model_dir, trials=2, enqueue=good_bad,
+                       study=", warmup_fraction: 0.75")
+    assert sweep(space, stores, "--no-promote") == 0
+
+    study = load_study("tiny", open_storage(stores["storage"]))
+    assert [t.state for t in study.trials] == [OK.COMPLETE, OK.COMPLETE]
+    slow = study.trials[1]
+    assert slow.intermediate_values.keys() == {2}  # reported for others to compare with
+    assert slow.value > study.trials[0].value
 
 
 def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
