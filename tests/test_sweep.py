@@ -176,7 +176,7 @@ def check_gate(tmp_path: Path, model_dir: Path, stores: dict[str, str], champion
 
 def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
         tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
-    space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=40)
+    space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=2000)  # still running
     cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
            "--tracking-uri", stores["uri"], "--no-promote"]
     first = subprocess.Popen(cmd, cwd=tmp_path, env=os.environ.copy(),
@@ -189,7 +189,7 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
     pgid = study.trials[0].system_attrs[WORKER]["pgid"]
     assert group_alive(pgid)
 
-    space.write_text(space.read_text().replace("max_steps: 40", "max_steps: 4"))
+    space.write_text(space.read_text().replace("max_steps: 2000", "max_steps: 4"))
     assert sweep(space, stores, "--no-promote") == 0
     assert not group_alive(pgid)
     study = load_study("tiny", open_storage(stores["storage"]))
@@ -211,7 +211,9 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
 
 def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
         tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
-    space = space_file(tmp_path, tiny_model_dir, trials=1, max_steps=40)
+    # Long enough (40 steps take about a second) that Ctrl-C lands mid-trial even when this
+    # test process is slow to notice the first step on a loaded machine.
+    space = space_file(tmp_path, tiny_model_dir, trials=1, max_steps=2000)
     cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
            "--tracking-uri", stores["uri"], "--no-promote"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -230,7 +232,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
                               filter_string="tags.`harness.role` = 'study'")
     assert runs[0].info.status == "KILLED"
 
-    space.write_text(space.read_text().replace("max_steps: 40", "max_steps: 2"))
+    space.write_text(space.read_text().replace("max_steps: 2000", "max_steps: 2"))
     assert sweep(space, stores, "--no-promote") == 0
     trials = load_study("tiny", open_storage(stores["storage"])).trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE]
