@@ -22,7 +22,7 @@ from harness.space import StudySettings
 class LatestMedianPruner(optuna.pruners.BasePruner):
     """Prune a trial whose latest value is worse than the finished trials' median at its step."""
 
-    def __init__(self, startup_trials: int = 2, warmup_steps: int = 0) -> None:
+    def __init__(self, startup_trials: int = 1, warmup_steps: int = 0) -> None:
         self.startup_trials = max(startup_trials, 1)
         self.warmup_steps = warmup_steps
 
@@ -57,3 +57,13 @@ def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
             min_resource=settings.min_resource, reduction_factor=settings.reduction_factor)
     return optuna.pruners.NopPruner()
 
+
+def describe(settings: StudySettings) -> str:
+    """The settings the study's pruner runs with, defaults included, for the study's run."""
+    if settings.pruner == "median":
+        keys = ["startup_trials", "warmup_steps", "warmup_fraction"]
+    elif settings.pruner in ("successive_halving", "hyperband"):
+        keys = ["min_resource", "reduction_factor", "warmup_fraction"]
+    else:
+        return ""
+    return ", ".join(f"{key}={getattr(settings, key)}" for key in keys)

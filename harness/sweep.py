@@ -38,6 +38,7 @@ from rich.live import Live
 from harness.errors import ConfigError, HarnessError
 from harness.names import check_name
 from harness.outbox import RUN
+from harness.pruners import describe as describe_pruner
 from harness.runner import TrialResult, run_trial
 from harness.slots import Slot, make_slots
 from harness.space import SpaceFile, load_space, parse_space
@@ -179,6 +180,7 @@ class Sweep:
     def _study_params(self) -> dict[str, str]:
         s = self.space.study
         return {"sampler": s.sampler, "seed": str(s.seed), "pruner": s.pruner,
+                "pruner_settings": describe_pruner(s),
                 "objective": ",".join(self.objectives), "trials": str(self.total),
                 "space_file": self.space.path, "search": ", ".join(p.name for p in
                                                                    self.space.params)}

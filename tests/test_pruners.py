@@ -5,7 +5,7 @@ import math
 import optuna
 import pytest
 
-from harness.pruners import LatestMedianPruner, make_pruner
+from harness.pruners import LatestMedianPruner, describe, make_pruner
 from harness.space import StudySettings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -65,3 +65,11 @@ def test_maximized_objectives_prune_the_lower_values() -> None:
     ("hyperband", optuna.pruners.HyperbandPruner), ("none", optuna.pruners.NopPruner)])
 def test_every_pruner_name_makes_its_pruner(name: str, kind: type) -> None:
     assert isinstance(make_pruner(StudySettings(pruner=name)), kind)
+
+
+def test_the_settings_each_pruner_runs_with_are_described() -> None:
+    assert describe(StudySettings(startup_trials=3)) == (
+        "startup_trials=3, warmup_steps=0, warmup_fraction=0.25")
+    assert describe(StudySettings(pruner="hyperband", warmup_fraction=0)) == (
+        "min_resource=1, reduction_factor=3, warmup_fraction=0")
+    assert describe(StudySettings(pruner="none")) == ""

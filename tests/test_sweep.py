@@ -104,6 +104,8 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     plots = {a.path for a in mlflow.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/intermediate_values.png"} <= plots
     assert parent.data.tags["best_trial"] == "0"
+    assert parent.data.params["pruner_settings"] == (
+        "startup_trials=1, warmup_steps=0, warmup_fraction=0.25")
     assert "space.yaml" in {a.path for a in mlflow.list_artifacts(parent.info.run_id)}
 
     champion = mlflow.get_model_version_by_alias("tiny-adapter", "champion")
@@ -217,7 +219,7 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
     cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
            "--tracking-uri", stores["uri"], "--no-promote"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=as_from_a_terminal)
     events = tmp_path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
     wait_for(lambda: events.is_file() and '"step"' in events.read_text(), proc)
     proc.send_signal(signal.SIGINT)
@@ -237,6 +239,12 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
     trials = load_study("tiny", open_storage(stores["storage"])).trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE]
     assert trials[1].params == first.params and retried_from(trials[1]) == 0
+
+
+def as_from_a_terminal() -> None:
+    """Ctrl-C reaches a command started from a terminal; a test run started in the background
+    (`cmd &` in a script) ignores SIGINT, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: Any, proc: subprocess.Popen, limit: float = 300) -> None:
