@@ -51,7 +51,7 @@ class StudySettings:
     """Median pruner: trials that must finish before any is pruned (the warm-up share keeps a
     single finished trial from cutting slow starters)."""
     warmup_steps: int = 0
-    """Median pruner: optimizer steps a trial runs before it can be pruned."""
+    """Any pruner: optimizer steps a trial trains before it can be pruned."""
     warmup_fraction: float = 0.25
     """Any pruner: the share of its own steps a trial trains before it can be pruned (early
     evaluations favour high learning rates that do not finish best)."""
@@ -97,6 +97,10 @@ class StudySettings:
                 problems.append(f"{key}: must be positive seconds (or leave it out)")
         if problems:
             raise ConfigError(problems)
+
+    def may_prune(self, step: int, total_steps: int) -> bool:
+        """Whether a trial of ``total_steps`` is past its warm-up at ``step``."""
+        return step >= max(self.warmup_steps, self.warmup_fraction * total_steps)
 
     @property
     def objectives(self) -> list[str]:

@@ -352,7 +352,6 @@ class Sweep:
     def _train(self, trial: Any, out: Path, run: TrialRun, slot: Slot) -> TrialResult:
         storage, single = self.study._storage, len(self.objectives) == 1
         pruned, total = [False], [math.inf]
-        warmup = self.space.study.warmup_fraction
 
         def on_event(event: dict[str, Any]) -> None:
             run.on_event(event)
@@ -361,7 +360,7 @@ class Sweep:
                 total[0] = event["total_steps"]  # the final eval is the result, not a rung
             if event.get("event") == "eval" and single and event["step"] < total[0]:
                 trial.report(objective_value(event, self.objectives[0]), event["step"])
-                if event["step"] >= warmup * total[0]:
+                if self.space.study.may_prune(event["step"], total[0]):
                     pruned[0] = pruned[0] or trial.should_prune()
 
         def should_stop() -> str | None:

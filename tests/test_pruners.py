@@ -38,15 +38,15 @@ def test_a_trial_that_gets_worse_is_pruned_once_it_is_worse_than_the_median() ->
     assert run(theirs, DIVERGING) is None
 
 
-def test_startup_trials_and_warmup_steps_hold_pruning_off() -> None:
-    study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=2, warmup_steps=3))
+def test_nothing_is_pruned_until_startup_trials_have_finished() -> None:
+    study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=2))
     assert run(study, GOOD) is None
     assert run(study, SLOW) is None  # only one finished trial so far
-    assert run(study, SLOW) == 3  # median of GOOD and SLOW at step 3 is below 2.93; not before
+    assert run(study, SLOW) == 1  # above the median of GOOD and SLOW at once
     assert run(study, GOOD) is None
 
 
-def test_nan_is_pruned_and_nan_finished_values_are_ignored() -> None:
+def test_a_nan_value_is_pruned_even_before_any_trial_finished() -> None:
     study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=1))
     assert run(study, [math.nan]) == 1
     assert run(study, GOOD) is None
@@ -71,5 +71,6 @@ def test_the_settings_each_pruner_runs_with_are_described() -> None:
     assert describe(StudySettings(startup_trials=3)) == (
         "startup_trials=3, warmup_steps=0, warmup_fraction=0.25")
     assert describe(StudySettings(pruner="hyperband", warmup_fraction=0)) == (
-        "min_resource=1, reduction_factor=3, warmup_fraction=0")
+        "min_resource=1, reduction_factor=3, warmup_steps=0, warmup_fraction=0")
     assert describe(StudySettings(pruner="none")) == ""
+

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from harness.errors import ConfigError
-from harness.space import ALPHA_PER_RANK, load_space
+from harness.space import ALPHA_PER_RANK, StudySettings, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -153,3 +153,13 @@ study: {objective: [eval_loss, peak_memory], pruner: median}
 """)
     with pytest.raises(ConfigError, match="cannot prune multi-objective"):
         load_space(path)
+
+
+def test_the_warmup_is_the_later_of_its_steps_and_its_share_of_the_trial() -> None:
+    share = StudySettings(warmup_fraction=0.25)
+    assert not share.may_prune(5, 24) and share.may_prune(6, 24)
+    assert share.may_prune(6, 24) and not share.may_prune(6, 48)  # longer trials wait longer
+    both = StudySettings(warmup_steps=10, warmup_fraction=0.25)
+    assert not both.may_prune(8, 24) and both.may_prune(10, 24)
+    assert not both.may_prune(10, 48) and both.may_prune(12, 48)
+    assert StudySettings(warmup_fraction=0).may_prune(1, 24)
