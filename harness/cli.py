@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
 from harness import __version__
 from harness.cli_sweep import add_commands
-from harness.errors import HarnessError
+from harness.errors import HarnessError, disk_full, is_disk_full
 
 EXIT_UNUSABLE = 1
 EXIT_ERROR = 2
@@ -24,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.outbox import use_short_http_retries
 
     use_short_http_retries()
+    # MLflow's SQL store logs every database error with its traceback before raising it; the
+    # harness reports each raised error in its own words (a full disk, a refused write, ...).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     try:
         return args.run(args)
     except HarnessError as err:
@@ -32,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if not is_disk_full(err):
+            raise
+        print(f"harness: error: {disk_full(err, None)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -41,3 +42,54 @@ class DataError(HarnessError):
         if hint:
             message += f"\n  What to do: {hint}"
         super().__init__(message)
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded",
+                  "storagefull", "could not extend file")
+"""How a full disk reads where no errno survives: SQLite, PostgreSQL, safetensors (Rust)."""
+
+
+class DiskFullError(HarnessError):
+    """A write failed for want of space: the sweep or command stops instead of failing trial
+    after trial. Nothing already written is lost; freeing space and running the same command
+    again continues."""
+
+    def __init__(self, where: str | Path | None, detail: str = "") -> None:
+        self.where = str(where or "")
+        why = f" ({detail})" if detail else ""
+        if self.where:
+            head = (f"disk full at {self.where}{why}: free some space there (`df -h "
+                    f"{self.where}` shows how much is left)")
+        else:
+            head = f"a disk this command writes to is full{why}: free some space"
+        super().__init__(f"{head}, then run the same command again; what was recorded so far "
+                         "is kept")
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err``, or an exception it was raised from, is a full disk or quota."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DiskFullError):
+            return True
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(current).lower() for text in DISK_FULL_TEXT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full(err: BaseException, where: str | Path | None) -> DiskFullError:
+    """``err`` as a DiskFullError at ``where`` (or at the file the error names)."""
+    if isinstance(err, DiskFullError):
+        return err
+    named = getattr(err, "filename", None)
+    return DiskFullError(named or where, first_line(err))
+
+
+def first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]

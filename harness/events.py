@@ -18,7 +18,7 @@ from typing import Any
 EVENTS_FILE = "events.jsonl"
 
 # Exit codes of a trial, one per way it can end; documented in the README.
-EXIT_CODES = {"finished": 0, "crash": 10, "nan": 11, "oom": 12, "killed": 13}
+EXIT_CODES = {"finished": 0, "crash": 10, "nan": 11, "oom": 12, "killed": 13, "disk_full": 14}
 
 
 class EventWriter:

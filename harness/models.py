@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import QuantConfig
-from harness.errors import HarnessError
+from harness.errors import DiskFullError, HarnessError, disk_full, is_disk_full
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,23 @@ def first_line(err: BaseException) -> str:
 
 def _save_atomically(target: Path, *parts: Any) -> None:
     """Save every part into a temporary sibling, then rename: no reader sees half a cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(err, target.parent) from None
+        raise
     tmp.chmod(0o755)
     try:
         for part in parts:
             part.save_pretrained(tmp)
         os.replace(tmp, target)
-    except OSError:
-        if not target.is_dir():
+    except Exception as err:  # safetensors reports a full disk as its own error type
+        if is_disk_full(err):
+            raise DiskFullError(target.parent, "while saving the converted model; set "
+                                "HARNESS_HOME to a disk with more room") from None
+        if not (isinstance(err, OSError) and target.is_dir()):
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

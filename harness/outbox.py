@@ -15,6 +15,8 @@ import time
 from collections import deque
 from typing import Any
 
+from harness.errors import DiskFullError, disk_full, is_disk_full
+
 RETRY_SECONDS = 15.0
 RUN = object()
 """Stands for the run id in a queued write, filled in once the run exists."""
@@ -55,6 +57,8 @@ class Outbox:
         self.pending: deque[tuple[str, tuple[Any, ...], dict[str, Any]]] = deque()
         self.next_try = 0.0
         self.dropped: list[str] = []
+        self.disk_full: DiskFullError | None = None
+        """Set while the store's disk is full: the writes wait, and the sweep stops."""
         self.closed = False
         """Set once the run's last write (its final status) is queued."""
         self._lock = threading.Lock()  # a slot thread sends while the sweep's thread flushes
@@ -81,6 +85,10 @@ class Outbox:
                     result = getattr(self.client, method)(*(self.run_id if a is RUN else a
                                                             for a in args), **kwargs)
                 except Exception as err:
+                    if is_disk_full(err):
+                        self.disk_full = disk_full(err, store_location(self.client))
+                        self.next_try = time.monotonic() + RETRY_SECONDS
+                        return False
                     if is_transient(err):
                         self.next_try = time.monotonic() + RETRY_SECONDS
                         return False
@@ -95,14 +103,25 @@ class Outbox:
                 if method == "create_run":
                     self.run_id = result.info.run_id
                 self.pending.popleft()
+            self.disk_full = None
             return True
 
 
+def store_location(client: Any) -> str:
+    """Where a client's writes land, for messages: a SQLite store's file, else its URI."""
+    from harness.study import redact
+
+    uri = client.tracking_uri
+    return uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact(uri)
+
+
 def drain(boxes: list[Outbox], seconds: float) -> list[Outbox]:
-    """Keep trying every box for up to ``seconds`` in all; the boxes still holding writes."""
+    """Keep trying every box for up to ``seconds`` in all; the boxes still holding writes.
+    A box whose disk is full is not waited for: a full disk does not empty itself."""
     deadline = time.monotonic() + seconds
     waiting = [box for box in boxes if not box.flush(force=True)]
-    while waiting and time.monotonic() < deadline:
+    while (waiting and time.monotonic() < deadline
+           and not all(box.disk_full for box in waiting)):
         time.sleep(min(RETRY_SECONDS / 3, max(0.0, deadline - time.monotonic())))
         waiting = [box for box in waiting if not box.flush(force=True)]
     return waiting

@@ -75,16 +75,22 @@ def _find_run(client: Any, study: Any, number: int) -> str:
 
 def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str, trial: int,
                 objective: str, value: float) -> Promotion:
-    """Register ``run``'s adapter once and give it `champion` or `challenger`."""
+    """Register ``run``'s adapter once and give it `champion` or `challenger`. A version whose
+    promotion was cut short (Ctrl-C, a crash between registering it and settling its gate) is
+    settled now."""
     eval_loss = run.data.metrics.get("eval/loss", math.nan)
     if run.info.status != "FINISHED" or not math.isfinite(eval_loss):
         raise HarnessError(f"run {run.info.run_id} is {run.info.status} with eval loss "
                            f"{eval_loss}: only finished trials with a finite loss are promoted")
     _ensure_registered_model(client, model)
     existing = _version_of(client, model, study, trial)
-    if existing is not None:
+    if existing is not None and _settled(client, model, existing):
         alias = existing.tags.get("harness.alias", "")
         return Promotion(model, existing.version, alias, "no change", new=False)
+    if existing is not None:
+        alias, why = _settle_gate(client, model, existing.version, existing.tags, margin)
+        return Promotion(model, existing.version, alias,
+                         f"its interrupted promotion settled now: {why}", new=False)
     tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
     version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
                                           run_id=run.info.run_id, tags=tags)
@@ -93,16 +99,39 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
         client.delete_model_version(model, version.version)  # another promoter was first
         return Promotion(model, first.version, first.tags.get("harness.alias", ""),
                          "no change", new=False)
-    alias, why = gate(client, model, tags, margin)
-    client.set_model_version_tag(model, version.version, GATE, "passed" if alias == CHAMPION
-                                 else "held")
-    client.set_model_version_tag(model, version.version, "harness.alias", alias)
-    client.set_registered_model_alias(model, alias, version.version)
-    settled = settle(client, model)
-    if alias == CHAMPION and settled is not None and settled != version.version:
-        alias, why = CHALLENGER, f"a racing promoter's version {settled} is better; {why}"
-        client.set_model_version_tag(model, version.version, "harness.alias", alias)
+    alias, why = _settle_gate(client, model, version.version, tags, margin)
     return Promotion(model, version.version, alias, why, new=True)
+
+
+def _settled(client: Any, model: str, version: Any) -> bool:
+    """Whether ``version``'s promotion ran to its end: the gate's verdict and alias recorded,
+    and a version that passed is not left without a champion."""
+    from mlflow.exceptions import MlflowException
+
+    if not version.tags.get(GATE) or not version.tags.get("harness.alias"):
+        return False
+    if version.tags[GATE] != "passed":
+        return True
+    try:
+        client.get_model_version_by_alias(model, CHAMPION)
+    except MlflowException:
+        return False
+    return True
+
+
+def _settle_gate(client: Any, model: str, version: str, tags: dict[str, str],
+                 margin: float) -> tuple[str, str]:
+    """Judge ``version`` at the gate, record the verdict, move the alias; (alias, why)."""
+    alias, why = gate(client, model, tags, margin)
+    client.set_model_version_tag(model, version, GATE, "passed" if alias == CHAMPION
+                                 else "held")
+    client.set_model_version_tag(model, version, "harness.alias", alias)
+    client.set_registered_model_alias(model, alias, version)
+    settled = settle(client, model)
+    if alias == CHAMPION and settled is not None and settled != version:
+        alias, why = CHALLENGER, f"a racing promoter's version {settled} is better; {why}"
+        client.set_model_version_tag(model, version, "harness.alias", alias)
+    return alias, why
 
 
 GATE = "harness.gate"

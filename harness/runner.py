@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapter import CONFIG_FILE
+from harness.errors import DiskFullError, is_disk_full
 from harness.events import EventReader, fresh_events_file
+from harness.procs import TRIAL_MODULE, start_time
 
 LOG_FILE = "trial.log"
 GRACE_SECONDS = 20.0
@@ -58,7 +61,7 @@ def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1,
            str(threads or cpu_threads(num_processes))]
     if num_processes > 1:
         cmd += ["--multi_gpu", "--main_process_port", str(free_port())]
-    cmd += ["-m", "harness.trial", str(output_dir)]
+    cmd += ["-m", TRIAL_MODULE, str(output_dir)]
     return [*cmd, "--resume"] if resume else cmd
 
 
@@ -102,7 +105,7 @@ def run_trial(
     seen: list[dict[str, Any]] = []
     log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
-                 "PYTHONUNBUFFERED": "1"}
+                 "PYTHONUNBUFFERED": "1", PARENT_ENV: parent_identity()}
     command = launch_command(output_dir, resume=resume, threads=threads,
                              num_processes=processes_of(output_dir))
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env,
@@ -130,6 +133,14 @@ def run_trial(
     result = _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
     result.interrupted = interrupted
     return result
+
+
+PARENT_ENV = "HARNESS_PARENT"
+"""`PID:START_TIME` of the process that runs the trial: the trial stops when it is gone."""
+
+
+def parent_identity() -> str:
+    return f"{os.getpid()}:{start_time(os.getpid()) or ''}"
 
 
 def processes_of(output_dir: Path) -> int:
@@ -184,6 +195,8 @@ def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str |
         reason = "finished"
     elif failed:
         reason = failed.get("reason", "crash")
+    elif not has_room(log_path.parent):
+        reason = "disk_full"  # the child could not even write why it failed
     elif code is not None and code < 0:
         reason = "killed"  # the launcher died by a signal, e.g. SIGKILL
     else:
@@ -191,9 +204,23 @@ def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str |
         # child's "failed" event (it was SIGKILLed, say) the exit code tells nothing more.
         reason = "crash"
     message = (failed or {}).get("message", "")
-    if not message and reason != "finished":
+    if not message and reason == "disk_full":
+        message = str(DiskFullError(log_path.parent))
+    elif not message and reason != "finished":
         message = f"trial process ended with exit code {code}"
     return TrialResult(reason, code, events, message, _tail(log_path))
+
+
+def has_room(directory: Path, probe_bytes: int = 65536) -> bool:
+    """Whether ``probe_bytes`` can still be written in ``directory`` (a full disk says no)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory, buffering=0) as f:
+            if f.write(b"\0" * probe_bytes) != probe_bytes:
+                return False  # a short write: the disk filled up under it
+            os.fsync(f.fileno())
+    except OSError as err:
+        return not is_disk_full(err)
+    return True
 
 
 def _tail(path: Path, limit: int = 8000) -> str:

@@ -6,20 +6,20 @@ is a journal file (the default, mlruns/optuna.journal), which several processes 
 can share. Liveness: on RDB storages Optuna's own heartbeats (`heartbeat_interval`,
 `grace_period`); on a journal file a heartbeat attribute. Either way a worker's host and pid are
 kept with its running trial, so a dead worker on the same host is noticed at once. A trial whose
-worker died is failed, its MLflow run closed as FAILED, and its parameters retried once by
-Optuna's `RetryHeartbeatStaleTrialCallback` (the retry keeps the first trial's number).
+worker died is failed, its MLflow run closed as FAILED, and its parameters queued again (once).
+A trial the sweep stopped (Ctrl-C, a full disk) never counts against the budget and is always
+queued again. A queued retry keeps the first trial's number (Optuna's `failed_trial`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
 import fcntl
 import hashlib
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.procs import group_runs_trial, same_process, start_time
 from harness.space import StudySettings
 
 DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
@@ -37,8 +38,6 @@ REASON = "harness.reason"
 RUN_ID = "mlflow_run_id"
 WORKER = "harness.worker"
 HEARTBEAT = "harness.heartbeat"
-RETRY_KEYS = ("failed_trial", "retry_history")
-"""System attributes Optuna's retry callback writes: the first trial's number, and the chain."""
 
 
 def heartbeat_seconds() -> int:
@@ -63,7 +62,8 @@ def _scheme(url: str) -> str:
 def open_storage(url: str) -> Any:
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend
+
+    from harness.journal import JournalFile
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep shows its own progress
     scheme = _scheme(url)
@@ -84,9 +84,10 @@ def open_storage(url: str) -> Any:
     if scheme:
         raise HarnessError(f"study storage {redact(url)}: unknown scheme {scheme!r}; use "
                            "sqlite:///, postgresql://, mysql:// or a journal file path")
-    path = Path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    journal = JournalFile(url)
+    for note in journal.repairs:
+        print(f"harness: note: {note}", file=sys.stderr)
+    return JournalStorage(journal)
 
 
 def redact(url: str) -> str:
@@ -98,36 +99,17 @@ def redact(url: str) -> str:
     return url
 
 
-def make_sampler(settings: StudySettings) -> Any:
-    import optuna
-
-    seed = settings.seed
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    if settings.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    multi = len(settings.objectives) > 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=not multi, group=not multi)
-
-
-def open_study(name: str, storage: Any, settings: StudySettings, *,
-               worker: bool = False) -> Any:
+def open_study(name: str, storage: Any, settings: StudySettings) -> Any:
     """Create the study, or load it to continue; its directions must not have changed.
 
-    A joining ``worker`` offsets the sampler's seed (by host, pid and time: containers share
-    pids), so that workers asking at the same moment do not propose the same parameters."""
+    Every process builds the same sampler: it seeds each trial from the study seed and the
+    trial's number (`harness.samplers`), so resumes and workers never repeat a draw."""
     import optuna
 
     from harness.pruners import make_pruner
+    from harness.samplers import make_sampler
 
     directions = ["minimize"] * len(settings.objectives)
-    if worker and settings.seed is not None:
-        salt = hashlib.sha1(f"{this_host()}:{os.getpid()}:{time.time_ns()}".encode()).digest()
-        settings = dataclasses.replace(settings, seed=settings.seed + int.from_bytes(salt[:3]))
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
                                 directions=directions, sampler=make_sampler(settings),
                                 pruner=make_pruner(settings))
@@ -155,22 +137,8 @@ def this_host() -> str:
 
 
 def worker_id(pgid: int | None = None) -> dict[str, Any]:
-    return {"host": this_host(), "pid": os.getpid(), "since": _start_time(os.getpid()),
+    return {"host": this_host(), "pid": os.getpid(), "since": start_time(os.getpid()),
             "pgid": pgid}
-
-
-def _start_time(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot): a restarted container reuses pids, and the
-    start time tells its new process from the dead worker's."""
-    return _stat_field(Path(f"/proc/{pid}"), 19)
-
-
-def _stat_field(proc: Path, index: int) -> int | None:
-    """A numeric field of /proc/PID/stat, counted after the command name (state is 0)."""
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[index])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _heartbeat_storage(storage: Any) -> bool:
@@ -216,8 +184,7 @@ def is_stale(trial: Any, *, heartbeats_in_storage: bool, now: float | None = Non
     storage) its heartbeat attribute is older than the grace period."""
     worker = trial.system_attrs.get(WORKER) or {}
     if worker.get("host") == this_host() and worker.get("pid"):
-        pid, since = worker["pid"], worker.get("since")
-        return not _alive(pid) or (since is not None and _start_time(pid) not in (since, None))
+        return not same_process(worker["pid"], worker.get("since"))
     if heartbeats_in_storage:
         return False  # Optuna's fail_stale_trials judges these
     now = now or time.time()
@@ -227,39 +194,59 @@ def is_stale(trial: Any, *, heartbeats_in_storage: bool, now: float | None = Non
     return last is None or now - last > grace_seconds()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class RetryStale:
-    """Optuna's retry callback for a trial whose worker died, plus the harness's clean-up: what is
-    left of the trial's processes on this host is killed and its MLflow run ends FAILED."""
+    """Called for a trial whose worker died (by Optuna's heartbeat check on RDB storages, by
+    `recover_abandoned` on a journal): what is left of the trial's processes on this host is
+    killed, its MLflow run ends FAILED, and its parameters are queued again."""
 
     def __call__(self, study: Any, trial: Any) -> None:
         _kill_leftover(trial.system_attrs.get(WORKER) or {})
         close_run(study, trial, reason="abandoned", status="FAILED")
-        retry(study, trial)
+        requeue(study, trial)
 
 
-def retry(study: Any, trial: Any) -> None:
-    """Queue ``trial``'s parameters again, once, through Optuna's retry callback; the new trial
-    keeps the first one's number (`failed_trial`) but none of its worker's attributes."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
+STOPPED = ("interrupted", "disk_full")
+"""Reasons a trial was stopped by the sweep rather than judged: such a trial never counts
+against the study's budget and is always run again."""
+ABANDONED_RETRIES = 1
+"""How often a trial whose worker died is retried: a trial that takes its machine down with it
+(the kernel's OOM killer) must not do so forever."""
 
-    if not trial.params:
-        return
-    clean = copy.deepcopy(trial)
-    clean.user_attrs = {}
-    clean.system_attrs = {k: v for k, v in trial.system_attrs.items() if k in RETRY_KEYS}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # experimental-API warning
-        RetryHeartbeatStaleTrialCallback(max_retry=1)(study, clean)
+
+def requeue(study: Any, trial: Any) -> bool:
+    """Queue ``trial``'s parameters (none, for an empty search space) as a new waiting trial;
+    False when a trial abandoned again is not retried. The new trial records the chain in
+    Optuna's retry attributes (`failed_trial`: the first number, `retry_history`), and none of
+    the old trial's worker attributes."""
+    import optuna
+
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if reason_of(trial) == "abandoned":
+        chain = {t.number: t for t in study.get_trials(deepcopy=False)
+                 if t.number in history}
+        if sum(reason_of(t) == "abandoned" for t in chain.values()) > ABANDONED_RETRIES:
+            return False
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=trial.params,
+        distributions=trial.distributions,
+        system_attrs={"failed_trial": history[0], "retry_history": history}))
+    return True
+
+
+def requeue_stopped(study: Any) -> list[int]:
+    """Queue again every stopped trial (interrupted, disk full) that has no retry yet, e.g. one
+    whose sweep was stopped again before it could queue it; their numbers. Call under the
+    budget lock so that two workers do not both queue one."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    retried = superseded(trials)
+    fail = optuna.trial.TrialState.FAIL
+    lost = [t for t in trials if t.state == fail and reason_of(t) in STOPPED
+            and t.number not in retried]
+    for trial in lost:
+        requeue(study, trial)
+    return [t.number for t in lost]
 
 
 def retried_from(trial: Any) -> int | None:
@@ -325,20 +312,9 @@ def reason_of(trial: Any) -> str:
 def _kill_leftover(worker: dict[str, Any]) -> None:
     """SIGKILL the process group of a dead worker's trial, if it still runs on this host."""
     pgid = worker.get("pgid")
-    if pgid and worker.get("host") == this_host() and _group_is_trial(pgid):
+    if pgid and worker.get("host") == this_host() and group_runs_trial(pgid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-
-
-def _group_is_trial(pgid: int) -> bool:
-    """Whether a live process of group ``pgid`` is a harness trial (the id was not reused)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or _stat_field(proc, 2) != pgid:
-            continue
-        with contextlib.suppress(OSError):
-            if b"harness.trial" in (proc / "cmdline").read_bytes():
-                return True
-    return False
 
 
 def superseded(trials: list[Any]) -> set[int]:
@@ -348,8 +324,10 @@ def superseded(trials: list[Any]) -> set[int]:
 
 
 def counted(trial: Any, retried: set[int]) -> bool:
-    """Whether a finished trial counts towards the study's total."""
-    return trial.state.is_finished() and trial.number not in retried
+    """Whether a finished trial counts towards the study's total: not when it was retried (its
+    retry counts instead) nor when the sweep stopped it before it could be judged."""
+    return (trial.state.is_finished() and trial.number not in retried
+            and reason_of(trial) not in STOPPED)
 
 
 def remaining(study: Any, total: int) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import threading
 import time
 import traceback
@@ -35,9 +34,10 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, DiskFullError, HarnessError, disk_full, is_disk_full
 from harness.names import check_name
 from harness.outbox import RUN
+from harness.procs import stop_signals_as_interrupt
 from harness.pruners import describe as describe_pruner
 from harness.runner import TrialResult, run_trial
 from harness.slots import Slot, make_slots
@@ -45,6 +45,7 @@ from harness.space import SpaceFile, load_space, parse_space
 from harness.study import (
     REASON,
     RUN_ID,
+    STOPPED,
     WORKER,
     Heartbeat,
     beat,
@@ -54,15 +55,17 @@ from harness.study import (
     load_study,
     open_storage,
     open_study,
+    reason_of,
     recover_abandoned,
     redact,
     remaining,
-    retry,
+    requeue,
+    requeue_stopped,
     storage_url,
     worker_id,
 )
 from harness.sweep_view import SweepView, print_summary
-from harness.tracking import StudyRun, TrialRun, check_tracking, tracking_uri
+from harness.tracking import StudyRun, TrialRun, check_tracking, close_left_open, tracking_uri
 from harness.train import write_trial_config
 
 LOG_TAIL = "harness.log_tail"
@@ -112,7 +115,7 @@ class Sweep:
         check_tracking(self.uri)  # before anything is created or trained
         self.url = storage_url(options.storage)
         self.storage = storage or open_storage(self.url)
-        self.study = open_study(self.name, self.storage, space.study, worker=joining)
+        self.study = open_study(self.name, self.storage, space.study)
         # A sweep sets the study's total (its --trials, else the file's); workers follow it.
         self.total = (int(self.study.user_attrs.get("trials", space.study.trials)) if joining
                       else options.trials or space.study.trials)
@@ -126,6 +129,8 @@ class Sweep:
         self.outboxes: list[Any] = []
         """MLflow writes of this process's trials, retried while the server is away."""
         self._box_lock = threading.Lock()
+        self.halted: DiskFullError | None = None
+        """Set when a disk filled up: the sweep stops and reports it."""
 
     @classmethod
     def join(cls, options: SweepOptions, console: Console) -> Sweep:
@@ -162,12 +167,13 @@ class Sweep:
     def run(self) -> SweepOutcome:
         from harness.models import resolve_model
 
-        resolve_model(self.space.base.get("model", "smollm2-135m-instruct"))
-        self.create()
-        interrupted = self._work(make_slots(
-            gpus=self.options.gpus, parallel=self.options.parallel,
-            per_trial=self.space.processes_per_trial))
-        return self._finish(interrupted)
+        with stop_signals_as_interrupt():  # docker stop, a batch scheduler, a closed terminal
+            resolve_model(self.space.base.get("model", "smollm2-135m-instruct"))
+            self.create()
+            interrupted = self._work(make_slots(
+                gpus=self.options.gpus, parallel=self.options.parallel,
+                per_trial=self.space.processes_per_trial))
+            return self._finish(interrupted)
 
     def _remember_settings(self) -> None:
         for key, value in {"space_path": str(Path(self.space.path).resolve()),
@@ -207,9 +213,9 @@ class Sweep:
         done = [threading.Event() for _ in slots]
         threads = [threading.Thread(target=self._slot_loop, args=(slot, end), name=slot.label,
                                     daemon=True) for slot, end in zip(slots, done, strict=True)]
-        with _sigterm_as_interrupt(), Live(self.view, console=self.console,
+        with Live(self.view, console=self.console,
                                            refresh_per_second=2, transient=False):
-            self._recover()
+            self._recover(stopped=True)
             for thread in threads:
                 thread.start()
             try:
@@ -224,6 +230,9 @@ class Sweep:
         last = time.monotonic()
         while not all(end.is_set() for end in done):
             time.sleep(0.5)
+            full = next((box.disk_full for box in self.outboxes if box.disk_full), None)
+            if full is not None:
+                self._halt(full)
             if time.monotonic() - last > heartbeat_seconds():
                 self._recover()
                 self._deliver()
@@ -238,16 +247,36 @@ class Sweep:
         with self._box_lock:
             self.outboxes = [box for box in self.outboxes if not box.done]
 
-    def _recover(self) -> None:
+    def _recover(self, *, stopped: bool = False) -> None:
+        """Fail and retry the trials of dead workers; with ``stopped``, also queue again the
+        stopped trials (Ctrl-C, disk full) that a sweep stopped before it could."""
         try:
             numbers = recover_abandoned(self.study)
+            queued, closed = [], []
+            if stopped:
+                with budget_lock(self.url, self.name):
+                    queued = requeue_stopped(self.study)
+                closed = close_left_open(self.uri, self.name, {
+                    t.number: reason_of(t) for t in self.study.get_trials(deepcopy=False)
+                    if t.state.is_finished()})
         except Exception as err:  # the storage may be briefly unreachable; try again later
+            if is_disk_full(err) and stopped:  # at the start: nothing runs yet
+                raise disk_full(err, self.url) from err
+            if is_disk_full(err):
+                self._halt(disk_full(err, self.url))
+                return
             self.console.print(f"could not check for dead workers: {err}")
             return
+        if closed:
+            self.console.print(f"{len(closed)} MLflow run(s) of finished trials were left "
+                               "RUNNING by a sweep that could not end them: ended now")
         for number in numbers:
             self.console.print(f"trial {number} was left running by a dead worker: marked "
                                "FAIL (abandoned), its MLflow run FAILED, its parameters "
                                "queued again")
+        for number in queued:
+            self.console.print(f"trial {number} was stopped before it finished: its "
+                               "parameters are queued again")
 
     def _slot_loop(self, slot: Slot, done: threading.Event) -> None:
         try:
@@ -261,6 +290,9 @@ class Sweep:
             try:
                 trial = self._next_trial()
             except Exception as err:  # the storage went away for a moment
+                if is_disk_full(err):
+                    self._halt(disk_full(err, self.url))
+                    return
                 failures += 1
                 self.console.print(f"[red]cannot ask the study for a trial[/] ({err}); "
                                    f"{'giving up' if failures > 5 else 'trying again in 10 s'}")
@@ -279,6 +311,9 @@ class Sweep:
                 with Heartbeat(self.study, trial._trial_id):
                     self._run_one(trial, slot)
             except Exception as err:  # e.g. the trial was taken over after a storage outage
+                if is_disk_full(err):
+                    self._halt(disk_full(err, self.url))
+                    return
                 self.console.print(f"[red]trial {trial.number}: the worker lost track of it[/] "
                                    f"({type(err).__name__}: {err})")
 
@@ -286,7 +321,6 @@ class Sweep:
         """A trial while the budget allows (asked under the study's budget lock); WAIT while
         the budget is spent but other workers' trials still run (one may die and be retried);
         None when this slot is done."""
-        import optuna
 
         with self._ask_lock, budget_lock(self.url, self.name):
             if self.stop.is_set() or time.monotonic() >= self.deadline:
@@ -296,12 +330,7 @@ class Sweep:
             if self.joining:  # a sweep may have changed the total since
                 self.total = int(self.study.user_attrs.get("trials", self.total))
             if not remaining(self.study, self.total):
-                running = self.study.get_trials(deepcopy=False,
-                                                states=(optuna.trial.TrialState.RUNNING,))
-                me = worker_id()
-                others = [t for t in running if (t.system_attrs.get(WORKER) or {}).get("pid")
-                          != me["pid"] or t.system_attrs[WORKER].get("host") != me["host"]]
-                return WAIT if others else None
+                return WAIT if self._running_elsewhere() else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "heartbeat ... with optimize"
                 trial = self.study.ask()
@@ -309,6 +338,17 @@ class Sweep:
             beat(self.study, trial._trial_id)  # a trial without a heartbeat is never judged
             self.started += 1
             return trial
+
+    def _running_elsewhere(self) -> list[Any]:
+        """RUNNING trials of other workers (not those this process runs or lost track of)."""
+        import optuna
+
+        me = worker_id()
+        running = self.study.get_trials(deepcopy=False,
+                                        states=(optuna.trial.TrialState.RUNNING,))
+        return [t for t in running
+                if {k: (t.system_attrs.get(WORKER) or {}).get(k) for k in ("host", "pid")}
+                != {"host": me["host"], "pid": me["pid"]}]
 
     def _run_one(self, trial: Any, slot: Slot) -> None:
         try:
@@ -337,17 +377,57 @@ class Sweep:
             trial.set_user_attr("output_dir", str(out))
             result = self._train(trial, out, run, slot)
             run.finish(result, out)
-        except Exception:  # a harness bug in one trial must not end the sweep
-            self._tell(trial, "FAIL", "crash", None, log_tail=traceback.format_exc(), run=run)
+        except Exception as err:  # a harness bug in one trial must not end the sweep
+            full = is_disk_full(err)
+            if full:
+                self._halt(disk_full(err, out))
+            self._tell(trial, "FAIL", "disk_full" if full else "crash", None,
+                       log_tail=traceback.format_exc(), run=run)
             if run is not None:
                 run.terminate("FAILED")
+            if full:
+                self._requeue(trial)
             return
+        self._judge_and_tell(trial, result, run)
+
+    def _judge_and_tell(self, trial: Any, result: TrialResult, run: TrialRun) -> None:
+        """Tell Optuna how the trial ended. A trial stopped by Ctrl-C or a full disk, or whose
+        result could not all be written to MLflow (a full disk), is not judged: it is queued
+        again and never counts against the budget."""
+        if result.reason == "disk_full":
+            failed = result.last("failed") or {}
+            self._halt(DiskFullError(failed.get("where") or result.message))
+        if run.outbox.disk_full is not None:
+            self._halt(run.outbox.disk_full)
         state, reason, objective_values = judge(result, self.objectives)
-        tail = result.log_tail if state == "FAIL" else ""
+        if self.halted is not None and (reason in STOPPED or run.outbox.disk_full):
+            state, reason, objective_values = "FAIL", "disk_full", None
+        tail = result.log_tail if state == "FAIL" and reason not in STOPPED else ""
         self._tell(trial, state, reason, objective_values, log_tail=tail,
                    message=result.message, run=run)
-        if reason == "interrupted":
-            retry(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+        if reason in STOPPED:
+            self._requeue(trial)
+
+    def _requeue(self, trial: Any) -> None:
+        """Queue a stopped trial again now; if the storage cannot take it (its disk is full),
+        the next sweep or worker to start does (`requeue_stopped`)."""
+        try:
+            requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+        except Exception as err:
+            if not is_disk_full(err):
+                raise
+
+    def _halt(self, error: DiskFullError) -> None:
+        """Stop the sweep for a full disk: trial after trial would fail on it. The running
+        trials are stopped and queued again; the first error is the one reported."""
+        with self._box_lock:
+            first = self.halted is None
+            if first:
+                self.halted = error
+        if first:
+            self.console.print(f"[red]disk full at {error.where or 'a disk'}[/]: stopping the "
+                               "sweep (its running trials are queued again)")
+        self.stop.set()
 
     def _train(self, trial: Any, out: Path, run: TrialRun, slot: Slot) -> TrialResult:
         storage, single = self.study._storage, len(self.objectives) == 1
@@ -396,39 +476,52 @@ class Sweep:
         except optuna.exceptions.UpdateFinishedTrialError:
             # Silent too long (a storage outage): another worker failed it and queued a retry.
             state, reason = "FAIL", "taken over by another worker"
+        except Exception as err:
+            if not is_disk_full(err):
+                raise
+            # The storage's disk is full: the trial stays RUNNING there until a sweep started
+            # after space is freed recovers it (its worker, this process, will be gone).
+            self._halt(disk_full(err, self.url))
+            state, reason = "FAIL", "disk_full"
         if trial.number in self.view.rows:
             self.view.end(trial.number, state, "" if reason == "finished" else reason)
 
     def _finish(self, interrupted: bool) -> SweepOutcome:
         """Plots, the parent run's end and promotion, by the last worker to stop."""
-        import optuna
 
         outcome = SweepOutcome(self.study, interrupted)
         self._drain()
+        if self.halted is not None:
+            # Plots, the study run and promotion would only meet the full disk again.
+            self.parent.outbox.send("set_terminated", RUN, "KILLED")
+            raise self.halted
         self._recover()
         with budget_lock(self.url, self.name):  # one worker finishes the study, not two
-            trials = self.study.get_trials(deepcopy=False)
-            running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+            running = len(self._running_elsewhere())
             if running:
                 self.console.print(f"this worker stops; {running} trial(s) still run in other "
                                    "workers, and the last of them finishes the study")
                 return outcome
+            trials = self.study.get_trials(deepcopy=False)
             done = sum(t.state.is_finished() for t in trials)
             status = "KILLED" if interrupted else "FINISHED"
-            if self.study.user_attrs.get(FINISHED_AT) == [done, status]:
-                self.console.print(f"study {self.name} was already finished with these trials")
-                self.parent.outbox.send("set_terminated", RUN, status)  # joining reopened it
-                return outcome
-            self.study.set_user_attr(FINISHED_AT, [done, status])
+            already = self.study.user_attrs.get(FINISHED_AT) == [done, status]
+            if not already:
+                self.study.set_user_attr(FINISHED_AT, [done, status])
         best = best_trial(self.study)
-        self._end_parent(interrupted, best)
-        self._drain(parent=True)
-        print_summary(self.console, self.study, objectives=self.objectives)
+        if already:
+            self.console.print(f"study {self.name} was already finished with these trials")
+            self.parent.outbox.send("set_terminated", RUN, status)  # joining reopened it
+        else:
+            self._end_parent(interrupted, best)
+            self._drain(parent=True)
+            print_summary(self.console, self.study, objectives=self.objectives)
         promote = self.space.registry.promote if self.options.promote is None \
             else self.options.promote
         if interrupted:
             self.console.print("sweep interrupted: run the same command again to continue")
         elif promote and best is not None:
+            # also when already finished: a promotion cut short last time is settled now
             outcome.promotion = self._promote()
         return outcome
 
@@ -456,10 +549,17 @@ class Sweep:
         if dropped:
             self.console.print(f"[red]the MLflow server refused {dropped} write(s)[/] (see the "
                                "warnings above): check the user's permissions")
-        if waiting:
-            count = sum(len(box.pending) for box in waiting)
-            self.console.print(f"[red]the MLflow tracking server at {self.uri} is still "
-                               f"unreachable: {count} write(s) of {len(waiting)} run(s) were "
+        full = [box for box in waiting if box.disk_full]
+        if full:
+            count = sum(len(box.pending) for box in full)
+            self.console.print(f"[red]{count} MLflow write(s) of {len(full)} run(s) could not "
+                               f"be made: {full[0].disk_full.where} is full[/]; the next sweep "
+                               "closes the runs they leave open")
+        away = [box for box in waiting if not box.disk_full]
+        if away:
+            count = sum(len(box.pending) for box in away)
+            self.console.print(f"[red]the MLflow tracking server at {redact(self.uri)} is still "
+                               f"unreachable: {count} write(s) of {len(away)} run(s) were "
                                "not delivered[/]; the trials' results are in the study and "
                                f"their files under {self.out_root}")
 
@@ -477,23 +577,6 @@ class Sweep:
             metrics = {f"best/{o}": v for o, v in zip(self.objectives, best.values, strict=True)}
         self.parent.end("KILLED" if interrupted else "FINISHED", tags=tags, metrics=metrics,
                         plots=plots)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Any:
-    """SIGTERM (docker stop, a batch scheduler) stops the sweep as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _wait_through_interrupts(done: list[threading.Event]) -> None:

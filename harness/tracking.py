@@ -19,7 +19,9 @@ from harness.errors import HarnessError
 from harness.outbox import RUN, Outbox
 from harness.runner import TrialResult
 
-STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED"}
+STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
+          "interrupted": "KILLED"}
+"""A trial run's MLflow status by how the trial ended; anything else is FAILED."""
 
 METRICS = {
     "step": {"loss": "train/loss", "learning_rate": "train/learning_rate",
@@ -232,3 +234,27 @@ class StudyRun:
         if plots is not None and plots.is_dir() and any(plots.iterdir()):
             self.outbox.send("log_artifacts", RUN, str(plots), "plots")
         self.outbox.send("set_terminated", RUN, status)
+
+
+def close_left_open(uri: str, study: str, ended: dict[int, str]) -> list[str]:
+    """End the trial runs of ``study`` still RUNNING in MLflow although their trials ended in
+    Optuna (``ended``: trial number -> reason), because their sweep could not end them (it was
+    SIGKILLed, or a full disk refused the write); their run ids."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(uri))
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=10_000, filter_string=(
+        f"attributes.status = 'RUNNING' and tags.`optuna.study` = '{study}'"))
+    closed = []
+    for run in runs:
+        number = run.data.tags.get("optuna.trial", "")
+        if not number.isdigit() or int(number) not in ended:
+            continue
+        reason = ended[int(number)]
+        client.set_tag(run.info.run_id, "trial.reason", reason)
+        client.set_terminated(run.info.run_id, STATUS.get(reason, "FAILED"))
+        closed.append(run.info.run_id)
+    return closed

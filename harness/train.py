@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.adapter import CONFIG_FILE
 from harness.config import TrainConfig, load_train_config
+from harness.procs import stop_signals_as_interrupt
 from harness.runner import TrialResult, run_trial
 from harness.slots import require_gpus
 
@@ -44,7 +45,8 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
             run.on_event(event)
             _show(progress, task, event, console)
 
-        result = run_trial(out, resume=resume, on_event=on_event)
+        with stop_signals_as_interrupt():  # `kill`, `timeout`, a closed terminal: as Ctrl-C
+            result = run_trial(out, resume=resume, on_event=on_event)
     run.finish(result, out)
     _summary(result, out, run.run_id, console)
     return result

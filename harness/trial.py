@@ -22,6 +22,7 @@ import random
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from typing import Any
 
 from harness.adapter import CONFIG_FILE, save_adapter
 from harness.config import TrainConfig, from_mapping
+from harness.errors import disk_full, is_disk_full
 from harness.events import EXIT_CODES, EventWriter, events_path
 from harness.parallel import RankEvents, events_for_rank, launched_rank, same_everywhere, sum_across
 
@@ -53,29 +55,74 @@ def main(argv: list[str] | None = None) -> int:
     events = events_for_rank(EventWriter(os.environ.get("HARNESS_EVENTS") or events_path(out)),
                              launched_rank())
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _stop_when_parent_is_gone(os.environ.get("HARNESS_PARENT", ""))
     try:
         config = from_mapping(TrainConfig, json.loads((out / CONFIG_FILE).read_text()))
         run(config, out, events, resume=args.resume)
     except Stop as stop:
-        events.emit("failed", reason=stop.reason, message=str(stop))
+        _report(events, "failed", reason=stop.reason, message=str(stop))
         return EXIT_CODES[stop.reason]
     except Exception as err:  # every other failure is a crash, with its traceback
-        reason = "oom" if _is_oom(err) else "crash"
-        message = _oom_message(err) if reason == "oom" else f"{type(err).__name__}: {err}"
-        events.emit("failed", reason=reason, message=message, traceback=traceback.format_exc())
-        traceback.print_exc()
-        return EXIT_CODES[reason]
+        failure = _failure(err, out)
+        _report(events, "failed", **failure, traceback=traceback.format_exc())
+        with contextlib.suppress(OSError):  # trial.log may sit on the full disk
+            traceback.print_exc()
+        return EXIT_CODES[failure["reason"]]
     finally:
-        events.close()
+        with contextlib.suppress(OSError):
+            events.close()
     return 0
 
 
+def _failure(err: BaseException, out: Path) -> dict[str, str]:
+    """The `failed` event's reason and message (and for a full disk, where) for a failure
+    that is not a `Stop`."""
+    if is_disk_full(err):
+        full = disk_full(err, out)
+        return {"reason": "disk_full", "message": str(full), "where": full.where}
+    if _is_oom(err):
+        return {"reason": "oom", "message": _oom_message(err)}
+    return {"reason": "crash", "message": f"{type(err).__name__}: {err}"}
+
+
+def _report(events: Events, event: str, **fields: Any) -> None:
+    """Emit a last event if the disk lets us: the parent tells a full disk apart anyway."""
+    with contextlib.suppress(OSError):
+        events.emit(event, **fields)
+
+
 _stop_requested = False
+_stop_cause = "SIGTERM"
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     global _stop_requested
     _stop_requested = True
+
+
+ORPHAN_GRACE_SECONDS = 20.0
+"""How long a trial whose parent died may take to stop after its current step (as long as the
+runner gives a trial it stops) before it exits wherever it is."""
+
+
+def _stop_when_parent_is_gone(parent: str) -> None:
+    """A trial whose sweep or `harness train` died (SIGKILL, a crash) stops as if SIGTERMed:
+    no one would record what it trains, and the resumed sweep runs it again."""
+    from harness.procs import watch_parent
+
+    pid, _, since = parent.partition(":")
+    if not pid.isdigit():
+        return
+
+    def on_gone() -> None:
+        global _stop_cause
+        _stop_cause = f"its parent process {pid} ending"
+        _on_sigterm(signal.SIGTERM, None)
+        timer = threading.Timer(ORPHAN_GRACE_SECONDS, os._exit, args=(EXIT_CODES["killed"],))
+        timer.daemon = True
+        timer.start()
+
+    watch_parent(int(pid), int(since) if since.isdigit() else None, on_gone)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -302,7 +349,7 @@ def train_loop(config: TrainConfig, model: Any, optimizer: Any, scheduler: Any,
                         tokens=tokens, tokens_per_second=tokens / seconds if seconds else 0.0,
                         epoch=position["epoch"] + position["batch"] / per_epoch)
         if stop:
-            raise Stop("killed", f"stopped by SIGTERM after step {step}")
+            raise Stop("killed", f"stopped by {_stop_cause} after step {step}")
         if t.save_steps and step % t.save_steps == 0 and step < total_steps:
             checkpoint(save, out, step, model, optimizer, scheduler, accelerator, position,
                        events)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,54 @@ def stores(tmp_path: Path, harness_home: Path) -> dict[str, str]:
     """A study journal and an MLflow SQLite store of the test's own."""
     return {"storage": str(tmp_path / "optuna.journal"),
             "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+
+
+class SmallDisk:
+    """A size-limited tmpfs mounted for one test: a disk that really fills up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.filler = path / "filler.bin"
+
+    def fill(self) -> None:
+        """Write until the disk says ENOSPC: nothing more fits after this."""
+        import errno
+
+        with open(self.filler, "ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as err:
+                assert err.errno == errno.ENOSPC, err
+        # a last tail smaller than a chunk may still fit
+        with open(self.filler, "ab", buffering=0) as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 512)
+                f.flush()
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
+    """Mounts a tmpfs of the given size (`small_disk("64m")`); unmounted after the test. Needs
+    the right to mount, which root has on the project's machines and CI."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str) -> SmallDisk:
+        where = tmp_path / f"disk-{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(where)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(where)
+        return SmallDisk(where)
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)

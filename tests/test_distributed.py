@@ -168,6 +168,8 @@ def test_four_workers_finish_exactly_the_study_budget(
     assert sorted(t.number for t in trials) == list(range(12))
     assert all(t.state.is_finished() for t in trials)
     assert sum(t.state == State.COMPLETE for t in trials) >= 1
+    drawn = [sorted(t.params.items()) for t in trials if retried_from(t) is None]
+    assert len({repr(p) for p in drawn}) == len(drawn), drawn  # no worker repeats another
     runs = trial_runs(uri, "tiny")
     assert sorted(int(r.data.tags["optuna.trial"]) for r in runs) == list(range(12))
     assert not [r for r in runs if r.info.status == "RUNNING"]

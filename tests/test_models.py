@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -62,3 +63,17 @@ def test_embedded_model_is_converted_once_and_listed(harness_home: Path, tmp_pat
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert [e.where for e in list_models() if e.name == "smollm2-135m-instruct"] == [str(path)]
     assert main(["models", "prepare", "gpt-17"]) == 2
+
+
+def test_a_full_harness_home_is_a_clear_error_and_leaves_no_partial_model(
+        small_disk: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    disk = small_disk("16m")  # the tokenizer fits, the converted weights (540 MB) do not
+    monkeypatch.setenv("HARNESS_HOME", str(disk.path))
+    assert main(["models", "prepare", "smollm2-135m-instruct"]) == 2
+    err = capsys.readouterr().err
+    assert f"disk full at {disk.path / 'models' / 'smollm2-135m-instruct'}" in err, err
+    assert "HARNESS_HOME" in err and "Traceback" not in err
+    models = disk.path / "models" / "smollm2-135m-instruct"
+    assert not (models / "hf").exists()
+    assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no half-written copy

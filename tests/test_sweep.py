@@ -176,6 +176,31 @@ def check_gate(tmp_path: Path, model_dir: Path, stores: dict[str, str], champion
     assert challenger.tags["study"] == "second"
 
 
+def test_running_the_sweep_again_settles_a_promotion_ctrl_c_cut_short(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    space = space_file(tmp_path, tiny_model_dir, trials=1,
+                       enqueue="  - {training.learning_rate: 1.0e-2, lora.r: 4}\n")
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # Ctrl-C lands as the alias is about to be set
+        patch.setattr(MlflowClient, "set_registered_model_alias", ctrl_c)
+        assert sweep(space, stores) == 130
+    mlflow = client(stores)
+    (version,) = mlflow.search_model_versions("name = 'tiny-adapter'")
+    assert not mlflow.get_registered_model("tiny-adapter").aliases
+
+    assert sweep(space, stores) == 0
+    assert mlflow.get_model_version_by_alias("tiny-adapter", "champion").version == \
+        version.version
+    assert main(["pull", "tiny-adapter@champion", "--out", str(tmp_path / "pulled"),
+                 "--tracking-uri", stores["uri"]]) == 0
+
+
 def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
         tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
     space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=2000)  # still running
@@ -185,11 +210,10 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     events = tmp_path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
     wait_for(lambda: events.is_file() and '"step"' in events.read_text(), first)
-    first.send_signal(signal.SIGKILL)  # the sweep dies; its trial's process group lives on
+    first.send_signal(signal.SIGKILL)  # the sweep dies: its trial stops, or the resume stops it
     first.wait()
     study = load_study("tiny", open_storage(stores["storage"]))
     pgid = study.trials[0].system_attrs[WORKER]["pgid"]
-    assert group_alive(pgid)
 
     space.write_text(space.read_text().replace("max_steps: 2000", "max_steps: 4"))
     assert sweep(space, stores, "--no-promote") == 0
@@ -199,6 +223,8 @@ def test_a_killed_sweep_resumes_without_repeating_or_leaving_anything_running(
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE, OK.COMPLETE]
     assert reason_of(trials[0]) == "abandoned"
     assert retried_from(trials[1]) == 0 and trials[1].params == trials[0].params
+    # The resumed process samples afresh: its first draw is not the dead process's first.
+    assert trials[2].params != trials[0].params
     runs = client(stores).search_runs(
         [client(stores).get_experiment_by_name("tiny").experiment_id])
     assert not [r for r in runs if r.info.status == "RUNNING"]
@@ -239,6 +265,67 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_it_resumes(
     trials = load_study("tiny", open_storage(stores["storage"])).trials
     assert [t.state for t in trials] == [OK.FAIL, OK.COMPLETE]
     assert trials[1].params == first.params and retried_from(trials[1]) == 0
+
+
+def test_a_trial_interrupted_twice_is_run_again_even_with_nothing_searched(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    """Ctrl-C twice, each time during the retry of the trial the last Ctrl-C stopped, on a
+    space that searches nothing: the study still ends with its one trial complete."""
+    space = space_file(tmp_path, tiny_model_dir, trials=1, max_steps=2000)
+    text = space.read_text()
+    space.write_text(text[:text.index("search:")])
+    cmd = [sys.executable, "-m", "harness", "sweep", str(space), "--storage", stores["storage"],
+           "--tracking-uri", stores["uri"], "--no-promote"]
+    for number in (0, 1):
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=as_from_a_terminal)
+        events = tmp_path / "studies" / "tiny" / f"trial-{number:04d}" / "events.jsonl"
+        wait_for(lambda e=events: e.is_file() and '"step"' in e.read_text(), proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+
+    space.write_text(space.read_text().replace("max_steps: 2000", "max_steps: 2"))
+    assert sweep(space, stores, "--no-promote") == 0
+    trials = load_study("tiny", open_storage(stores["storage"])).trials
+    assert [t.state for t in trials] == [OK.FAIL, OK.FAIL, OK.COMPLETE]
+    assert [t.user_attrs.get(REASON) for t in trials[:2]] == ["interrupted"] * 2
+    assert retried_from(trials[1]) == 0 and retried_from(trials[2]) == 0
+
+
+def test_a_full_disk_stops_the_sweep_clearly_and_loses_nothing(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path, small_disk: Any) -> None:
+    """The study journal, the MLflow store and the trials all on one disk that fills up
+    mid-trial: the sweep stops with one clear error; once space is freed, the same command
+    finishes the study, and nothing is left RUNNING."""
+    disk = small_disk("64m")
+    stores = {"storage": str(disk.path / "optuna.journal"),
+              "uri": f"sqlite:///{disk.path / 'mlflow.db'}"}
+    space = space_file(tmp_path, tiny_model_dir, trials=3, max_steps=60)
+    space.write_text(space.read_text().replace(str(tmp_path / "studies"),
+                                               str(disk.path / "studies"))
+                     .replace("pruner: median", "pruner: none"))
+    log = tmp_path / "sweep.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "sweep", str(space),
+                                 "--storage", stores["storage"], "--tracking-uri",
+                                 stores["uri"]], cwd=tmp_path, stdout=out, stderr=out)
+    events = disk.path / "studies" / "tiny" / "trial-0000" / "events.jsonl"
+    wait_for(lambda: events.is_file() and '"step"' in events.read_text(), proc)
+    disk.fill()
+    assert proc.wait(timeout=300) == 2
+    said = log.read_text()
+    assert "disk full at" in said and "Traceback" not in said, said[-3000:]
+
+    disk.free()
+    assert sweep(space, stores) == 0
+    study = load_study("tiny", open_storage(stores["storage"]))
+    assert sum(t.state == OK.COMPLETE for t in study.trials) == 3
+    assert all(t.state.is_finished() for t in study.trials)
+    assert {reason_of(t) for t in study.trials} <= {"finished", "disk_full", "abandoned"}
+    mlflow = client(stores)
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name("tiny").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert mlflow.get_model_version_by_alias("tiny-adapter", "champion")
 
 
 def as_from_a_terminal() -> None:
