@@ -16,33 +16,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig
+from harness.trialdir import ADAPTER_DIR, CONFIG_FILE, put_in_place, scratch
 
-CONFIG_FILE = "train_config.json"
-ADAPTER_DIR = "adapter"
 REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "mlflow", "safetensors")
 
 
 def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
                  base_path: str) -> Path:
     """Write ``out/adapter`` atomically: a temp directory renamed into place when complete."""
-    target = out / ADAPTER_DIR
-    tmp = out / f".{ADAPTER_DIR}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = scratch(out, ADAPTER_DIR)
+    tmp.rmdir()  # MLflow wants to create the model directory itself
     save_mlflow_model(model, tokenizer, tmp, base_path)
     tokenizer.save_pretrained(tmp)
     (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
+    put_in_place(out, tmp, ADAPTER_DIR)
+    return out / ADAPTER_DIR
 
 
 def save_mlflow_model(model: Any, tokenizer: Any, path: Path, base_path: str) -> None:

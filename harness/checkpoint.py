@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-PREFIX = "checkpoint-"
+from harness.trialdir import (
+    CHECKPOINT_PREFIX,
+    has_record,
+    put_in_place,
+    recorded,
+    remove_recorded,
+    scratch,
+)
+
+PREFIX = CHECKPOINT_PREFIX
 STATE = "trainer_state.pt"
 
 
@@ -40,8 +48,7 @@ def save_checkpoint(
     progress: dict[str, int], keep: int = 2,
 ) -> Path:
     final = output_dir / f"{PREFIX}{step}"
-    tmp = output_dir / f".{PREFIX}{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = scratch(output_dir, final.name)
     model.save_pretrained(tmp)
     torch.save({
         "step": step,
@@ -52,28 +59,49 @@ def save_checkpoint(
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }, tmp / STATE)
     _fsync_tree(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    put_in_place(output_dir, tmp, final.name)
     _fsync_dir(output_dir)
     for old in checkpoints(output_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_recorded(output_dir, old.name)
     return final
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Complete checkpoints of this trial, oldest first: in a directory with the harness's
+    record of what it wrote, only the recorded ones (a stale copy is never resumed from)."""
+    mine = recorded(output_dir) if has_record(output_dir) else None
     found = [p for p in output_dir.glob(f"{PREFIX}*") if (p / STATE).is_file()
-             and p.name[len(PREFIX):].isdigit()]
+             and p.name[len(PREFIX):].isdigit() and (mine is None or p.name in mine)]
     return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
 
 
-def load_checkpoint(path: Path, *, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-    """Restore weights and states in place; returns the saved step and progress."""
-    from peft import set_peft_model_state_dict
+class DamagedCheckpoint(Exception):
+    """A checkpoint whose files cannot be read back (cut short, overwritten, corrupted)."""
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The adapter weights and trainer state of ``path``, read whole before anything is
+    restored, so a damaged checkpoint leaves the model as it was."""
     from safetensors.torch import load_file
 
-    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
-    state = torch.load(path / STATE, weights_only=False)
+    try:
+        weights = load_file(str(path / "adapter_model.safetensors"))
+        state = torch.load(path / STATE, weights_only=False)
+        missing = {"step", "progress", "optimizer", "scheduler", "rng"} - set(state)
+    except Exception as err:  # safetensors, pickle and zip errors alike
+        raise DamagedCheckpoint(f"{type(err).__name__}: {str(err)[:200]}") from err
+    if missing:
+        raise DamagedCheckpoint(f"its state lacks {', '.join(sorted(missing))}")
+    return weights, state
+
+
+def load_checkpoint(path: Path, *, model: Any, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Restore weights and states in place; returns the saved step and progress. Raises
+    DamagedCheckpoint, with the model untouched, when its files cannot be read."""
+    from peft import set_peft_model_state_dict
+
+    weights, state = read_checkpoint(path)
+    set_peft_model_state_dict(model, weights)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])

@@ -63,8 +63,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        "11 nan, 12 oom, 13 killed).")
     p.add_argument("config", help="train config YAML")
     p.add_argument("--output-dir", help="overrides output_dir of the config")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the last complete checkpoint in the output dir")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the trial in the output dir from its last intact "
+                      "checkpoint")
+    mode.add_argument("--force", action="store_true",
+                      help="start over in a non-empty output dir: the files the harness wrote "
+                      "there before are removed, anything else is kept")
     p.set_defaults(run=_train)
 
 
@@ -72,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
     from harness.events import EXIT_CODES
     from harness.train import train_command
 
-    result = train_command(args.config, output_dir=args.output_dir, resume=args.resume)
+    result = train_command(args.config, output_dir=args.output_dir, resume=args.resume,
+                           force=args.force)
     return EXIT_CODES.get(result.reason, EXIT_CODES["crash"])
 
 

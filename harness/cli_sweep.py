@@ -7,6 +7,9 @@ import os
 import sys
 from typing import Any
 
+EXIT_ALL_FAILED = 1
+"""`harness sweep` / `worker`: the study ended without one complete trial."""
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_sweep(sub)
@@ -14,6 +17,38 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_promote(sub)
     _add_pull(sub)
     _add_ui(sub)
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"give a whole number of 1 or more, not {text!r}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"give a positive number of seconds, not {text!r}")
+    return value
+
+
+def study_name(text: str) -> str:
+    """An argparse type: a name a study can have (letters, digits and ._-)."""
+    from harness.names import name_problem
+
+    problem = name_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}; use letters, digits and ._-")
+    return text
 
 
 def _storage_args(p: argparse.ArgumentParser) -> None:
@@ -28,12 +63,14 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run an Optuna study of LoRA fine-tunes",
                        description="Run (or continue) the study a search-space file describes; "
                        "at the end, promote the best adapter. Exit 0 when the sweep ran to its "
-                       "end, 130 when Ctrl-C stopped it (run the same command to continue).")
+                       "end, 1 when no trial of the study completed (the reasons are printed), "
+                       "2 on an error (bad data, a full disk, ...), 130 when Ctrl-C stopped it "
+                       "(run the same command to continue).")
     p.add_argument("space", help="search-space YAML (see search_spaces/)")
-    p.add_argument("--trials", type=int, help="trials in the study in total")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    p.add_argument("--study", help="study name (default: from the file)")
-    p.add_argument("--enqueue-best-from", metavar="STUDY",
+    p.add_argument("--trials", type=at_least_one, help="trials in the study in total")
+    p.add_argument("--timeout", type=seconds, help="seconds after which no new trial starts")
+    p.add_argument("--study", type=study_name, help="study name (default: from the file)")
+    p.add_argument("--enqueue-best-from", metavar="STUDY", type=study_name,
                    help="first try the best parameters of another study in the same storage")
     p.add_argument("--no-promote", action="store_true", help="do not promote at the end")
     p.add_argument("--no-run", action="store_true", help="only create the study (for "
@@ -48,7 +85,7 @@ def _slot_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--gpus", help="comma-separated GPU ids: one trial per GPU at a time "
                        "(e.g. 0,1,2,3), or per training.num_processes GPUs; auto: GPUs no "
                        "other worker on this machine holds")
-    group.add_argument("--parallel", type=int, default=1, metavar="N",
+    group.add_argument("--parallel", type=at_least_one, default=1, metavar="N",
                        help="run N trials at once (CPU trials share the cores)")
 
 
@@ -63,8 +100,6 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
     if args.gpus is not None and gpus != ["auto"] and (
             not gpus or not all(g.isdigit() for g in gpus)):
         raise HarnessError(f"--gpus {args.gpus!r}: give GPU ids like 0,1,2,3, or auto")
-    if args.parallel < 1:
-        raise HarnessError("--parallel: give 1 or more")
     return SweepOptions(trials=args.trials, timeout=args.timeout, study=args.study,
                         storage=args.storage, tracking_uri=args.tracking_uri,
                         parallel=args.parallel, gpus=gpus, **extra)
@@ -85,10 +120,10 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
                        "or `--no-run`) in a shared storage, and run trials until the study's "
                        "total is met. Start as many workers as you like, on any machine that "
                        "reaches the storage.")
-    p.add_argument("--study", required=True, help="the study to join")
-    p.add_argument("--trials", type=int, help="run at most N trials in this worker (the "
-                   "study's total is set by the sweep that created it)")
-    p.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    p.add_argument("--study", required=True, type=study_name, help="the study to join")
+    p.add_argument("--trials", type=at_least_one, help="run at most N trials in this worker "
+                   "(the study's total is set by the sweep that created it)")
+    p.add_argument("--timeout", type=seconds, help="seconds after which no new trial starts")
     _storage_args(p)
     _slot_args(p)
     p.set_defaults(run=_worker)
@@ -105,6 +140,8 @@ def _report(outcome: Any) -> int:
         return 0
     if outcome.interrupted:
         return 130
+    if outcome.failed:
+        return EXIT_ALL_FAILED
     if outcome.promotion is not None:
         name = outcome.promotion.model
         print(f"\nSee the runs:   harness ui   (then open http://127.0.0.1:5000)\n"
@@ -115,7 +152,7 @@ def _report(outcome: Any) -> int:
 
 def _add_promote(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("promote", help="register a study's best adapter (gated @champion)")
-    p.add_argument("--study", required=True)
+    p.add_argument("--study", required=True, type=study_name, help="the study to promote from")
     _storage_args(p)
     p.set_defaults(run=_promote)
 
@@ -132,7 +169,10 @@ def _promote(args: argparse.Namespace) -> int:
 def _add_pull(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pull", help="download a registered adapter and check that it works")
     p.add_argument("ref", help="NAME@alias, NAME/version, or NAME (= NAME@champion)")
-    p.add_argument("--out", required=True, help="directory to write the adapter files to")
+    p.add_argument("--out", required=True, help="directory to write the adapter files to "
+                   "(empty or new, unless --force)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out: files "
+                   "of the adapter's names are replaced, everything else is kept")
     p.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
     p.add_argument("--prompt", help="what the check asks the adapter (default: a medical "
                    "question, as the demo trains on MedQuAD)")
@@ -142,7 +182,8 @@ def _add_pull(sub: argparse._SubParsersAction) -> None:
 def _pull(args: argparse.Namespace) -> int:
     from harness.pull import CHECK_PROMPT, pull
 
-    pull(args.ref, args.out, tracking_uri=args.tracking_uri, prompt=args.prompt or CHECK_PROMPT)
+    pull(args.ref, args.out, tracking_uri=args.tracking_uri, prompt=args.prompt or CHECK_PROMPT,
+         force=args.force)
     return 0
 
 
@@ -155,11 +196,13 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from harness.tracking import LOCAL_STORE, tracking_uri
+    from harness.tracking import LOCAL_STORE, client_for, tracking_uri
+    from harness.urls import redact
 
     store = tracking_uri(args.tracking_uri)
     LOCAL_STORE.mkdir(exist_ok=True)
-    print(f"MLflow UI for {store} at http://{args.host}:{args.port} (Ctrl-C to stop)",
+    client_for(store)  # create a new local store here, not racing a sweep in the UI server
+    print(f"MLflow UI for {redact(store)} at http://{args.host}:{args.port} (Ctrl-C to stop)",
           file=sys.stderr)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
            "--registry-store-uri", store, "--host", args.host, "--port", str(args.port)]

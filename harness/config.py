@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from harness.errors import ConfigError
+from harness.yamlfile import short
 
 DATA_FORMATS = ("auto", "alpaca", "chat", "rawtext", "medquad")
 TRAIN_ON = ("response", "all")
@@ -220,11 +221,11 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
         try:
             return float(value), None
         except ValueError:
-            return value, f"expected a number, got {value!r:.40}"
+            return value, f"expected a number, got {short(value)}"
     if hint is int and isinstance(value, bool):
         return value, "expected an integer, got a boolean"
     if isinstance(hint, type) and not isinstance(value, hint):
-        return value, f"expected {hint.__name__}, got {type(value).__name__} ({value!r:.40})"
+        return value, f"expected {hint.__name__}, got {type(value).__name__} ({short(value)})"
     return value, None
 
 
@@ -372,15 +373,6 @@ class TrainConfig:
 
 def load_train_config(path: str) -> TrainConfig:
     """A `harness train` YAML file, every problem reported at once with its key path."""
-    import yaml
+    from harness.yamlfile import read_yaml
 
-    from harness.errors import HarnessError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read the config file: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise HarnessError(f"{path}: not valid YAML: {err}") from None
-    return from_mapping(TrainConfig, raw, source=path)
+    return from_mapping(TrainConfig, read_yaml(path, "config file"), source=path)

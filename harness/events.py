@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENTS_FILE = "events.jsonl"
+from harness.trialdir import EVENTS_FILE, record
 
 # Exit codes of a trial, one per way it can end; documented in the README.
 EXIT_CODES = {"finished": 0, "crash": 10, "nan": 11, "oom": 12, "killed": 13, "disk_full": 14}
@@ -76,6 +76,8 @@ def fresh_events_file(output_dir: str | Path) -> Path:
         while path.with_suffix(f".{n}.jsonl").exists():
             n += 1
         os.replace(path, path.with_suffix(f".{n}.jsonl"))
+        record(path.parent, path.with_suffix(f".{n}.jsonl").name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
+    record(path.parent, path.name)
     return path

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import QuantConfig
-from harness.errors import DiskFullError, HarnessError, disk_full, is_disk_full
+from harness.errors import DiskFullError, HarnessError, disk_full, first_line, is_disk_full
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,14 @@ def load_tokenizer(name: str) -> Any:
     return _from_hub(name, AutoTokenizer)
 
 
+def training_tokenizer(name: str) -> Any:
+    """The tokenizer a trial trains with: the model's, padding with EOS when it has no pad."""
+    tokenizer = load_tokenizer(resolve_model(name))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def _from_hub(name: str, auto_class: Any, **kwargs: Any) -> Any:
     """From the local Hugging Face cache first; from the hub only when that is allowed."""
     try:
@@ -112,10 +120,6 @@ def available_models() -> list[str]:
         names += sorted(p.name[len("models--"):].replace("--", "/")
                         for p in hub.glob("models--*"))
     return names
-
-
-def first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _save_atomically(target: Path, *parts: Any) -> None:

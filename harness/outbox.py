@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from harness.errors import DiskFullError, disk_full, is_disk_full
+from harness.urls import scrub
 
 RETRY_SECONDS = 15.0
 RUN = object()
@@ -95,8 +96,8 @@ class Outbox:
                     # Refused for good; without its run, none of the later writes can land.
                     lost = list(self.pending) if method == "create_run" else [self.pending[0]]
                     self.dropped += [m for m, _, _ in lost]
-                    log.warning("MLflow refused %s (%s); %d write(s) dropped", method, err,
-                                len(lost))
+                    log.warning("MLflow refused %s (%s); %d write(s) dropped", method,
+                                scrub(str(err), self.client.tracking_uri), len(lost))
                     for _ in lost:
                         self.pending.popleft()
                     continue
@@ -109,7 +110,7 @@ class Outbox:
 
 def store_location(client: Any) -> str:
     """Where a client's writes land, for messages: a SQLite store's file, else its URI."""
-    from harness.study import redact
+    from harness.urls import redact
 
     uri = client.tracking_uri
     return uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact(uri)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,32 +27,87 @@ class Pulled:
 
 
 def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
-         prompt: str = CHECK_PROMPT, console: Console | None = None) -> Pulled:
+         prompt: str = CHECK_PROMPT, force: bool = False,
+         console: Console | None = None) -> Pulled:
     """Download the version ``ref`` points at into ``out``, load it onto its base model,
-    generate a few tokens, and print how to use it."""
+    generate a few tokens, and print how to use it. ``out`` must be empty (or missing) unless
+    ``force``: then files of the adapter's names are replaced and everything else is kept."""
     import mlflow
 
     from harness.tracking import tracking_uri as resolve_uri
+    from harness.urls import redact
 
     console = console or Console(stderr=True)
     uri, target = parse_ref(ref), Path(out)
+    check_target(target, force=force)
     store = resolve_uri(tracking_uri)
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
-    target.mkdir(parents=True, exist_ok=True)
-    try:
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target))
-    except mlflow.exceptions.MlflowException as err:
-        raise HarnessError(f"cannot download {uri} from {store}: {err.message}") from None
-    missing = [name for name in REQUIRED if not (target / name).is_file()]
-    if missing:
-        raise HarnessError(f"{uri} downloaded to {target} but lacks {', '.join(missing)}: "
-                           "it is not a harness adapter")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.pull-", dir=target.parent) as tmp:
+        try:
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        except mlflow.exceptions.MlflowException as err:
+            raise HarnessError(f"cannot download {uri} from {redact(store)}: "
+                               f"{err.message}") from None
+        missing = [name for name in REQUIRED if not (Path(tmp) / name).is_file()]
+        if missing:
+            raise HarnessError(f"{uri} lacks {', '.join(missing)}: it is not a harness "
+                               f"adapter; nothing was written to {target}")
+        target.mkdir(exist_ok=True)
+        merge_into(Path(tmp), target)
     base = json.loads((target / "train_config.json").read_text())["model"]
     sample = check_generates(base, target, prompt)
     pulled = Pulled(uri, target, base, prompt, sample)
     print_usage(console, pulled)
     return pulled
+
+
+def check_target(target: Path, *, force: bool) -> None:
+    """``target`` may receive the adapter: a directory that is empty, missing, or ``force``."""
+    if target.exists() and not target.is_dir():
+        raise HarnessError(f"--out {target} is a file: give a directory for the adapter's files")
+    found = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    if found and not force:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise HarnessError(f"--out {target} is not empty ({shown}): choose an empty directory, "
+                           "or pass --force to write the adapter's files into it (files of the "
+                           "same names are replaced, everything else is kept)")
+
+
+def merge_into(source: Path, target: Path) -> None:
+    """Move the tree ``source`` into ``target``, replacing files of the same names only (a
+    file where a directory goes, or the other way round, stops it before anything moves)."""
+    clash = _clash(source, target)
+    if clash is not None:
+        raise HarnessError(f"{clash} is in the way of the adapter's files (a file where a "
+                           "directory goes, or a directory where a file goes): move it away, "
+                           "or choose another --out")
+    for item in source.iterdir():
+        there = target / item.name
+        if _is_dir(item):
+            there.mkdir(exist_ok=True)
+            merge_into(item, there)
+        else:
+            os.replace(item, there)
+
+
+def _is_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _clash(source: Path, target: Path) -> Path | None:
+    for item in source.iterdir():
+        there = target / item.name
+        if not there.exists() and not there.is_symlink():
+            continue
+        if _is_dir(item) != _is_dir(there):
+            return there
+        if _is_dir(item):
+            inner = _clash(item, there)
+            if inner is not None:
+                return inner
+    return None
 
 
 def check_generates(base: str, adapter: Path, prompt: str) -> str:

@@ -39,9 +39,8 @@ class Promotion:
 
 def promote_study(study: Any, *, console: Console | None = None,
                   tracking_uri: str | None = None) -> Promotion:
-    from mlflow import MlflowClient
-
     from harness.study import RUN_ID, best_trial
+    from harness.tracking import client_for
 
     console = console or Console(stderr=True)
     best = best_trial(study)
@@ -49,7 +48,7 @@ def promote_study(study: Any, *, console: Console | None = None,
         raise HarnessError(f"study {study.study_name!r} has no COMPLETE trial to promote")
     attrs = study.user_attrs
     uri = tracking_uri or attrs.get("tracking_uri")
-    client = MlflowClient(uri, registry_uri=uri)
+    client = client_for(uri)
     run = client.get_run(best.user_attrs.get(RUN_ID) or _find_run(client, study, best.number))
     promotion = promote_run(client, run, model=attrs["registry_model"],
                             margin=float(attrs.get("registry_margin", 0.0)),
@@ -237,11 +236,24 @@ def git_commit() -> str:
 
 def parse_ref(ref: str) -> str:
     """NAME, NAME@alias or NAME/version as a models:/ URI (NAME alone means @champion)."""
+    from harness.names import name_problem
+
     if ref.startswith("models:/"):
         return ref
-    if "@" in ref:
-        return f"models:/{ref}"
-    name, _, version = ref.rpartition("/")
-    if name and version.isdigit():
-        return f"models:/{name}/{version}"
-    return f"models:/{ref}@{CHAMPION}"
+    name, at, alias = ref.partition("@")
+    name, slash, version = name.partition("/")
+    problem = name_problem(name)
+    if at and slash:
+        problem = "gives both an alias and a version"
+    elif at and (not alias or name_problem(alias)):
+        problem = f"has an alias {alias!r} that {name_problem(alias) or 'is empty'}"
+    elif slash and not (version.isdigit() and int(version) >= 1):
+        problem = f"has a version {version!r}; versions are whole numbers from 1"
+    elif problem:
+        problem = f"names a model that {problem}"
+    if problem:
+        raise HarnessError(f"{ref!r} {problem}: give NAME@ALIAS (e.g. medquad-demo@champion), "
+                           "NAME/VERSION (e.g. medquad-demo/3) or NAME (its @champion)")
+    if at:
+        return f"models:/{name}@{alias}"
+    return f"models:/{name}/{version}" if slash else f"models:/{name}@{CHAMPION}"

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.adapter import CONFIG_FILE
 from harness.errors import DiskFullError, is_disk_full
 from harness.events import EventReader, fresh_events_file
 from harness.procs import TRIAL_MODULE, start_time
+from harness.trialdir import CONFIG_FILE, LOG_FILE, record
 
-LOG_FILE = "trial.log"
 GRACE_SECONDS = 20.0
 
 
@@ -104,6 +103,7 @@ def run_trial(
     reader = EventReader(events_file)
     seen: list[dict[str, Any]] = []
     log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
+    record(output_dir, LOG_FILE)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1", PARENT_ENV: parent_identity()}
     command = launch_command(output_dir, resume=resume, threads=threads,

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig, from_mapping
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.names import name_problem
+from harness.yamlfile import short
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
@@ -156,6 +157,21 @@ class Param:
     def applies(self, values: dict[str, Any]) -> bool:
         return all(values.get(k) == v for k, v in self.when.items())
 
+    def distribution(self) -> Any:
+        """The Optuna distribution `suggest` samples from (the study stores it per trial)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.choices:
+            return CategoricalDistribution([_encode(c) for c in self.choices])
+        if self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log,
+                                   step=int(self.step or 1))
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
     def extremes(self) -> list[Any]:
         """Values that together exercise the edges of this parameter."""
         if self.choices:
@@ -220,6 +236,20 @@ class SpaceFile:
         raw["tracking"] = tracking
         return from_mapping(TrainConfig, raw, source=self.path)
 
+    def edge_values(self) -> list[dict[str, Any]]:
+        """Parameter values that together reach every edge of the space: all lows, all highs,
+        and each choice of each categorical parameter with the others at their lows."""
+        lows = {p.name: p.extremes()[0] for p in self.params}
+        picks = [lows, {p.name: p.extremes()[-1] for p in self.params}]
+        for param in self.params:
+            for choice in param.choices[1:-1]:
+                picks.append({**lows, param.name: choice})
+        return picks
+
+    def edge_configs(self) -> list[TrainConfig]:
+        """The train configs at `edge_values` (the space is valid, so they all build)."""
+        return [self.train_config(values, output_dir="unused") for values in self.edge_values()]
+
     def as_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """An enqueued parameter set in Optuna's terms: lora.alpha becomes alpha per rank when
         the file searches alpha as a multiple of the rank; lists become their stored text."""
@@ -254,29 +284,26 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_space(path: str | Path) -> SpaceFile:
     """Read and validate a space file; raises ConfigError listing every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read the search-space file: {err.strerror}") from None
-    return parse_space(text, str(path))
+    from harness.yamlfile import read_text_file
+
+    return parse_space(read_text_file(path, "search-space file"), str(path))
 
 
 def parse_space(text: str, path: str) -> SpaceFile:
     """A space file's text (as a study keeps it for its workers) read and validated."""
-    import yaml
+    from harness.yamlfile import load_yaml
 
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise HarnessError(f"{path}: not valid YAML: {err}") from None
+    raw = load_yaml(text, path)
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping of sections"], source=str(path))
     problems: list[str] = []
-    study = _section(StudySettings, raw.get("study") or {}, "study", problems)
-    registry = _section(RegistrySettings, raw.get("registry") or {}, "registry", problems)
+    # A key given empty (`study:`) means its defaults; given as anything but a mapping
+    # (`study: []`) it is a mistake, not the defaults.
+    study = _section(StudySettings, _given(raw, "study", {}), "study", problems)
+    registry = _section(RegistrySettings, _given(raw, "registry", {}), "registry", problems)
     base = {k: v for k, v in raw.items() if k not in SPACE_KEYS}
     params = parse_params(raw.get("search"), problems)
-    enqueue = raw.get("enqueue") or []
+    enqueue = _given(raw, "enqueue", [])
     if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
         problems.append("enqueue: expected a list of mappings of parameter values")
         enqueue = []
@@ -287,6 +314,11 @@ def parse_space(text: str, path: str) -> SpaceFile:
     if problems:
         raise ConfigError(problems, source=str(path))
     return space
+
+
+def _given(raw: dict[str, Any], key: str, empty: Any) -> Any:
+    value = raw.get(key)
+    return empty if value is None else value
 
 
 def _section(cls: type, data: Any, key: str, problems: list[str]) -> Any:
@@ -317,7 +349,7 @@ def parse_param(name: str, spec: Any, where: str, problems: list[str]) -> Param 
     if isinstance(spec, list):
         spec = {"choices": spec}
     if not isinstance(spec, dict):
-        problems.append(f"{where}: expected a list of choices or a mapping, got {spec!r:.40}")
+        problems.append(f"{where}: expected a list of choices or a mapping, got {short(spec)}")
         return None
     spec = dict(spec)
     when = spec.pop("when", {}) or {}
@@ -442,15 +474,45 @@ def _enqueue_problems(space: SpaceFile) -> list[str]:
 
 
 def _config_problems(space: SpaceFile) -> list[str]:
-    """Build the train config at the low and high ends of every parameter together."""
+    """Build the train config at the low and high ends of every parameter together, and with
+    each choice of every categorical parameter (a bad value anywhere in a list is found)."""
     problems: list[str] = []
-    for pick in (0, -1):
-        values = {p.name: p.extremes()[pick] for p in space.params}
+    for values in space.edge_values():
         try:
             space.train_config(values, output_dir="unused")
         except ConfigError as err:
             problems += [p for p in err.problems if p not in problems]
     return problems
+
+
+def space_changes(space: SpaceFile, trials: list[Any]) -> list[str]:
+    """How the file's search differs from what the study's ``trials`` drew from, in ways Optuna
+    refuses within one study (a parameter's choices, kind or log scale); none if it does not."""
+    import optuna
+
+    current = {p.name: p.distribution() for p in space.params}
+    problems: dict[str, str] = {}
+    for trial in trials:
+        for name, old in trial.distributions.items():
+            new = current.get(name)
+            if new is None or name in problems:
+                continue
+            try:
+                optuna.distributions.check_distribution_compatibility(old, new)
+            except ValueError:
+                shown = "lora.alpha (per_rank)" if name == ALPHA_PER_RANK else name
+                problems[name] = (f"search.{shown}: the study's trials drew from {_shown(old)}; "
+                                  f"the file now gives {_shown(new)}")
+    return list(problems.values())
+
+
+def _shown(distribution: Any) -> str:
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return "[" + ", ".join(str(_decode(c)) for c in choices) + "]"
+    scale = ", log" if distribution.log else ""
+    return f"a {type(distribution).__name__.removesuffix('Distribution').lower()} range " \
+        f"{distribution.low}..{distribution.high}{scale}"
 
 
 def _one_of(out: list[str], key: str, value: Any, allowed: tuple[str, ...]) -> None:

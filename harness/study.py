@@ -30,6 +30,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.procs import group_runs_trial, same_process, start_time
 from harness.space import StudySettings
+from harness.urls import redact
 
 DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
@@ -88,15 +89,6 @@ def open_storage(url: str) -> Any:
     for note in journal.repairs:
         print(f"harness: note: {note}", file=sys.stderr)
     return JournalStorage(journal)
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password, for messages."""
-    head, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if sep and at and ":" in creds:
-        return f"{head}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 def open_study(name: str, storage: Any, settings: StudySettings) -> Any:
@@ -260,9 +252,9 @@ def close_run(study: Any, trial: Any, *, reason: str, status: str) -> None:
     if not run_id or not uri:
         return
     with contextlib.suppress(Exception):  # the tracking server may be down; Optuna is the truth
-        from mlflow import MlflowClient
+        from harness.tracking import client_for
 
-        client = MlflowClient(uri)
+        client = client_for(uri)
         client.set_tag(run_id, "trial.reason", reason)
         client.set_tag(run_id, "optuna.state", "FAIL")
         if client.get_run(run_id).info.status == "RUNNING":

@@ -21,13 +21,14 @@ exactly the study's total, and the last one to finish draws the plots and promot
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from harness.procs import stop_signals_as_interrupt
 from harness.pruners import describe as describe_pruner
 from harness.runner import TrialResult, run_trial
 from harness.slots import Slot, make_slots
-from harness.space import SpaceFile, load_space, parse_space
+from harness.space import SpaceFile, load_space, parse_space, space_changes
 from harness.study import (
     REASON,
     RUN_ID,
@@ -57,16 +58,17 @@ from harness.study import (
     open_study,
     reason_of,
     recover_abandoned,
-    redact,
     remaining,
     requeue,
     requeue_stopped,
     storage_url,
     worker_id,
 )
-from harness.sweep_view import SweepView, print_summary
+from harness.sweep_view import SweepView, failure_lines, print_summary
 from harness.tracking import StudyRun, TrialRun, check_tracking, close_left_open, tracking_uri
 from harness.train import write_trial_config
+from harness.trialdir import prepare_for_sweep
+from harness.urls import redact
 
 LOG_TAIL = "harness.log_tail"
 WAIT = object()
@@ -101,6 +103,8 @@ class SweepOutcome:
     study: Any
     interrupted: bool
     promotion: Any = None
+    failed: list[str] = field(default_factory=list)
+    """Why the study's trials ended, when none of them completed."""
 
 
 class Sweep:
@@ -110,7 +114,8 @@ class Sweep:
                  joining: bool = False, storage: Any = None) -> None:
         self.space, self.options, self.console = space, options, console
         self.joining = joining
-        self.name = check_name(options.study or space.study_name, "study name")
+        self.name = check_name(space.study_name if options.study is None else options.study,
+                               "study name")
         self.uri = tracking_uri(options.tracking_uri)
         check_tracking(self.uri)  # before anything is created or trained
         self.url = storage_url(options.storage)
@@ -150,7 +155,7 @@ class Sweep:
         shared = storage_url(options.storage).startswith(("postgres", "mysql"))
         if shared and not options.tracking_uri.startswith(("http://", "https://")):
             console.print(f"[yellow]warning:[/] the study is shared but its runs go to "
-                          f"{options.tracking_uri}, a store on this machine only; set "
+                          f"{redact(options.tracking_uri)}, a store on this machine only; set "
                           "MLFLOW_TRACKING_URI to the team's MLflow server")
         return cls(space, options, console, joining=True, storage=storage)
 
@@ -169,11 +174,36 @@ class Sweep:
 
         with stop_signals_as_interrupt():  # docker stop, a batch scheduler, a closed terminal
             resolve_model(self.space.base.get("model", "smollm2-135m-instruct"))
+            self.preflight()
             self.create()
             interrupted = self._work(make_slots(
                 gpus=self.options.gpus, parallel=self.options.parallel,
                 per_trial=self.space.processes_per_trial))
             return self._finish(interrupted)
+
+    def preflight(self) -> None:
+        """What every trial would trip over, found once before any trial starts: a search
+        space edited in a way the study cannot follow, and data that cannot train (missing,
+        unusable, an empty train or eval split), named by file and record."""
+        from harness.data.ready import ready_for_training
+        from harness.models import training_tokenizer
+
+        if not self.joining:
+            changed = space_changes(self.space, self.study.get_trials(deepcopy=False))
+            if changed:
+                raise ConfigError([*changed, f"Optuna cannot change a parameter's choices, kind "
+                                   f"or log scale within one study: run this space as a new "
+                                   f"study (--study {self.name}-2), or restore the file"],
+                                  source=self.space.path)
+        seen: set[str] = set()
+        for config in self.space.edge_configs():
+            key = json.dumps([config.model, asdict(config.data)], sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            ready = ready_for_training(config.data, training_tokenizer(config.model))
+            self.console.print(f"data {config.data.path}: {len(ready.train)} train and "
+                               f"{len(ready.evals)} eval examples, checked")
 
     def _remember_settings(self) -> None:
         for key, value in {"space_path": str(Path(self.space.path).resolve()),
@@ -213,8 +243,7 @@ class Sweep:
         done = [threading.Event() for _ in slots]
         threads = [threading.Thread(target=self._slot_loop, args=(slot, end), name=slot.label,
                                     daemon=True) for slot, end in zip(slots, done, strict=True)]
-        with Live(self.view, console=self.console,
-                                           refresh_per_second=2, transient=False):
+        with Live(self.view, console=self.console, refresh_per_second=2, transient=False):
             self._recover(stopped=True)
             for thread in threads:
                 thread.start()
@@ -321,7 +350,6 @@ class Sweep:
         """A trial while the budget allows (asked under the study's budget lock); WAIT while
         the budget is spent but other workers' trials still run (one may die and be retried);
         None when this slot is done."""
-
         with self._ask_lock, budget_lock(self.url, self.name):
             if self.stop.is_set() or time.monotonic() >= self.deadline:
                 return None
@@ -365,6 +393,10 @@ class Sweep:
             return
         run = None
         try:
+            moved = prepare_for_sweep(out)
+            if moved is not None:
+                self.console.print(f"{out} held files of an earlier study named {self.name}: "
+                                   f"moved to {moved}")
             write_trial_config(config, out)
             run = TrialRun(config, run_name=f"trial-{trial.number}",
                            parent_run_id=self.parent.run_id, exp_id=self.parent.experiment_id,
@@ -488,7 +520,6 @@ class Sweep:
 
     def _finish(self, interrupted: bool) -> SweepOutcome:
         """Plots, the parent run's end and promotion, by the last worker to stop."""
-
         outcome = SweepOutcome(self.study, interrupted)
         self._drain()
         if self.halted is not None:
@@ -516,6 +547,10 @@ class Sweep:
             self._end_parent(interrupted, best)
             self._drain(parent=True)
             print_summary(self.console, self.study, objectives=self.objectives)
+        outcome.failed = [] if interrupted else failure_lines(self.study)
+        if outcome.failed:
+            self.console.print("[red]no trial completed[/]; the trials ended so:\n  "
+                               + "\n  ".join(outcome.failed))
         promote = self.space.registry.promote if self.options.promote is None \
             else self.options.promote
         if interrupted:
@@ -632,6 +667,7 @@ def sweep_command(space_path: str, options: SweepOptions,
     console = console or Console(stderr=True)
     sweep = Sweep(load_space(space_path), options, console)
     if no_run:
+        sweep.preflight()
         sweep.create()
         console.print(f"study {sweep.name} is ready in {redact(sweep.url)}: start workers with\n"
                       f"  harness worker --study {sweep.name} --storage URL")

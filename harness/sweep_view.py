@@ -91,7 +91,6 @@ def print_summary(console: Console, study: Any, *, objectives: list[str]) -> Non
         f"{n} {s.lower()}" for s, n in sorted(counts.items())))
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        console.print("no trial completed yet")
         return
     best = study.best_trials if len(objectives) > 1 else [study.best_trial]
     title = "Pareto front" if len(objectives) > 1 else "best trial"
@@ -101,3 +100,29 @@ def print_summary(console: Console, study: Any, *, objectives: list[str]) -> Non
     for t in best:
         table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), short_params(t.params))
     console.print(table)
+
+
+def failure_lines(study: Any) -> list[str]:
+    """When no trial of the study completed: why its trials ended, one line per reason with
+    the first trial's message and log; empty when one did (or none has ended yet)."""
+    import optuna
+
+    from harness.study import STOPPED, reason_of
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+        return []
+    by_reason: dict[str, list[Any]] = {}
+    for t in trials:
+        if t.state.is_finished() and reason_of(t) not in STOPPED:
+            by_reason.setdefault(reason_of(t) or t.state.name.lower(), []).append(t)
+    lines = []
+    for reason, group in by_reason.items():
+        first = group[0]
+        message = first.user_attrs.get("harness.message", "").strip().splitlines()
+        where = first.user_attrs.get("output_dir")
+        log = f"; log: {where}/trial.log" if where else ""
+        lines.append(f"{len(group)} trial(s) ended {reason}: "
+                     f"{message[0][:300] if message else 'no message'} (trial {first.number}"
+                     f"{log})")
+    return lines

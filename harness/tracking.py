@@ -6,6 +6,7 @@ always ended with the status the trial earned, even when the child died by SIGKI
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -18,6 +19,7 @@ from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.outbox import RUN, Outbox
 from harness.runner import TrialResult
+from harness.urls import redact, scrub
 
 STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
           "interrupted": "KILLED"}
@@ -51,6 +53,29 @@ def local_store_uri() -> str:
     return f"sqlite:///{(LOCAL_STORE / LOCAL_DB).resolve()}"
 
 
+_ready_stores: set[str] = set()
+
+
+def client_for(uri: str | None) -> Any:
+    """An MLflow client (tracking and registry) on ``uri`` (resolved as `tracking_uri` does).
+    A local SQLite store is created under a file lock beside it first: processes that start
+    together would otherwise race through MLflow's table creation and fail ("table ...
+    already exists")."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(uri)
+    if uri.startswith("sqlite:///") and uri not in _ready_stores:
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(f"{db.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ready = MlflowClient(uri, registry_uri=uri)
+            ready.search_experiments(max_results=1)  # creates the tracking tables
+            ready.search_registered_models(max_results=1)  # and the registry's
+        _ready_stores.add(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
 def check_tracking(uri: str) -> None:
     """Fail before any training when a tracking server is down or refuses the credentials."""
     if not uri.startswith(("http://", "https://")):
@@ -61,21 +86,22 @@ def check_tracking(uri: str) -> None:
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except MlflowException as err:
+        shown = redact(uri)
         status = err.get_http_status_code()
         if status == 401:
             raise HarnessError(
-                f"the MLflow tracking server at {uri} asks for credentials (401 Unauthorized): "
+                f"the MLflow tracking server at {shown} asks for credentials (401 Unauthorized): "
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic-auth), or "
                 "MLFLOW_TRACKING_TOKEN") from None
         if status == 403:
             user = os.environ.get("MLFLOW_TRACKING_USERNAME", "?")
-            raise HarnessError(f"the MLflow tracking server at {uri} refuses user {user!r} "
+            raise HarnessError(f"the MLflow tracking server at {shown} refuses user {user!r} "
                                "(403 Forbidden): grant it access, or set other credentials "
                                "in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD") from None
-        raise HarnessError(f"cannot use the MLflow tracking server at {uri}: "
-                           f"{err.message.splitlines()[0][:300]}\nStart the server, or point "
-                           "--tracking-uri / MLFLOW_TRACKING_URI at one that runs. No trial "
-                           "was started.") from None
+        why = scrub(err.message.splitlines()[0][:300], uri)
+        raise HarnessError(f"cannot use the MLflow tracking server at {shown}: {why}\nStart "
+                           "the server, or point --tracking-uri / MLFLOW_TRACKING_URI at one "
+                           "that runs. No trial was started.") from None
 
 
 def artifact_location(uri: str, experiment: str) -> str | None:
@@ -113,11 +139,10 @@ class TrialRun:
     def __init__(self, config: TrainConfig, *, run_name: str | None = None,
                  parent_run_id: str | None = None, tags: dict[str, str] | None = None,
                  experiment: str | None = None, exp_id: str | None = None) -> None:
-        from mlflow import MlflowClient
         from mlflow.entities import Param
 
         self.config = config
-        self.client = MlflowClient(tracking_uri(config.tracking.uri))
+        self.client = client_for(config.tracking.uri)
         self.outbox = Outbox(self.client)
         exp_id = exp_id or experiment_id(self.client, experiment or config.tracking.experiment)
         all_tags = {"base_model": config.model, "quantization": config.quantization.mode,
@@ -205,10 +230,9 @@ class StudyRun:
 
     def __init__(self, *, uri: str | None, study: str, space_text: str,
                  params: dict[str, str]) -> None:
-        from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        self.client = MlflowClient(tracking_uri(uri))
+        self.client = client_for(uri)
         self.experiment_id = experiment_id(self.client, study)
         found = self.client.search_runs(
             [self.experiment_id], max_results=1,
@@ -240,9 +264,8 @@ def close_left_open(uri: str, study: str, ended: dict[int, str]) -> list[str]:
     """End the trial runs of ``study`` still RUNNING in MLflow although their trials ended in
     Optuna (``ended``: trial number -> reason), because their sweep could not end them (it was
     SIGKILLed, or a full disk refused the write); their run ids."""
-    from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri(uri))
+    client = client_for(uri)
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         return []

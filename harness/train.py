@@ -10,21 +10,20 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from harness.adapter import CONFIG_FILE
 from harness.config import TrainConfig, load_train_config
 from harness.procs import stop_signals_as_interrupt
 from harness.runner import TrialResult, run_trial
 from harness.slots import require_gpus
+from harness.trialdir import CONFIG_FILE, prepare, write_file
 
 
 def write_trial_config(config: TrainConfig, output_dir: Path) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
     config.output_dir = str(output_dir)
-    (output_dir / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    write_file(output_dir, CONFIG_FILE, json.dumps(asdict(config), indent=2))
 
 
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,
-                  console: Console | None = None) -> TrialResult:
+                  force: bool = False, console: Console | None = None) -> TrialResult:
     from harness.models import resolve_model
     from harness.tracking import TrialRun
 
@@ -32,6 +31,7 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
     config = load_train_config(config_path)
     require_gpus(config.training.num_processes)
     out = Path(output_dir or config.output_dir).resolve()
+    prepare(out, resume=resume, force=force)
     write_trial_config(config, out)
     resolve_model(config.model)  # convert an embedded model here, once, with its progress bar
     run = TrialRun(config, run_name=config.tracking.run_name or out.name)
@@ -62,6 +62,11 @@ def _show(progress: Progress, task: Any, event: dict[str, Any], console: Console
     elif kind == "eval":
         console.print(f"  eval at step {event['step']}: loss {event['loss']:.4f}, perplexity "
                       f"{event['perplexity']:.2f} ({event['perplexity_ratio_to_base']:.3f} x base)")
+    elif kind == "checkpoint_damaged":
+        console.print(f"  [yellow]{event['checkpoint']} is damaged[/] ({event['message']}): "
+                      "not resumed from; trying the one before it")
+    elif kind == "resumed":
+        console.print(f"  resumed from {event['checkpoint']} (step {event['step']})")
     elif kind == "base_eval":
         console.print(f"  base model eval: loss {event['loss']:.4f}, perplexity "
                       f"{event['perplexity']:.2f}{' (cached)' if event['cached'] else ''}")

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.adapter import CONFIG_FILE, save_adapter
+from harness.adapter import save_adapter
 from harness.config import TrainConfig, from_mapping
 from harness.errors import disk_full, is_disk_full
 from harness.events import EXIT_CODES, EventWriter, events_path
 from harness.parallel import RankEvents, events_for_rank, launched_rank, same_everywhere, sum_across
+from harness.trialdir import CONFIG_FILE, SAMPLES_DIR, put_in_place, scratch
 
 Events = EventWriter | RankEvents
 
@@ -141,7 +142,7 @@ def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None
     import torch
     from accelerate import Accelerator
 
-    from harness.checkpoint import checkpoints, load_checkpoint, save_checkpoint
+    from harness.checkpoint import save_checkpoint
 
     seed_everything(config.training.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -161,12 +162,9 @@ def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None
     base_loss = base_eval(config, model, data, accelerator, events)
 
     step, progress = 0, {"epoch": 0, "batch": 0}
-    found = checkpoints(out) if resume else []
-    if found:
-        state = load_checkpoint(found[-1], model=accelerator.unwrap_model(model),
-                                optimizer=optimizer, scheduler=scheduler)
-        step, progress = state["step"], state["progress"]
-        events.emit("resumed", step=step, checkpoint=str(found[-1]))
+    if resume:
+        step, progress = resume_from(out, accelerator.unwrap_model(model), optimizer,
+                                     scheduler, events)
 
     def evaluate_now(at_step: int) -> None:
         from harness.evaluation import perplexity
@@ -187,6 +185,24 @@ def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None
     adapter_dir = save_adapter(config, accelerator.unwrap_model(model), tokenizer, out,
                                base_path=resolve_model(config.model))
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
+
+
+def resume_from(out: Path, model: Any, optimizer: Any, scheduler: Any,
+                events: Events) -> tuple[int, dict[str, int]]:
+    """Restore the newest intact checkpoint in ``out``: a damaged one is named (a
+    `checkpoint_damaged` event) and the one before it tried; (step, progress) to go on from,
+    step 0 when none is intact."""
+    from harness.checkpoint import DamagedCheckpoint, checkpoints, load_checkpoint
+
+    for path in reversed(checkpoints(out)):
+        try:
+            state = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+        except DamagedCheckpoint as err:
+            events.emit("checkpoint_damaged", checkpoint=str(path), message=str(err))
+            continue
+        events.emit("resumed", step=state["step"], checkpoint=str(path))
+        return state["step"], state["progress"]
+    return 0, {"epoch": 0, "batch": 0}
 
 
 def seed_everything(seed: int) -> None:
@@ -211,27 +227,15 @@ class Prepared:
 
 
 def prepare_data(config: TrainConfig) -> Prepared:
-    from harness.data.encode import encode_all
-    from harness.data.load import load_dataset
+    from harness.data.ready import ready_for_training
     from harness.data.records import fingerprint
-    from harness.data.render import ChatRenderer
-    from harness.models import load_tokenizer, resolve_model
+    from harness.models import training_tokenizer
 
-    tokenizer = load_tokenizer(resolve_model(config.model))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    data = load_dataset(config.data, tokenizer=tokenizer)
-    data.require_usable(allow_defects=config.data.on_invalid == "skip")
-    renderer = ChatRenderer(tokenizer)
-    kw = {"cutoff_len": config.data.cutoff_len, "train_on": config.data.train_on}
-    train, _ = encode_all(data.split.train, tokenizer, renderer, **kw)
-    evals, _ = encode_all(data.split.eval, tokenizer, renderer, **kw)
-    if not train:
-        raise RuntimeError("no training examples remain after encoding; see harness data check")
-    if not evals:
-        raise RuntimeError("the eval split is empty; raise data.eval_fraction or add documents")
-    return Prepared(tokenizer, renderer, [e for _, e in train], [e for _, e in evals],
-                    [r for r, _ in evals], data.fingerprint, fingerprint(data.split.eval))
+    tokenizer = training_tokenizer(config.model)
+    ready = ready_for_training(config.data, tokenizer)
+    return Prepared(tokenizer, ready.renderer, [e for _, e in ready.train],
+                    [e for _, e in ready.evals], [r for r, _ in ready.evals],
+                    ready.dataset.fingerprint, fingerprint(ready.dataset.split.eval))
 
 
 # Non-reentrant checkpointing: the reentrant kind breaks DistributedDataParallel's gradient hooks.
@@ -432,8 +436,10 @@ def write_samples(config: TrainConfig, model: Any, data: Prepared, accelerator: 
         base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
     tuned = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
     rows = comparison_rows(prompts, base, tuned)
-    write_reports(rows, out / "samples", settings)
-    events.emit("samples", rows=rows, dir=str(out / "samples"))
+    written = scratch(out, SAMPLES_DIR)
+    write_reports(rows, written, settings)
+    put_in_place(out, written, SAMPLES_DIR)
+    events.emit("samples", rows=rows, dir=str(out / SAMPLES_DIR))
 
 
 def peak_memory_mb() -> float:

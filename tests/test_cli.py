@@ -104,11 +104,56 @@ def test_refusal_phrases_and_ignored_keys_from_the_command_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "d.json"
     data.write_text('[{"id": 1, "instruction": "a", "output": "As an AI language model, no"},'
-                    ' {"id": 2, "instruction": "b", "output": "banana split"}]')
+                    ' {"id": 2, "instruction": "b", "output": "banana split"},'
+                    + ",".join(f'{{"id": {i}, "instruction": "q{i}", "output": "r{i}"}}'
+                               for i in range(3, 12)) + "]")
     code, out, _ = run(capsys, "data", "check", str(data), "--json", "--ignore-key", "id")
     assert code == 0 and json.loads(out)["skipped"] == {"refusal": 1}
     code, out, _ = run(capsys, "data", "check", str(data), "--json", "--ignore-key", "id",
                        "--refusal-phrase", "BANANA")
     assert code == 0 and json.loads(out)["problems"][0]["record"] == 1
     code, out, _ = run(capsys, "data", "check", str(data), "--json")
-    assert code == 1 and json.loads(out)["skipped"] == {"non_string_value": 2}
+    assert code == 1 and json.loads(out)["skipped"] == {"non_string_value": 11}
+
+
+@pytest.mark.parametrize("args, said", [
+    (["sweep", "s.yaml", "--trials", "0"], "--trials: give a whole number of 1 or more"),
+    (["sweep", "s.yaml", "--trials", "-1"], "--trials: give a whole number of 1 or more"),
+    (["sweep", "s.yaml", "--timeout", "-5"], "--timeout: give a positive number of seconds"),
+    (["sweep", "s.yaml", "--study", ""], "--study: '' must not be empty"),
+    (["worker", "--study", "a b"], "--study: 'a b' contains ' '"),
+    (["sweep", "s.yaml", "--parallel", "0"], "--parallel: give a whole number of 1 or more"),
+])
+def test_bad_sweep_arguments_are_refused_before_anything_runs(
+        capsys: pytest.CaptureFixture[str], args: list[str], said: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_data_check_says_why_data_that_cannot_train_is_not_usable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps([{"instruction": "Say hi.", "output": "Hi."}]))
+    code, out, _ = run(capsys, "data", "check", str(one))
+    assert code == 1 and "Not usable" in out and "the eval split is empty" in out
+
+    fmt = tmp_path / "no-response.json"
+    fmt.write_text(json.dumps({"instruction,output": "Q: %instruction%\n"}))
+    data = tmp_path / "two.json"
+    data.write_text(json.dumps([{"instruction": f"Q{i}", "output": f"A{i}"} for i in range(20)]))
+    code, out, _ = run(capsys, "data", "check", str(data), "--format-file", str(fmt), "--json")
+    reasons = json.loads(out)["verdict"]["reasons"]
+    assert code == 1 and any("no record has a response to learn from" in r for r in reasons)
+
+
+def test_data_check_shows_a_bounded_part_of_a_huge_example(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "huge.json"
+    huge = "word " * 1_000_000
+    data.write_text(json.dumps([{"instruction": f"Q{i}", "output": huge if i == 0 else "A"}
+                                for i in range(10)]))
+    code, out, _ = run(capsys, "data", "check", str(data), "--examples", "10")
+    assert code == 0 and len(out) < 40_000
+    assert "more characters]" in " ".join(out.split())  # the console wraps lines

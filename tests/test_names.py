@@ -42,7 +42,8 @@ def test_a_sweep_refuses_an_unsafe_study_name_before_any_work(tmp_path: Path) ->
     from harness.cli import main
 
     space = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
-    code = main(["sweep", str(space), "--study", "../up", "--storage",
-                 str(tmp_path / "j.journal"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
-    assert code == 2
+    with pytest.raises(SystemExit) as refused:  # by the argument parser, before anything
+        main(["sweep", str(space), "--study", "../up", "--storage",
+              str(tmp_path / "j.journal"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert refused.value.code == 2
     assert not (tmp_path / "j.journal").exists()

@@ -163,3 +163,29 @@ def test_the_warmup_is_the_later_of_its_steps_and_its_share_of_the_trial() -> No
     assert not both.may_prune(8, 24) and both.may_prune(10, 24)
     assert not both.may_prune(10, 48) and both.may_prune(12, 48)
     assert StudySettings(warmup_fraction=0).may_prune(1, 24)
+
+
+@pytest.mark.parametrize("search, expected", [
+    ("lora.r: [4, 0, 8]", "lora.r: 0 must be at least 1"),
+    ("quantization.mode: [none, bogus, 8bit]", "quantization.mode: 'bogus' is not one of"),
+])
+def test_a_bad_value_anywhere_in_a_choices_list_is_refused_at_load(
+        tmp_path: Path, search: str, expected: str) -> None:
+    path = write(tmp_path, BASE + f"search:\n  {search}\n")
+    with pytest.raises(ConfigError, match=expected):
+        load_space(path)
+
+
+@pytest.mark.parametrize("section", ["study: []", "registry: [1]", "enqueue: {}",
+                                     "study: 3", "search: []"])
+def test_a_section_that_is_not_what_it_should_be_is_refused(
+        tmp_path: Path, section: str) -> None:
+    path = write(tmp_path, BASE + section + "\n")
+    key = section.split(":")[0]
+    with pytest.raises(ConfigError, match=f"{key}: expected a "):
+        load_space(path)
+
+
+def test_empty_sections_mean_their_defaults(tmp_path: Path) -> None:
+    space = load_space(write(tmp_path, BASE + "study:\nregistry:\nsearch:\nenqueue:\n"))
+    assert space.study.sampler == "tpe" and space.params == [] and space.enqueue == []

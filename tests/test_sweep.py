@@ -123,6 +123,53 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     check_gate(tmp_path, tiny_model_dir, stores, champion.version)
 
 
+@pytest.mark.parametrize("data, said", [
+    ("{path: no/such/data.json}", "no/such/data.json: no such file or directory"),
+    (f"{{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, eval_fraction: 0}}",
+     "the eval split is empty: data.eval_fraction is 0"),
+    ("{path: ONE, format_file: chat}", "the eval split is empty"),
+])
+def test_data_that_cannot_train_stops_the_sweep_before_any_trial(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str],
+        capsys: pytest.CaptureFixture[str], data: str, said: str) -> None:
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps([{"instruction": "Say hi.", "output": "Hi."}]))
+    space = space_file(tmp_path, tiny_model_dir)
+    text = space.read_text()
+    start = text.index("data: {")
+    end = text.index("}", start) + 1
+    space.write_text(text[:start] + "data: " + data.replace("ONE", str(one)) + text[end:])
+    capsys.readouterr()
+    assert sweep(space, stores) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+    assert load_study("tiny", open_storage(stores["storage"])).trials == []
+
+
+def test_a_sweep_whose_every_trial_fails_says_why_and_exits_1(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HARNESS_FAULT", "crash@1")
+    assert sweep(space_file(tmp_path, tiny_model_dir, trials=2), stores) == 1
+    err = capsys.readouterr().err
+    assert "no trial completed" in err and "2 trial(s) ended crash" in err, err
+    assert "injected crash" in err and "trial.log" in err
+
+
+def test_a_space_edited_in_a_way_the_study_cannot_follow_is_refused_at_the_start(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    space = space_file(tmp_path, tiny_model_dir, trials=1, max_steps=2)
+    assert sweep(space, stores, "--no-promote") == 0
+    space.write_text(space.read_text().replace("lora.r: [2, 4]", "lora.r: [2, 4, 8]"))
+    capsys.readouterr()
+    assert sweep(space, stores, "--trials", "2", "--no-promote") == 2
+    err = capsys.readouterr().err
+    assert "search.lora.r: the study's trials drew from [2, 4]; the file now gives [2, 4, 8]" \
+        in err and "--study tiny-2" in err, err
+    assert len(load_study("tiny", open_storage(stores["storage"])).trials) == 1
+
+
 def test_no_trial_is_pruned_before_its_warmup_share_of_steps(
         tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
     # The second trial is the one pruned at step 2 of 4 above; 3/4 of the steps protect it.
@@ -158,6 +205,24 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
     assert main(["pull", f"tiny-adapter/{version}", "--out", str(tmp_path / "v"),
                  "--tracking-uri", stores["uri"], "--prompt", "Name a colour."]) == 0
     assert main(["pull", "no-such-model@champion", "--out", str(tmp_path / "x"),
+                 "--tracking-uri", stores["uri"]]) == 2
+    check_pull_refuses_to_overwrite(tmp_path, stores)
+
+
+def check_pull_refuses_to_overwrite(tmp_path: Path, stores: dict[str, str]) -> None:
+    """A non-empty --out is refused unless --force, which replaces only the adapter's files."""
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "adapter_config.json").write_text("mine")
+    (used / "notes.txt").write_text("mine too")
+    pull = ["pull", "tiny-adapter@champion", "--tracking-uri", stores["uri"], "--out"]
+    assert main([*pull, str(used)]) == 2
+    assert (used / "adapter_config.json").read_text() == "mine"
+    assert main([*pull, str(used), "--force"]) == 0
+    assert json.loads((used / "adapter_config.json").read_text())["r"] == 4
+    assert (used / "notes.txt").read_text() == "mine too"
+    assert main([*pull, str(used / "notes.txt")]) == 2  # a file, not a directory
+    assert main(["pull", "tiny-adapter/-1", "--out", str(tmp_path / "y"),
                  "--tracking-uri", stores["uri"]]) == 2
 
 

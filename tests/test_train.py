@@ -16,14 +16,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_file(tmp_path: Path, model_dir: Path, *, max_steps: int = 2000) -> Path:
-    path = tmp_path / "train.yaml"
+def train_file(tmp_path: Path, model_dir: Path, *, max_steps: int = 2000,
+               save_steps: int = 0, name: str = "train") -> Path:
+    path = tmp_path / f"{name}.yaml"
     path.write_text(f"""
 model: {model_dir}
 data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,
         eval_fraction: 0.2}}
 lora: {{r: 4, alpha: 8}}
-training: {{max_steps: {max_steps}, micro_batch_size: 2, learning_rate: 1.0e-3}}
+training: {{max_steps: {max_steps}, micro_batch_size: 2, learning_rate: 1.0e-3,
+           save_steps: {save_steps}}}
 samples: {{count: 0}}
 tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}", experiment: signals}}
 output_dir: {tmp_path / 'out'}
@@ -92,3 +94,30 @@ def test_a_trial_stops_by_itself_when_harness_train_is_killed(
     last = events(tmp_path / "out")[-1]
     assert last["event"] == "failed" and last["reason"] == "killed"
     assert "parent process" in last["message"]
+
+
+def test_training_again_into_a_used_directory_needs_force_and_keeps_foreign_files(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    first = train_file(tmp_path, tiny_model_dir, max_steps=8, save_steps=2)
+    assert main(["train", str(first)]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    notes = out / "adapter" / "notes.txt"
+    notes.write_text("my notes")
+    capsys.readouterr()
+
+    assert main(["train", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a trial" in err and "--resume" in err and "--force" in err
+    assert notes.read_text() == "my notes"
+
+    again = train_file(tmp_path, tiny_model_dir, max_steps=3, save_steps=1, name="again")
+    assert main(["train", str(again), "--force"]) == 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    (kept,) = out.glob("adapter.kept-*")
+    assert (kept / "notes.txt").read_text() == "my notes"  # moved aside, never deleted
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "train_config.json").read_text())["training"]["max_steps"] == 3

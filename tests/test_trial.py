@@ -180,3 +180,24 @@ def test_resume_gives_the_adapter_of_an_uninterrupted_run(tmp_path: Path,
     assert all(torch.equal(a[k], b[k]) for k in a)
     start = load_file(str(tmp_path / "broken" / "checkpoint-3" / "adapter_model.safetensors"))
     assert not all(torch.equal(a[k], start[k]) for k in a)  # training did move the weights
+
+
+def test_resume_names_a_damaged_last_checkpoint_and_goes_on_from_the_one_before(
+        tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=8, save_steps=2)
+    config.samples.count = 0
+    write_trial_config(config, tmp_path / "whole")
+    assert run_trial(tmp_path / "whole").reason == "finished"
+    write_trial_config(config, tmp_path / "broken")
+    assert run_trial(tmp_path / "broken", env={"HARNESS_FAULT": "crash@7"}).reason == "crash"
+    last = tmp_path / "broken" / "checkpoint-6" / "adapter_model.safetensors"
+    last.write_bytes(last.read_bytes()[:100])  # cut short, as by a full disk or a bad copy
+
+    resumed = run_trial(tmp_path / "broken", resume=True)
+    assert resumed.reason == "finished", resumed.log_tail
+    damaged = resumed.last("checkpoint_damaged")
+    assert damaged["checkpoint"].endswith("checkpoint-6") and damaged["message"]
+    assert resumed.last("resumed")["step"] == 4
+    a = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "broken" / "adapter" / "adapter_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # as if it had never been interrupted

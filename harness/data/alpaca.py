@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.data.formatfile import FormatFile, fill
 from harness.data.records import Problem, Record
 from harness.data.textfile import JsonItem, read_json_records
+from harness.yamlfile import short
 
 
 def load_alpaca(
@@ -53,7 +54,7 @@ def _record(
             continue
         if not isinstance(v, str):
             return problem("non_string_value", f"key {key!r} holds a {type(v).__name__} "
-                           f"({v!r:.40}), not text; make it a string, or list it in "
+                           f"({short(v)}), not text; make it a string, or list it in "
                            "data.ignore_keys to leave it out")
         if v.strip():
             fields[key] = v

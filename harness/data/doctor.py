@@ -10,6 +10,7 @@ from typing import Any
 from harness.config import DataConfig
 from harness.data.encode import IGNORE_INDEX, Encoded, encode_all
 from harness.data.load import Dataset, load_dataset
+from harness.data.ready import split_problems
 from harness.data.records import Record, Segment
 from harness.data.render import ChatRenderer, render
 
@@ -26,10 +27,14 @@ def check(config: DataConfig, *, model: str | None = None, examples: int = 3) ->
     report = _summary(data, config)
     report["rendering"] = _rendering(data, config, renderer)
     records = data.split.train + data.split.eval
+    trainable = {"train": len(data.split.train), "evals": len(data.split.eval)}
     if tokenizer is not None:
-        encoded, dropped = encode_all(records, tokenizer, renderer,
-                                      cutoff_len=config.cutoff_len, train_on=config.train_on)
-        data.problems += dropped
+        kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
+        train, dropped_train = encode_all(data.split.train, tokenizer, renderer, **kw)
+        evals, dropped_eval = encode_all(data.split.eval, tokenizer, renderer, **kw)
+        encoded = train + evals
+        data.problems += dropped_train + dropped_eval
+        trainable = {"train": len(train), "evals": len(evals)}
         report.update(usable=len(encoded), skipped=data.skipped())
         report["tokens"] = token_stats([e for _, e in encoded], config.cutoff_len)
         shown = [(r, _token_view(e, tokenizer)) for r, e in encoded[:examples]]
@@ -38,7 +43,8 @@ def check(config: DataConfig, *, model: str | None = None, examples: int = 3) ->
                  for r in records[:examples]]
     report["examples"] = [_example(r, view) for r, view in shown]
     report["problems"] = [p.as_dict() for p in data.problems]
-    report["verdict"] = _verdict(report, config)
+    training = split_problems(data, config, renderer=renderer, **trainable)
+    report["verdict"] = _verdict(report, config, [what for what, _ in training])
     return report
 
 
@@ -112,14 +118,34 @@ def _token_view(enc: Encoded, tokenizer: Any) -> list[dict[str, Any]]:
     return [{"text": tokenizer.decode(r["ids"]), "trained": r["trained"]} for r in runs]
 
 
+EXAMPLE_CHARS = 2000
+"""Characters of each example the report shows; the rest is counted, not printed."""
+
+
 def _example(record: Record, view: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"file": record.path, "record": record.index, "segments": view}
+    return {"file": record.path, "record": record.index, "segments": _bounded(view)}
 
 
-def _verdict(report: dict[str, Any], config: DataConfig) -> dict[str, Any]:
-    reasons = []
-    if report["usable"] == 0:
-        reasons.append("no usable records")
+def _bounded(view: list[dict[str, Any]], limit: int = EXAMPLE_CHARS) -> list[dict[str, Any]]:
+    """The first ``limit`` characters of an example's segments, and how many more there are."""
+    shown: list[dict[str, Any]] = []
+    left = limit
+    for seg in view:
+        if left <= 0:
+            break
+        shown.append({**seg, "text": seg["text"][:left]})
+        left -= len(seg["text"])
+    hidden = sum(len(seg["text"]) for seg in view) - sum(len(seg["text"]) for seg in shown)
+    if hidden > 0:
+        shown.append({"text": f" [... {hidden:,} more characters]", "trained": False})
+    return shown
+
+
+def _verdict(report: dict[str, Any], config: DataConfig,
+             training: list[str]) -> dict[str, Any]:
+    """Usable when a trial could train on the data as configured: the same checks a sweep
+    runs before its first trial (`harness.data.ready`), plus defects under on_invalid error."""
+    reasons = list(training)
     if report["defects"] and config.on_invalid == "error":
         reasons.append(f"{report['defects']} defective record(s) or file(s) (fix them, or set "
                        "on_invalid: skip)")

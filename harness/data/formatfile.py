@@ -8,7 +8,7 @@ equals the set of its non-empty keys. The text before the response placeholder i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,9 @@ def resolve_format_file(name: str) -> Path:
     raise DataError(name, "no such format file", hint=f"give a path, or one of: {available}")
 
 
-def load_format_file(name: str | Path) -> FormatFile:
+def load_format_file(name: str | Path, extra_fields: Collection[str] = ()) -> FormatFile:
+    """A format file, checked: every ``%name%`` in a template must be one of its key set's
+    keys (or one of ``extra_fields``, which the format's reader fills in as well)."""
     path = resolve_format_file(str(name))
     if not path.is_file():
         raise DataError(path, "format file not found",
@@ -64,15 +66,36 @@ def load_format_file(name: str | Path) -> FormatFile:
         if keys in templates:
             raise DataError(path, f"key set {spec!r} appears twice (keys are a set: order "
                             "does not matter)")
+        unknown = unknown_placeholders(template, keys | set(extra_fields))
+        if unknown:
+            also = f", nor one of {', '.join(sorted(extra_fields))}" if extra_fields else ""
+            raise DataError(path, f"the template for {spec!r} uses "
+                            f"{', '.join(f'%{u}%' for u in unknown)}, which is not one of its "
+                            f"keys ({', '.join(sorted(keys))}){also}: it would stay in every "
+                            "example as written", hint="fix the placeholder's name, or add the "
+                            "key to the template's key set")
         templates[keys] = template
     return FormatFile(str(path), templates)
+
+
+_PLACEHOLDER = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
+
+
+def unknown_placeholders(template: str, known: Collection[str]) -> list[str]:
+    """Names written as placeholders in ``template`` that are not in ``known``, read the way
+    `fill` reads it: known placeholders first, in one pass, then what text lies between."""
+    if known:
+        pieces = re.split("%(?:" + "|".join(re.escape(k) for k in known) + ")%", template)
+    else:
+        pieces = [template]
+    return sorted({m.group(1) for piece in pieces for m in _PLACEHOLDER.finditer(piece)})
 
 
 def fill(template: str, fields: Mapping[str, str], response_key: str) -> tuple[Segment, ...]:
     """Fill ``%key%`` placeholders in one pass; the prompt ends at the response placeholder.
 
-    Placeholders naming no field stay as written, as in text-generation-webui; values are never
-    scanned for placeholders themselves.
+    Values are never scanned for placeholders themselves. (Placeholders naming no field are
+    refused when the format file is loaded.)
     """
     if not fields:
         return (Segment(template, False),)

@@ -3,6 +3,7 @@ with its format's reader, filter, deduplicate, fingerprint and split."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 from harness.config import DataConfig
 from harness.data.alpaca import load_alpaca
 from harness.data.formatfile import load_format_file
-from harness.data.medquad import MedquadOptions, load_medquad
+from harness.data.medquad import DOCUMENT_FIELDS, MedquadOptions, load_medquad
 from harness.data.messages import is_conversation, load_conversations
 from harness.data.rawtext import Chunking, load_rawtext, tokenizer_offsets, word_offsets
 from harness.data.records import (
@@ -112,7 +113,10 @@ def detect_format(root: Path) -> str:
     if suffixes[".xml"]:
         return "medquad"
     if has_json:
-        first = next(p for p in files if p.suffix.lower() in (".json", ".jsonl"))
+        first = next((p for p in files if p.suffix.lower() in (".json", ".jsonl")
+                      and p.stat().st_size > 0), None)
+        if first is None:
+            return "alpaca"  # every JSON file is empty: each is reported as such
         items, _ = read_json_records(first)
         return "chat" if items and is_conversation(items[0].value) else "alpaca"
     if suffixes[".txt"]:
@@ -122,21 +126,41 @@ def detect_format(root: Path) -> str:
 
 
 def _listing(root: Path) -> list[Path]:
+    """The regular files under ``root`` (what else is there, `_odd_entries` reports)."""
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _odd_entries(root: Path) -> list[Problem]:
+    """Entries under ``root`` that are neither directories nor regular files: a broken link,
+    a FIFO, a socket, a device. Reported, never opened (reading a FIFO would wait forever)."""
+    problems = []
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink() and not p.exists():
+            problems.append(Problem("broken_link", str(p), f"a symbolic link to "
+                                    f"{os.readlink(p)}, which does not exist: not read"))
+        elif p.exists() and not p.is_dir() and not p.is_file():
+            problems.append(Problem("not_a_file", str(p), "a FIFO, socket or device, not a "
+                                    "regular file: not read"))
+    return problems
 
 
 def _files(root: Path, fmt: str) -> tuple[list[Path], list[Problem]]:
     if root.is_file():
+        if root.stat().st_size == 0:
+            raise DataError(root, "the file is empty", hint="point the harness at a file with "
+                            "records")
         return [root], []
     wanted = SUFFIXES[fmt]
     files: list[Path] = []
-    ignored: list[Problem] = []
+    ignored: list[Problem] = _odd_entries(root)
     for p in _listing(root):
-        if p.suffix.lower() in wanted:
-            files.append(p)
-        else:
+        if p.suffix.lower() not in wanted:
             ignored.append(Problem("ignored_file", str(p),
                                    f"not a {'/'.join(wanted)} file, so not {fmt} data"))
+        elif p.stat().st_size == 0:
+            ignored.append(Problem("empty_file", str(p), "the file is empty: nothing to read"))
+        else:
+            files.append(p)
     if not files:
         raise DataError(root, f"no {' or '.join(wanted)} files for format {fmt}",
                         hint="check the path, or pass the right --format")
@@ -158,7 +182,8 @@ def _reader(config: DataConfig, fmt: str, tokenizer: Any, notes: list[str]) -> R
     if fmt == "medquad":
         options = MedquadOptions(
             sources=config.sources, qtypes=config.qtypes,
-            formats=load_format_file(config.format_file) if config.format_file else None,
+            formats=(load_format_file(config.format_file, extra_fields=DOCUMENT_FIELDS)
+                     if config.format_file else None),
             response_key=config.response_key or "answer")
         return lambda p: load_medquad(p, options)
     chunking = Chunking(config.cutoff_len, config.overlap_len, config.hard_cut,

@@ -1,11 +1,15 @@
 """MedQuAD medical Q&A XML: a file or a directory tree of documents.
 
 The expected shape is ``Document`` (id, source, url) → ``Focus``, ``QAPairs/QAPair`` →
-``Question`` (qid, qtype) and ``Answer``. Variants are recognised by what they hold rather than by
-exact names: any element with ``QAPair`` descendants is a document (the corpus has a
-``DiseaseFile`` with ``fid``), names match case-insensitively and without namespaces. A file in
-which no QA pair can be found is reported by path and reason, never dropped silently. Empty answers
-(removed from parts of the corpus for copyright) are skipped and counted.
+``Question`` (qid, qtype) and ``Answer``. Variants are recognised by structure rather than by
+exact names: names match case-insensitively, without namespaces, hyphens or underscores; a pair
+is an element named like one (``QAPair``, ``pair``) or any element holding both a question and an
+answer; its document is its nearest ancestor named like one (``Document``, ``doc``, the corpus'
+``DiseaseFile`` with ``fid``), else the root; the focus is an element whose name ends in
+``focus`` (``doctitle-focus``). A document whose pair list is empty is an empty document; one in
+which question or answer elements exist but no pair can be made out is an unrecognised structure,
+reported with its path, never called empty. Empty answers (removed from parts of the corpus for
+copyright) are skipped and counted.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from harness.data.safexml import parse_xml_file
 _COLLECTION = re.compile(r"^\d+_(.+?)(_QA)?$", re.IGNORECASE)
 _BULLET = re.compile(r"[ \t]{2,}-[ \t]+")
 _BLANKS = re.compile(r"\n{3,}")
-_DOCUMENTS = ("document", "diseasefile")
+_DOCUMENTS = frozenset({"document", "doc", "diseasefile"})
+_PAIRS = frozenset({"qapair", "pair", "qa"})
+DOCUMENT_FIELDS = ("document_id", "source", "url", "focus", "qid", "qtype")
+"""What a format file can name besides question and answer: the pair's document and ids."""
+_QUESTIONS = frozenset({"question", "q"})
+_ANSWERS = frozenset({"answer", "a"})
 
 
 @dataclass(frozen=True)
@@ -54,29 +63,56 @@ def load_medquad(path: Path, options: MedquadOptions) -> tuple[list[Record], lis
 
 
 def _pairs_by_document(root: etree._Element) -> dict[etree._Element, list[etree._Element]]:
-    """Each QAPair under its nearest document element (the root when it has none)."""
+    """Each QA pair under its nearest document element (the root when it has none)."""
     by_doc: dict[etree._Element, list[etree._Element]] = {}
-    for pair in root.iter():
-        if _name(pair) != "qapair":
-            continue
+    for pair in _pairs(root):
         doc = next((a for a in pair.iterancestors() if _name(a) in _DOCUMENTS), root)
         by_doc.setdefault(doc, []).append(pair)
     return by_doc
 
 
+def _pairs(el: etree._Element) -> list[etree._Element]:
+    """The QA pairs at or under ``el``, in document order (a pair's own children are not
+    searched for more pairs)."""
+    found, stack = [], [el]
+    while stack:  # not recursive: a deep tree must not exhaust the stack
+        here = stack.pop()
+        if _is_pair(here):
+            found.append(here)
+        else:
+            stack.extend(reversed(list(here)))
+    return found
+
+
+def _is_pair(el: etree._Element) -> bool:
+    if _name(el) in _PAIRS:
+        return True
+    names = {_name(c) for c in el}
+    return bool(names & _QUESTIONS) and bool(names & _ANSWERS)
+
+
 def _no_pairs(path: Path, root: etree._Element) -> Problem:
-    if any(_name(el) == "qapairs" for el in root.iter()):
+    names = {_name(el) for el in root.iter()}
+    if names & (_QUESTIONS | _ANSWERS):
+        found = sorted({el.tag for el in root.iter() if _name(el) in _QUESTIONS | _ANSWERS})
+        return Problem("unrecognised_structure", str(path), f"has {', '.join(found)} elements "
+                       "but no pair of a question and an answer could be made out (expected "
+                       "Document > QAPairs > QAPair > Question, Answer): check the file's "
+                       "structure")
+    containers = [el for el in root.iter() if _name(el).endswith("pairs")]
+    if containers and not any(len(c) for c in containers):
         return Problem("empty_document", str(path), "a MedQuAD document whose QAPairs list is "
                        "empty")
-    return Problem("unrecognised_file", str(path), f"no QAPair elements under the root "
+    return Problem("unrecognised_file", str(path), f"no QA pairs under the root "
                    f"<{root.tag}>: not a MedQuAD document")
 
 
 def _name(el: etree._Element) -> str:
+    """An element's name, compared loosely: no namespace, lower case, no - or _."""
     tag = el.tag
     if not isinstance(tag, str):  # comments, processing instructions
         return ""
-    return tag.rpartition("}")[2].lower()
+    return tag.rpartition("}")[2].lower().replace("-", "").replace("_", "")
 
 
 def _attr(el: etree._Element, *names: str) -> str:
@@ -84,8 +120,8 @@ def _attr(el: etree._Element, *names: str) -> str:
     return next((lowered[n].strip() for n in names if lowered.get(n, "").strip()), "")
 
 
-def _child_text(el: etree._Element, name: str) -> tuple[etree._Element | None, str]:
-    child = next((c for c in el if _name(c) == name), None)
+def _child_text(el: etree._Element, names: frozenset[str]) -> tuple[etree._Element | None, str]:
+    child = next((c for c in el if _name(c) in names), None)
     return child, ("" if child is None else clean_text("".join(child.itertext())))
 
 
@@ -95,16 +131,16 @@ def _document_info(path: Path, doc: etree._Element, doc_no: int | None) -> dict[
         doc_id = f"{doc_id}#{doc_no}"
     match = _COLLECTION.match(path.parent.name)
     source = _attr(doc, "source") or (match.group(1) if match else path.parent.name)
-    focus = next((clean_text("".join(f.itertext())) for f in doc.iter() if _name(f) == "focus"),
-                 "")
+    focus = next((clean_text("".join(f.itertext())) for f in doc.iter()
+                  if _name(f).endswith("focus")), "")
     return {"document_id": doc_id, "source": source, "url": _attr(doc, "url"), "focus": focus}
 
 
 def _pair(
     path: Path, index: int, pair: etree._Element, info: dict[str, str], options: MedquadOptions
 ) -> Record | Problem:
-    question_el, question = _child_text(pair, "question")
-    answer_el, answer = _child_text(pair, "answer")
+    question_el, question = _child_text(pair, _QUESTIONS)
+    answer_el, answer = _child_text(pair, _ANSWERS)
     qid = _attr(question_el, "qid") if question_el is not None else ""
     qtype = (_attr(question_el, "qtype") if question_el is not None else "") or "unknown"
     label = f"QA pair {qid or index} ({info['document_id']})"

@@ -28,6 +28,8 @@ FILTER_REASONS = (
     "filtered_qtype",
     "no_trainable_tokens",
     "ignored_file",
+    "empty_file",
+    "not_a_file",
     "short_chunk",
 )
 

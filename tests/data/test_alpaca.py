@@ -7,6 +7,7 @@ import pytest
 
 from harness.data.alpaca import load_alpaca
 from harness.data.formatfile import FORMATS_DIR, fill, load_format_file
+from harness.data.medquad import DOCUMENT_FIELDS
 from harness.data.records import Segment
 from harness.errors import DataError
 
@@ -141,7 +142,7 @@ def test_every_shipped_format_file_loads_and_marks_a_response() -> None:
     shipped = sorted(FORMATS_DIR.glob("*.json"))
     assert len(shipped) >= 3
     for path in shipped:
-        fmt = load_format_file(path)
+        fmt = load_format_file(path, extra_fields=DOCUMENT_FIELDS)
         for keys, template in fmt.templates.items():
             response = "answer" if "answer" in keys else "output"
             assert f"%{response}%" in template, (path, keys)
@@ -152,3 +153,17 @@ def test_a_directory_does_not_shadow_a_shipped_format_name(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     (tmp_path / "chat").mkdir()
     assert load_format_file("chat").path == str(FORMATS_DIR / "chat.json")
+
+
+def test_a_placeholder_that_names_no_key_is_refused_with_where_it_is(tmp_path: Path) -> None:
+    path = write(tmp_path, "typo.json", {"instruction,output": "Q: %instrution%\nA: %output%",
+                                         "input,output": "%input% is 100% done: %output%"})
+    with pytest.raises(DataError) as info:
+        load_format_file(path)
+    message = str(info.value)
+    assert str(path) in message and "'instruction,output'" in message
+    assert "%instrution%" in message and "instruction, output" in message
+    # The reader's own fields count as known, and a lone percent sign is text.
+    fmt = load_format_file(write(tmp_path, "m.json", {"question,answer": "%focus%: 5% %question%"
+                                                      "\n%answer%"}), extra_fields=["focus"])
+    assert fmt.template_for(frozenset({"question", "answer"}))

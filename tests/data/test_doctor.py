@@ -20,9 +20,10 @@ def test_report_counts_and_reasons(tmp_path: Path) -> None:
     assert {(p["reason"], p["record"]) for p in report["problems"]} == {
         ("no_template", 4), ("refusal", 2), ("duplicate", 1)}
     assert report["verdict"] == {"usable": False, "reasons": [
-        "1 defective record(s) or file(s) (fix them, or set on_invalid: skip)"]}
-    skipping = check(DataConfig(path=str(data), on_invalid="skip"))
-    assert skipping["verdict"]["usable"]
+        "the eval split is empty: data.eval_fraction is 0, and trials are judged by their eval "
+        "loss", "1 defective record(s) or file(s) (fix them, or set on_invalid: skip)"]}
+    skipping = check(DataConfig(path=str(data), on_invalid="skip", eval_fraction=0.5))
+    assert skipping["verdict"]["usable"], skipping["verdict"]
 
 
 def test_examples_show_masked_and_trained_parts(tmp_path: Path) -> None:

@@ -393,7 +393,8 @@ def test_load_conversations_on_arbitrary_arrays(tmp_path: Path, items: list[Any]
 # ---------------------------------------------------------------------------------------------
 # MedQuAD
 
-MEDQUAD_REASONS = {"empty_question", "empty_answer", "unrecognised_file", "empty_document"}
+MEDQUAD_REASONS = {"empty_question", "empty_answer", "unrecognised_file", "empty_document",
+                   "unrecognised_structure"}
 VALID_DOC = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<Document id="0000001" source="GARD" url="u">'
     "<Focus>F</Focus><QAPairs><QAPair pid=\"1\"><Question qid=\"1\" qtype=\"information\">"
@@ -465,21 +466,22 @@ Pair = tuple[str | None, str | None]  # question and answer text; None: the elem
 
 @st.composite
 def medquad_documents(draw: st.DrawFn) -> tuple[bytes, list[Pair]]:
-    """A wrapper of one or more well-formed MedQuAD documents, names in any case or namespace."""
-    def name(base: str) -> str:
+    """A wrapper of one or more well-formed MedQuAD documents, in the corpus' schema or a
+    variant of it (other names), names in any case or namespace."""
+    def name(*bases: str) -> str:
+        base = draw(st.sampled_from(bases))
         spelled = draw(st.sampled_from([base, base.lower(), base.upper()]))
         return draw(st.sampled_from([spelled, "{urn:medquad}" + spelled]))
 
     wrapper = etree.Element("Documents")
     pairs: list[Pair] = []
     for _ in range(draw(st.integers(1, 3))):
-        doc = etree.SubElement(wrapper, name(draw(st.sampled_from(["Document", "DiseaseFile"]))),
-                               draw(ATTRS))
-        etree.SubElement(doc, name("Focus")).text = draw(XML_TEXT)
-        qapairs = etree.SubElement(doc, name("QAPairs"))
+        doc = etree.SubElement(wrapper, name("Document", "DiseaseFile", "doc"), draw(ATTRS))
+        etree.SubElement(doc, name("Focus", "doctitle-focus")).text = draw(XML_TEXT)
+        qapairs = etree.SubElement(doc, name("QAPairs", "qaPairs"))
         for question, answer in draw(st.lists(st.tuples(st.none() | XML_TEXT,
                                                         st.none() | XML_TEXT), max_size=4)):
-            pair = etree.SubElement(qapairs, name("QAPair"))
+            pair = etree.SubElement(qapairs, name("QAPair", "pair"))
             if question is not None:
                 etree.SubElement(pair, name("Question"), draw(ATTRS)).text = question
             if answer is not None:

@@ -75,3 +75,27 @@ def test_fingerprint_follows_content_not_location(tmp_path: Path) -> None:
     assert a.fingerprint == b.fingerprint
     two.write_text(json.dumps([*ALPACA[:9], {"instruction": "task 9", "output": "other"}]))
     assert load_dataset(DataConfig(path=str(two))).fingerprint != a.fingerprint
+
+
+def test_links_fifos_and_empty_files_in_a_directory_are_reported_never_opened(
+        tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "good.txt").write_text("Some text long enough to become a chunk of its own. " * 4)
+    (tmp_path / "empty.txt").write_text("")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would wait for a writer forever
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "moved-away.txt")
+    data = load_dataset(DataConfig(path=str(tmp_path), format="rawtext"))
+    assert data.records
+    reasons = {Path(p.path).name: p.reason for p in data.problems}
+    assert reasons == {"empty.txt": "empty_file", "pipe.txt": "not_a_file",
+                       "gone.txt": "broken_link"}
+    assert [Path(p.path).name for p in data.defects] == ["gone.txt"]
+    assert "moved-away.txt" in next(p.detail for p in data.problems if p.reason == "broken_link")
+
+
+def test_an_empty_data_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"empty\.txt: the file is empty"):
+        load_dataset(DataConfig(path=str(empty)))

@@ -9,7 +9,7 @@ import pytest
 from harness.config import DataConfig
 from harness.data.formatfile import load_format_file
 from harness.data.load import Dataset, load_dataset
-from harness.data.medquad import MedquadOptions, clean_text, load_medquad
+from harness.data.medquad import DOCUMENT_FIELDS, MedquadOptions, clean_text, load_medquad
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,8 @@ def test_format_file_rendering_uses_document_fields(medquad_dir: Path, tmp_path:
     fmt = tmp_path / "qa.json"
     fmt.write_text(json.dumps({"question,answer": "[%focus% | %qtype%] %question%\n%answer%"}))
     records, _ = load_medquad(medquad_dir / "1_CancerGov_QA" / "0000001_1.xml",
-                              MedquadOptions(formats=load_format_file(fmt)))
+                              MedquadOptions(formats=load_format_file(
+                                  fmt, extra_fields=DOCUMENT_FIELDS)))
     prompt, answer = records[0].segments
     assert prompt.text.startswith("[Adult Acute Lymphoblastic Leukemia | information]")
     assert not prompt.trainable and answer.trainable and answer.text.startswith("Key Points")
@@ -99,3 +100,62 @@ def test_filtered_pairs_are_counted_as_filtered_first(medquad_dir: Path) -> None
     skipped = data.skipped()
     assert skipped["empty_answer"] == 99  # one information pair per document, all empty
     assert "filtered_qtype" in skipped
+
+
+# Hand-written variants: other element names, other case, no wrappers.
+
+VARIANT = """<?xml version="1.0" encoding="UTF-8"?>
+<doc docid="V-17" source="OtherSource" url="http://example.org/v17">
+  <doctitle-focus>Glaucoma</doctitle-focus>
+  <qaPairs>
+    <pair><question qid="V-17-1" qtype="symptoms">What are the symptoms of glaucoma?</question>
+      <answer>Often none at first; later, loss of side vision.</answer></pair>
+    <pair><question qid="V-17-2" qtype="treatment">How is glaucoma treated?</question>
+      <answer>Eye drops, laser treatment or surgery.</answer></pair>
+  </qaPairs>
+</doc>
+"""
+
+
+def write_xml(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_document_in_another_schema_gives_its_pairs(tmp_path: Path) -> None:
+    records, problems = load_medquad(write_xml(tmp_path, "v.xml", VARIANT), MedquadOptions())
+    assert problems == []
+    assert [r.messages[0].content for r in records] == [
+        "What are the symptoms of glaucoma?", "How is glaucoma treated?"]
+    meta = records[1].meta
+    assert (meta["document_id"], meta["source"], meta["focus"], meta["qtype"], meta["qid"]) == (
+        "V-17", "OtherSource", "Glaucoma", "treatment", "V-17-2")
+
+
+def test_pairs_without_a_pair_element_are_found_by_what_they_hold(tmp_path: Path) -> None:
+    text = ('<Collection><Entry id="e1"><Q>What is a cataract?</Q><A>A clouding of the lens.</A>'
+            '</Entry><Entry id="e2"><Q_A_Focus>x</Q_A_Focus><QUESTION>Why?</QUESTION>'
+            '<ANSWER>Age.</ANSWER></Entry></Collection>')
+    records, problems = load_medquad(write_xml(tmp_path, "c.xml", text), MedquadOptions())
+    assert problems == [] and len(records) == 2
+    assert records[1].messages[1].content == "Age."
+
+
+def test_questions_without_recognisable_pairs_are_an_unrecognised_structure(
+        tmp_path: Path) -> None:
+    text = ('<doc id="9"><Focus>F</Focus><qaPairs><item><question>What is F?</question>'
+            '<reply>F is a thing.</reply></item></qaPairs></doc>')
+    path = write_xml(tmp_path, "odd.xml", text)
+    records, problems = load_medquad(path, MedquadOptions())
+    assert records == []
+    assert [(p.reason, p.path, p.record) for p in problems] == [
+        ("unrecognised_structure", str(path), None)]
+    assert problems[0].is_defect and "question" in problems[0].detail
+
+
+def test_an_empty_pair_list_in_another_schema_is_an_empty_document(tmp_path: Path) -> None:
+    path = write_xml(tmp_path, "e.xml", '<doc id="3"><doctitle-focus>F</doctitle-focus>'
+                     "<qaPairs/></doc>")
+    _, problems = load_medquad(path, MedquadOptions())
+    assert [p.reason for p in problems] == ["empty_document"]

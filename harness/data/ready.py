@@ -1,0 +1,94 @@
+"""Data ready for training: read, checked, split and encoded, or a clear reason why not.
+
+The same checks run where they cost least and where they matter: `harness sweep` and `harness
+worker` run them once before any trial starts (no GPU time is spent on data that cannot train),
+every trial runs them on the data it is given, and `harness data check` states them as its
+verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import DataConfig
+from harness.data.encode import Encoded, encode_all
+from harness.data.load import Dataset, load_dataset
+from harness.data.records import Record
+from harness.data.render import ChatRenderer, render
+from harness.errors import DataError
+
+Pairs = list[tuple[Record, Encoded]]
+
+
+@dataclass
+class Ready:
+    """The dataset, its encoded train and eval sides, and the renderer that made them."""
+
+    dataset: Dataset
+    train: Pairs
+    evals: Pairs
+    renderer: ChatRenderer
+
+
+def ready_for_training(config: DataConfig, tokenizer: Any) -> Ready:
+    """Load, check, split and encode; a DataError (file, what, what to do) when training on
+    this data would be impossible or meaningless."""
+    data = load_dataset(config, tokenizer=tokenizer)
+    data.require_usable(allow_defects=config.on_invalid == "skip")
+    renderer = ChatRenderer(tokenizer)
+    kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
+    train, _ = encode_all(data.split.train, tokenizer, renderer, **kw)
+    evals, _ = encode_all(data.split.eval, tokenizer, renderer, **kw)
+    problems = split_problems(data, config, train=len(train), evals=len(evals),
+                              renderer=renderer)
+    if problems:
+        what, hint = problems[0]
+        raise DataError(config.path, what, hint=hint)
+    return Ready(data, train, evals, renderer)
+
+
+def split_problems(data: Dataset, config: DataConfig, *, train: int, evals: int,
+                   renderer: ChatRenderer) -> list[tuple[str, str]]:
+    """Why training on these splits cannot work, as (what, what to do) pairs; none when it
+    can. ``train`` and ``evals`` count the examples of each side that can be trained on."""
+    if not data.records:
+        return [("no usable records remain after filtering",
+                 "run `harness data check` to see why each was left out")]
+    out: list[tuple[str, str]] = []
+    if config.train_on == "response" and not _any_response(data.records, renderer):
+        out.append(("no record has a response to learn from: the rendered text holds no "
+                    "response part (a format file without the response placeholder, e.g. "
+                    "%output%?)", "put the response key's placeholder in the format file, or "
+                    "set data.train_on: all"))
+    if not data.split.eval:
+        out.append(_empty_eval(data, config))
+    elif evals == 0:
+        out.append(("the eval split is empty after encoding: every eval record's prompt fills "
+                    f"the {config.cutoff_len} tokens of data.cutoff_len",
+                    "raise data.cutoff_len"))
+    if not data.split.train:
+        out.append((f"the train split is empty: all {len(data.records)} usable record(s) went "
+                    "to the eval split", "add records or documents, or lower "
+                    "data.eval_fraction"))
+    elif train == 0 and not out:
+        out.append(("no training examples remain after encoding: every train record's prompt "
+                    f"fills the {config.cutoff_len} tokens of data.cutoff_len",
+                    "raise data.cutoff_len (`harness data check --model M` shows the lengths)"))
+    return out
+
+
+def _empty_eval(data: Dataset, config: DataConfig) -> tuple[str, str]:
+    if config.eval_fraction <= 0:
+        return ("the eval split is empty: data.eval_fraction is 0, and trials are judged by "
+                "their eval loss", "set data.eval_fraction above 0 (e.g. 0.1)")
+    why = data.split.note or f"{len(data.records)} usable record(s) are too few to hold out"
+    return (f"the eval split is empty: {why}", "add records or documents (the split keeps "
+            "each source document on one side)")
+
+
+def _any_response(records: Sequence[Record], renderer: ChatRenderer) -> bool:
+    """Whether at least one record has a trainable (response) part once rendered."""
+    return any(record.messages or any(s.trainable for s in render(record, renderer))
+               for record in records)
