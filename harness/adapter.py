@@ -35,7 +35,7 @@ def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
     save_mlflow_model(model, tokenizer, tmp, base_path)
     tokenizer.save_pretrained(tmp)
     (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
-    put_in_place(out, tmp, ADAPTER_DIR)
+    put_in_place(out, tmp, entry=ADAPTER_DIR)
     return out / ADAPTER_DIR
 
 

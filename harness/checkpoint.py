@@ -16,6 +16,7 @@ import torch
 
 from harness.trialdir import (
     CHECKPOINT_PREFIX,
+    CHECKPOINT_STATE,
     has_record,
     put_in_place,
     recorded,
@@ -24,7 +25,7 @@ from harness.trialdir import (
 )
 
 PREFIX = CHECKPOINT_PREFIX
-STATE = "trainer_state.pt"
+STATE = CHECKPOINT_STATE
 
 
 def _fsync_tree(path: Path) -> None:
@@ -59,7 +60,7 @@ def save_checkpoint(
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
     }, tmp / STATE)
     _fsync_tree(tmp)
-    put_in_place(output_dir, tmp, final.name)
+    put_in_place(output_dir, tmp, entry=final.name)
     _fsync_dir(output_dir)
     for old in checkpoints(output_dir)[:-keep]:
         remove_recorded(output_dir, old.name)

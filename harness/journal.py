@@ -79,7 +79,7 @@ class JournalFile(BaseJournalBackend):
                 size = self.path.stat().st_size
                 if size and _last_byte(self.path, size) != b"\n":
                     size = _set_aside_tail(self.path, size, why="a writer died mid-record")
-                _append(self.path, data, size)
+                _append(self.path, data, size=size)
         except OSError as err:
             if is_disk_full(err):
                 raise disk_full(err, self.path) from err
@@ -92,7 +92,7 @@ def _last_byte(path: Path, size: int) -> bytes:
         return f.read(1)
 
 
-def _append(path: Path, data: bytes, size: int) -> None:
+def _append(path: Path, data: bytes, *, size: int) -> None:
     """Write ``data`` at the end and make it durable; on failure cut the file back to ``size``
     (the failed record was never acknowledged, so it must not stay half-written)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -114,7 +114,7 @@ def torn_path(path: Path) -> Path:
     return path.with_name(path.name + ".torn")
 
 
-def _keep_torn(path: Path, pieces: list[tuple[int, int, bytes]], why: str) -> None:
+def _keep_torn(path: Path, pieces: list[tuple[int, int, bytes]], *, why: str) -> None:
     """Append the torn ``pieces`` (line number, byte offset, bytes) to JOURNAL.torn."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with open(torn_path(path), "ab") as f:
@@ -131,14 +131,14 @@ def _set_aside_tail(path: Path, size: int, *, why: str) -> int:
     with open(path, "rb") as f:
         data = f.read(size)
     keep = data.rfind(b"\n") + 1
-    _keep_torn(path, [(data.count(b"\n") + 1, keep, data[keep:])], why)
+    _keep_torn(path, [(data.count(b"\n") + 1, keep, data[keep:])], why=why)
     os.truncate(path, keep)
     return keep
 
 
 def repair(path: Path) -> list[str]:
     """Cut torn records out of the journal at ``path`` (kept in JOURNAL.torn); what was done.
-    Raises HarnessError for a line that is not a torn record."""
+    Raises HarnessError for a line that is not a torn record, changing nothing."""
     data = path.read_bytes()
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
@@ -146,21 +146,29 @@ def repair(path: Path) -> list[str]:
     torn: list[tuple[int, int, bytes]] = []
     offset = 0
     for number, line in enumerate(lines, start=1):
-        if _parses(line) or not line.strip():
+        if _parses(line):
             kept.append(line)
-        else:
+        elif line.strip():
             cut = _glued_record(line)
             if cut is None:
                 raise _damaged(path, number, offset)
             torn.append((number, offset, line[:cut]))
             kept.append(line[cut:])
+        # a blank line is no record, and Optuna's reader stops at one: it goes
         offset += len(line) + 1
+    inside = bool(torn) or len(kept) < len(lines)  # damage before the last line
     if tail:
         torn.append((len(lines) + 1, offset, tail))
-    if not torn:
+    if not torn and not inside:
         return []
-    _keep_torn(path, torn, "a record cut short (a full disk, or a writer killed mid-write)")
-    _rewrite(path, b"".join(line + b"\n" for line in kept))
+    why = "a record cut short (a full disk, or a writer killed mid-write)"
+    if inside:
+        _rewrite(path, b"".join(line + b"\n" for line in kept), torn=torn, why=why)
+    else:
+        _set_aside_tail(path, len(data), why=why)  # in place: no second copy on a full disk
+    if not torn:
+        return [f"the study journal {path} held blank lines, which Optuna cannot read past: "
+                "removed"]
     return [f"the study journal {path} held {len(torn)} record(s) cut short (a write that did "
             f"not finish, e.g. on a full disk): removed and kept in {torn_path(path)}; every "
             "complete record is kept"]
@@ -183,13 +191,20 @@ def _glued_record(line: bytes) -> int | None:
     return None
 
 
-def _rewrite(path: Path, data: bytes) -> None:
+def _rewrite(path: Path, data: bytes, *, torn: list[tuple[int, int, bytes]], why: str) -> None:
+    """Replace the journal by ``data`` atomically, the ``torn`` pieces kept first; a failure
+    (a full disk) leaves the journal and no scratch file behind."""
     tmp = path.with_name(f".{path.name}.repair.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if torn:
+            _keep_torn(path, torn, why=why)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _damaged(path: Path, line: int, offset: int) -> HarnessError:

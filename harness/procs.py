@@ -69,15 +69,22 @@ def group_runs_trial(pgid: int) -> bool:
 @contextlib.contextmanager
 def stop_signals_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, so that a
-    command stops its trials and records them as it does for Ctrl-C."""
+    command stops its trials and records them as it does for Ctrl-C. Once: a second signal
+    while the trials are being stopped and recorded is ignored, so the record is made. A
+    signal the command was started to ignore (`nohup` ignores SIGHUP) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    fired = False
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:
@@ -85,7 +92,23 @@ def stop_signals_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def watch_parent(pid: int, since: int | None, on_gone: Callable[[], None]) -> None:
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP are ignored while inside: the short step that records how a
+    trial ended (the command is stopping already) must not itself be cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, *STOP_SIGNALS)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def watch_parent(pid: int, *, since: int | None, on_gone: Callable[[], None]) -> None:
     """Call ``on_gone`` from a daemon thread as soon as process ``pid`` (started at ``since``)
     has exited: a trial whose sweep was SIGKILLed must not train on, unrecorded."""
 

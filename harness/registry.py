@@ -84,10 +84,14 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
     _ensure_registered_model(client, model)
     existing = _version_of(client, model, study, trial)
     if existing is not None and _settled(client, model, existing):
+        # Its gate and tags were recorded; `champion` may still lag behind them (a promotion
+        # cut short just before moving it): settling again is harmless and mends that.
+        settle(client, model)
         alias = existing.tags.get("harness.alias", "")
         return Promotion(model, existing.version, alias, "no change", new=False)
     if existing is not None:
-        alias, why = _settle_gate(client, model, existing.version, existing.tags, margin)
+        alias, why = _settle_gate(client, model, version=existing.version,
+                                  tags=existing.tags, margin=margin)
         return Promotion(model, existing.version, alias,
                          f"its interrupted promotion settled now: {why}", new=False)
     tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
@@ -98,7 +102,7 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
         client.delete_model_version(model, version.version)  # another promoter was first
         return Promotion(model, first.version, first.tags.get("harness.alias", ""),
                          "no change", new=False)
-    alias, why = _settle_gate(client, model, version.version, tags, margin)
+    alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin)
     return Promotion(model, version.version, alias, why, new=True)
 
 
@@ -107,18 +111,17 @@ def _settled(client: Any, model: str, version: Any) -> bool:
     and a version that passed is not left without a champion."""
     from mlflow.exceptions import MlflowException
 
-    if not version.tags.get(GATE) or not version.tags.get("harness.alias"):
+    alias = version.tags.get("harness.alias")
+    if not version.tags.get(GATE) or not alias:
         return False
-    if version.tags[GATE] != "passed":
-        return True
     try:
-        client.get_model_version_by_alias(model, CHAMPION)
+        client.get_model_version_by_alias(model, alias)  # the alias it was given exists
     except MlflowException:
         return False
     return True
 
 
-def _settle_gate(client: Any, model: str, version: str, tags: dict[str, str],
+def _settle_gate(client: Any, model: str, *, version: str, tags: dict[str, str],
                  margin: float) -> tuple[str, str]:
     """Judge ``version`` at the gate, record the verdict, move the alias; (alias, why)."""
     alias, why = gate(client, model, tags, margin)

@@ -125,7 +125,7 @@ def run_trial(
             time.sleep(poll_seconds)
     except KeyboardInterrupt:
         stopped_for, interrupted = "killed", True
-        stop_group(proc)
+        _stop_through_interrupts(proc)
     finally:
         kill_group(proc)
         log.close()
@@ -156,6 +156,17 @@ def _drain(reader: EventReader, seen: list[dict[str, Any]],
         seen.append(event)
         on_event(event)
     return should_stop()
+
+
+def _stop_through_interrupts(proc: subprocess.Popen) -> None:
+    """Stop the trial's group; another Ctrl-C meanwhile does not cut the stop short (the trial
+    must end, and be recorded, as stopped)."""
+    while True:
+        try:
+            stop_group(proc)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def stop_group(proc: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
@@ -195,10 +206,10 @@ def _classify(code: int | None, events: list[dict[str, Any]], stopped_for: str |
         reason = "finished"
     elif failed:
         reason = failed.get("reason", "crash")
-    elif not has_room(log_path.parent):
-        reason = "disk_full"  # the child could not even write why it failed
     elif code is not None and code < 0:
         reason = "killed"  # the launcher died by a signal, e.g. SIGKILL
+    elif not has_room(log_path.parent):
+        reason = "disk_full"  # the child could not even write why it failed
     else:
         # accelerate's launcher turns any child failure into its own exit 1, so without the
         # child's "failed" event (it was SIGKILLed, say) the exit code tells nothing more.

@@ -246,10 +246,6 @@ class SpaceFile:
                 picks.append({**lows, param.name: choice})
         return picks
 
-    def edge_configs(self) -> list[TrainConfig]:
-        """The train configs at `edge_values` (the space is valid, so they all build)."""
-        return [self.train_config(values, output_dir="unused") for values in self.edge_values()]
-
     def as_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """An enqueued parameter set in Optuna's terms: lora.alpha becomes alpha per rank when
         the file searches alpha as a multiple of the rank; lists become their stored text."""

@@ -207,16 +207,18 @@ ABANDONED_RETRIES = 1
 
 def requeue(study: Any, trial: Any) -> bool:
     """Queue ``trial``'s parameters (none, for an empty search space) as a new waiting trial;
-    False when a trial abandoned again is not retried. The new trial records the chain in
-    Optuna's retry attributes (`failed_trial`: the first number, `retry_history`), and none of
-    the old trial's worker attributes."""
+    False when it is queued already, or is a trial abandoned again (not retried). The new
+    trial records the chain in Optuna's retry attributes (`failed_trial`: the first number,
+    `retry_history`), and none of the old trial's worker attributes."""
     import optuna
 
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    trials = study.get_trials(deepcopy=False)
+    if trial.number in superseded(trials):
+        return False  # queued already (by another worker, or by this one before)
     if reason_of(trial) == "abandoned":
-        chain = {t.number: t for t in study.get_trials(deepcopy=False)
-                 if t.number in history}
-        if sum(reason_of(t) == "abandoned" for t in chain.values()) > ABANDONED_RETRIES:
+        chain = [t for t in trials if t.number in history]
+        if sum(reason_of(t) == "abandoned" for t in chain) > ABANDONED_RETRIES:
             return False
     study.add_trial(optuna.trial.create_trial(
         state=optuna.trial.TrialState.WAITING, params=trial.params,
@@ -226,19 +228,17 @@ def requeue(study: Any, trial: Any) -> bool:
 
 
 def requeue_stopped(study: Any) -> list[int]:
-    """Queue again every stopped trial (interrupted, disk full) that has no retry yet, e.g. one
-    whose sweep was stopped again before it could queue it; their numbers. Call under the
-    budget lock so that two workers do not both queue one."""
+    """Queue again every trial that should have a retry and has none: one the sweep stopped
+    (interrupted, disk full) or whose worker died, left so by a process stopped before it could
+    queue it; their numbers. Call under the budget lock, so two workers do not both queue one."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
     retried = superseded(trials)
     fail = optuna.trial.TrialState.FAIL
-    lost = [t for t in trials if t.state == fail and reason_of(t) in STOPPED
-            and t.number not in retried]
-    for trial in lost:
-        requeue(study, trial)
-    return [t.number for t in lost]
+    lost = [t for t in trials if t.state == fail and t.number not in retried
+            and reason_of(t) in (*STOPPED, "abandoned")]
+    return [t.number for t in lost if requeue(study, t)]
 
 
 def retried_from(trial: Any) -> int | None:

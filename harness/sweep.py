@@ -181,13 +181,10 @@ class Sweep:
                 per_trial=self.space.processes_per_trial))
             return self._finish(interrupted)
 
-    def preflight(self) -> None:
+    def preflight(self, *, data: bool = True) -> None:
         """What every trial would trip over, found once before any trial starts: a search
-        space edited in a way the study cannot follow, and data that cannot train (missing,
-        unusable, an empty train or eval split), named by file and record."""
-        from harness.data.ready import ready_for_training
-        from harness.models import training_tokenizer
-
+        space edited in a way the study cannot follow, and (with ``data``; a machine that only
+        creates the study may not hold the data) data that cannot train."""
         if not self.joining:
             changed = space_changes(self.space, self.study.get_trials(deepcopy=False))
             if changed:
@@ -195,13 +192,32 @@ class Sweep:
                                    f"or log scale within one study: run this space as a new "
                                    f"study (--study {self.name}-2), or restore the file"],
                                   source=self.space.path)
+        if data:
+            self._check_data()
+
+    def _check_data(self) -> None:
+        """The data of every distinct data setting the space can give (searched data keys
+        at each edge), checked as a trial checks it; a problem is named by file and record,
+        and by the searched values that lead to it."""
+        from harness.data.ready import ready_for_training
+        from harness.errors import DataError
+        from harness.models import training_tokenizer
+
         seen: set[str] = set()
-        for config in self.space.edge_configs():
+        for values in self.space.edge_values():
+            config = self.space.train_config(values, output_dir="unused")
             key = json.dumps([config.model, asdict(config.data)], sort_keys=True)
             if key in seen:
                 continue
             seen.add(key)
-            ready = ready_for_training(config.data, training_tokenizer(config.model))
+            try:
+                ready = ready_for_training(config.data, training_tokenizer(config.model))
+            except DataError as err:
+                searched = {k: v for k, v in values.items() if k.startswith("data.")}
+                if not searched:
+                    raise
+                raise HarnessError(f"with {', '.join(f'{k}={v}' for k, v in searched.items())}"
+                                   f" (searched): {err}") from None
             self.console.print(f"data {config.data.path}: {len(ready.train)} train and "
                                f"{len(ready.evals)} eval examples, checked")
 
@@ -285,7 +301,7 @@ class Sweep:
             if stopped:
                 with budget_lock(self.url, self.name):
                     queued = requeue_stopped(self.study)
-                closed = close_left_open(self.uri, self.name, {
+                closed = close_left_open(self.uri, self.name, ended={
                     t.number: reason_of(t) for t in self.study.get_trials(deepcopy=False)
                     if t.state.is_finished()})
         except Exception as err:  # the storage may be briefly unreachable; try again later
@@ -413,38 +429,41 @@ class Sweep:
             full = is_disk_full(err)
             if full:
                 self._halt(disk_full(err, out))
-            self._tell(trial, "FAIL", "disk_full" if full else "crash", None,
-                       log_tail=traceback.format_exc(), run=run)
+            told = self._tell(trial, "FAIL", "disk_full" if full else "crash", None,
+                              log_tail=traceback.format_exc(), run=run)
             if run is not None:
                 run.terminate("FAILED")
-            if full:
+            if full and told:
                 self._requeue(trial)
             return
-        self._judge_and_tell(trial, result, run)
+        self._judge_and_tell(trial, result, run, out=out)
 
-    def _judge_and_tell(self, trial: Any, result: TrialResult, run: TrialRun) -> None:
+    def _judge_and_tell(self, trial: Any, result: TrialResult, run: TrialRun, *,
+                        out: Path) -> None:
         """Tell Optuna how the trial ended. A trial stopped by Ctrl-C or a full disk, or whose
         result could not all be written to MLflow (a full disk), is not judged: it is queued
         again and never counts against the budget."""
         if result.reason == "disk_full":
             failed = result.last("failed") or {}
-            self._halt(DiskFullError(failed.get("where") or result.message))
+            self._halt(DiskFullError(failed.get("where") or out))
         if run.outbox.disk_full is not None:
             self._halt(run.outbox.disk_full)
         state, reason, objective_values = judge(result, self.objectives)
         if self.halted is not None and (reason in STOPPED or run.outbox.disk_full):
             state, reason, objective_values = "FAIL", "disk_full", None
         tail = result.log_tail if state == "FAIL" and reason not in STOPPED else ""
-        self._tell(trial, state, reason, objective_values, log_tail=tail,
-                   message=result.message, run=run)
-        if reason in STOPPED:
+        told = self._tell(trial, state, reason, objective_values, log_tail=tail,
+                          message=result.message, run=run)
+        if told and reason in STOPPED:
             self._requeue(trial)
 
     def _requeue(self, trial: Any) -> None:
-        """Queue a stopped trial again now; if the storage cannot take it (its disk is full),
-        the next sweep or worker to start does (`requeue_stopped`)."""
+        """Queue a stopped trial again now (under the budget lock: a worker starting meanwhile
+        may queue it too); if the storage cannot take it (its disk is full), the next sweep or
+        worker to start does (`requeue_stopped`)."""
         try:
-            requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
+            with budget_lock(self.url, self.name):
+                requeue(self.study, self.study.get_trials(deepcopy=False)[trial.number])
         except Exception as err:
             if not is_disk_full(err):
                 raise
@@ -488,7 +507,9 @@ class Sweep:
                          env={**fault_env(trial.number), **slot.env()})
 
     def _tell(self, trial: Any, state: str, reason: str, values: list[float] | None, *,
-              log_tail: str = "", message: str = "", run: TrialRun | None = None) -> None:
+              log_tail: str = "", message: str = "", run: TrialRun | None = None) -> bool:
+        """Tell Optuna how ``trial`` ended; False when that did not take (another worker took
+        the trial over, or the storage's disk is full)."""
         import optuna
 
         if run is not None:
@@ -507,16 +528,19 @@ class Sweep:
                 self.study.tell(trial, state=getattr(optuna.trial.TrialState, state))
         except optuna.exceptions.UpdateFinishedTrialError:
             # Silent too long (a storage outage): another worker failed it and queued a retry.
-            state, reason = "FAIL", "taken over by another worker"
+            state, reason, told = "FAIL", "taken over by another worker", False
         except Exception as err:
             if not is_disk_full(err):
                 raise
             # The storage's disk is full: the trial stays RUNNING there until a sweep started
             # after space is freed recovers it (its worker, this process, will be gone).
             self._halt(disk_full(err, self.url))
-            state, reason = "FAIL", "disk_full"
+            state, reason, told = "FAIL", "disk_full", False
+        else:
+            told = True
         if trial.number in self.view.rows:
             self.view.end(trial.number, state, "" if reason == "finished" else reason)
+        return told
 
     def _finish(self, interrupted: bool) -> SweepOutcome:
         """Plots, the parent run's end and promotion, by the last worker to stop."""
@@ -527,22 +551,14 @@ class Sweep:
             self.parent.outbox.send("set_terminated", RUN, "KILLED")
             raise self.halted
         self._recover()
-        with budget_lock(self.url, self.name):  # one worker finishes the study, not two
-            running = len(self._running_elsewhere())
-            if running:
-                self.console.print(f"this worker stops; {running} trial(s) still run in other "
-                                   "workers, and the last of them finishes the study")
-                return outcome
-            trials = self.study.get_trials(deepcopy=False)
-            done = sum(t.state.is_finished() for t in trials)
-            status = "KILLED" if interrupted else "FINISHED"
-            already = self.study.user_attrs.get(FINISHED_AT) == [done, status]
-            if not already:
-                self.study.set_user_attr(FINISHED_AT, [done, status])
+        already = self._claim_finish(interrupted)
+        if already is None:
+            return outcome
         best = best_trial(self.study)
         if already:
             self.console.print(f"study {self.name} was already finished with these trials")
-            self.parent.outbox.send("set_terminated", RUN, status)  # joining reopened it
+            self.parent.outbox.send("set_terminated", RUN,  # joining reopened it
+                                    "KILLED" if interrupted else "FINISHED")
         else:
             self._end_parent(interrupted, best)
             self._drain(parent=True)
@@ -559,6 +575,22 @@ class Sweep:
             # also when already finished: a promotion cut short last time is settled now
             outcome.promotion = self._promote()
         return outcome
+
+    def _claim_finish(self, interrupted: bool) -> bool | None:
+        """Whether the study was already finished with these trials (False: this worker
+        finishes it now), or None when other workers' trials still run (the last finishes)."""
+        with budget_lock(self.url, self.name):  # one worker finishes the study, not two
+            running = len(self._running_elsewhere())
+            if running:
+                self.console.print(f"this worker stops; {running} trial(s) still run in other "
+                                   "workers, and the last of them finishes the study")
+                return None
+            done = sum(t.state.is_finished() for t in self.study.get_trials(deepcopy=False))
+            mark = [done, "KILLED" if interrupted else "FINISHED"]
+            if self.study.user_attrs.get(FINISHED_AT) == mark:
+                return True
+            self.study.set_user_attr(FINISHED_AT, mark)
+            return False
 
     def _promote(self) -> Any:
         from harness.outbox import is_transient
@@ -667,7 +699,7 @@ def sweep_command(space_path: str, options: SweepOptions,
     console = console or Console(stderr=True)
     sweep = Sweep(load_space(space_path), options, console)
     if no_run:
-        sweep.preflight()
+        sweep.preflight(data=False)  # the workers check it where they run
         sweep.create()
         console.print(f"study {sweep.name} is ready in {redact(sweep.url)}: start workers with\n"
                       f"  harness worker --study {sweep.name} --storage URL")

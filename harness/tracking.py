@@ -260,7 +260,7 @@ class StudyRun:
         self.outbox.send("set_terminated", RUN, status)
 
 
-def close_left_open(uri: str, study: str, ended: dict[int, str]) -> list[str]:
+def close_left_open(uri: str, study: str, *, ended: dict[int, str]) -> list[str]:
     """End the trial runs of ``study`` still RUNNING in MLflow although their trials ended in
     Optuna (``ended``: trial number -> reason), because their sweep could not end them (it was
     SIGKILLed, or a full disk refused the write); their run ids."""

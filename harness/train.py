@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.config import TrainConfig, load_train_config
-from harness.procs import stop_signals_as_interrupt
+from harness.procs import signals_held, stop_signals_as_interrupt
 from harness.runner import TrialResult, run_trial
 from harness.slots import require_gpus
 from harness.trialdir import CONFIG_FILE, prepare, write_file
@@ -19,7 +19,7 @@ from harness.trialdir import CONFIG_FILE, prepare, write_file
 
 def write_trial_config(config: TrainConfig, output_dir: Path) -> None:
     config.output_dir = str(output_dir)
-    write_file(output_dir, CONFIG_FILE, json.dumps(asdict(config), indent=2))
+    write_file(output_dir, CONFIG_FILE, text=json.dumps(asdict(config), indent=2))
 
 
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,
@@ -47,7 +47,8 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
 
         with stop_signals_as_interrupt():  # `kill`, `timeout`, a closed terminal: as Ctrl-C
             result = run_trial(out, resume=resume, on_event=on_event)
-    run.finish(result, out)
+    with signals_held():
+        run.finish(result, out)
     _summary(result, out, run.run_id, console)
     return result
 

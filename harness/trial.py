@@ -123,7 +123,7 @@ def _stop_when_parent_is_gone(parent: str) -> None:
         timer.daemon = True
         timer.start()
 
-    watch_parent(int(pid), int(since) if since.isdigit() else None, on_gone)
+    watch_parent(int(pid), since=int(since) if since.isdigit() else None, on_gone=on_gone)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -163,8 +163,8 @@ def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None
 
     step, progress = 0, {"epoch": 0, "batch": 0}
     if resume:
-        step, progress = resume_from(out, accelerator.unwrap_model(model), optimizer,
-                                     scheduler, events)
+        step, progress = resume_from(out, model=accelerator.unwrap_model(model),
+                                     optimizer=optimizer, scheduler=scheduler, events=events)
 
     def evaluate_now(at_step: int) -> None:
         from harness.evaluation import perplexity
@@ -187,7 +187,7 @@ def run(config: TrainConfig, out: Path, events: Events, *, resume: bool) -> None
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
 
 
-def resume_from(out: Path, model: Any, optimizer: Any, scheduler: Any,
+def resume_from(out: Path, *, model: Any, optimizer: Any, scheduler: Any,
                 events: Events) -> tuple[int, dict[str, int]]:
     """Restore the newest intact checkpoint in ``out``: a damaged one is named (a
     `checkpoint_damaged` event) and the one before it tried; (step, progress) to go on from,
@@ -438,7 +438,7 @@ def write_samples(config: TrainConfig, model: Any, data: Prepared, accelerator: 
     rows = comparison_rows(prompts, base, tuned)
     written = scratch(out, SAMPLES_DIR)
     write_reports(rows, written, settings)
-    put_in_place(out, written, SAMPLES_DIR)
+    put_in_place(out, written, entry=SAMPLES_DIR)
     events.emit("samples", rows=rows, dir=str(out / SAMPLES_DIR))
 
 

@@ -36,6 +36,8 @@ LOG_FILE = "trial.log"
 ADAPTER_DIR = "adapter"
 SAMPLES_DIR = "samples"
 CHECKPOINT_PREFIX = "checkpoint-"
+CHECKPOINT_STATE = "trainer_state.pt"
+"""The harness's own file in every checkpoint: optimizer, scheduler, RNG states, position."""
 MANIFEST = ".harness-files.json"
 SCRATCH_SUFFIX = ".tmp"
 """`.NAME.tmp` directories are the harness's scratch space while it writes NAME."""
@@ -74,7 +76,7 @@ def _save(trial_dir: Path, entries: dict[str, list[str]]) -> None:
     os.replace(tmp, trial_dir / MANIFEST)
 
 
-def record(trial_dir: Path, entry: str, source: Path | None = None) -> None:
+def record(trial_dir: Path, entry: str, *, source: Path | None = None) -> None:
     """Note ``entry`` as written by the harness, with the files now in ``source`` (default:
     the entry itself)."""
     entries = recorded(trial_dir) if has_record(trial_dir) else _legacy(trial_dir)
@@ -85,10 +87,8 @@ def record(trial_dir: Path, entry: str, source: Path | None = None) -> None:
 def _legacy(trial_dir: Path) -> dict[str, list[str]]:
     """The checkpoints a harness that kept no record left here (each holds the harness's own
     state file), taken on when the record begins, so that `--resume` still finds them."""
-    from harness.checkpoint import STATE
-
     return {p.name: _files_of(p) for p in trial_dir.glob(f"{CHECKPOINT_PREFIX}*")
-            if harness_named(p) and (p / STATE).is_file()}
+            if harness_named(p) and (p / CHECKPOINT_STATE).is_file()}
 
 
 def remove_recorded(trial_dir: Path, entry: str) -> list[str]:
@@ -112,7 +112,7 @@ def remove_recorded(trial_dir: Path, entry: str) -> list[str]:
     return [str(path)] if path.is_file() else [str(p) for p in path.rglob("*")]
 
 
-def put_in_place(trial_dir: Path, written: Path, entry: str) -> None:
+def put_in_place(trial_dir: Path, written: Path, *, entry: str) -> None:
     """Make the finished scratch directory ``written`` the entry ``entry``: the old entry's
     recorded files go, anything else there is moved aside (see the module docstring)."""
     target = trial_dir / entry
@@ -120,7 +120,7 @@ def put_in_place(trial_dir: Path, written: Path, entry: str) -> None:
         kept = set_aside(target)
         print(f"harness: {target} held files the harness did not write: moved to {kept}",
               file=sys.stderr)
-    record(trial_dir, entry, written)
+    record(trial_dir, entry, source=written)
     os.replace(written, target)
 
 
@@ -136,7 +136,7 @@ def set_aside(path: Path) -> Path:
     return aside
 
 
-def write_file(trial_dir: Path, name: str, text: str) -> Path:
+def write_file(trial_dir: Path, name: str, *, text: str) -> Path:
     """Write (or replace) the harness's file ``name`` atomically and record it."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     path = trial_dir / name
@@ -179,11 +179,17 @@ def prepare(trial_dir: Path, *, resume: bool, force: bool) -> None:
         raise HarnessError(f"{trial_dir} is a file, not a directory: give --output-dir a "
                            "directory")
     found = entries(trial_dir)
-    if not found or resume:
+    if not found:
         return
-    if not force:
-        shown = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
-        what = ("holds a trial" if (trial_dir / CONFIG_FILE).exists() else "is not empty")
+    shown = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
+    a_trial = has_record(trial_dir) or (trial_dir / CONFIG_FILE).is_file()
+    if resume and not a_trial:
+        raise HarnessError(f"{trial_dir} holds no trial to resume ({shown}): give the "
+                           "directory of a trial, or leave out --resume")
+    if resume and not has_record(trial_dir):
+        return  # a trial written before the harness kept a record: its files are its own
+    if not (resume or force):
+        what = "holds a trial" if a_trial else "is not empty"
         raise HarnessError(f"{trial_dir} {what} ({shown}): pass --resume to continue the trial "
                            "in it, --force to start it over (only files the harness wrote are "
                            "removed), or choose another --output-dir")
@@ -192,16 +198,14 @@ def prepare(trial_dir: Path, *, resume: bool, force: bool) -> None:
     if in_the_way:
         raise HarnessError(f"{trial_dir}: {', '.join(p.name for p in in_the_way)} "
                            f"{'was' if len(in_the_way) == 1 else 'were'} not written by the "
-                           "harness (or by a harness that kept no record), and a new trial "
+                           "harness (or by a harness that kept no record), and the trial "
                            "would write there: move them away, or choose another --output-dir")
-    start_over(trial_dir)
+    if force:
+        start_over(trial_dir)
 
 
 def prepare_for_sweep(trial_dir: Path) -> Path | None:
-    """A sweep's trial directory left over from an earlier study of the same name: its
-    recorded files are removed and anything else is moved aside; where it went, if anywhere."""
-    if not entries(trial_dir):
-        return None
-    if start_over(trial_dir):
-        return set_aside(trial_dir)
-    return None
+    """A sweep's trial directory left over from an earlier study of the same name (a deleted
+    journal, another storage) is moved aside whole, results and all; where it went, if
+    anywhere."""
+    return set_aside(trial_dir) if entries(trial_dir) else None

@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
+
+MIN_SECRET = 4
+"""Shorter passwords are not searched for inside other text (every `a` would go); the URL's
+own spelling of them is replaced all the same."""
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password if "://" in url else None
+    except ValueError:  # a malformed port, say
+        return None
+
+
+def _origin(url: str) -> str:
+    """scheme://user:password@host:port, the part of ``url`` before its path."""
+    head, _, rest = url.partition("://")
+    return f"{head}://{rest.partition('/')[0]}"
 
 
 def redact(url: str) -> str:
     """``url`` without its password, for messages: scheme://user:***@host/..."""
-    head, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if sep and at and ":" in creds:
-        return f"{head}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
+    if not _password(url):
+        return url
+    origin = _origin(url)
+    head, _, netloc = origin.partition("://")
+    creds, _, host = netloc.rpartition("@")
+    return f"{head}://{creds.split(':', 1)[0]}:***@{host}{url[len(origin):]}"
 
 
 def scrub(text: str, url: str) -> str:
     """``text`` (an error from a library, say) with ``url``'s password taken out wherever it
-    appears, spelled as in the URL or decoded."""
-    _, sep, rest = url.partition("://")
-    creds, at, _ = rest.rpartition("@")
-    if not (sep and at and ":" in creds):
+    appears: in the URL's own spelling, and alone, as written or decoded."""
+    password = _password(url)
+    if not password:
         return text
-    password = creds.split(":", 1)[1]
+    text = text.replace(_origin(url), _origin(redact(url)))
     for secret in {password, unquote(password)}:
-        if secret:
+        if len(secret) >= MIN_SECRET:
             text = text.replace(secret, "***")
     return text

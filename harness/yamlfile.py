@@ -1,5 +1,5 @@
-"""The YAML the harness reads (search spaces, train configs): UTF-8, bounded in size, and every
-failure a message that names the file.
+"""The YAML the harness reads (search spaces, train configs): UTF-8, a bounded number of values
+once aliases are expanded, and every failure a message that names the file.
 
 YAML aliases let a file of a few hundred bytes stand for billions of values (nine levels of
 ten aliases each); PyYAML shares the aliased nodes, so the cost only appears when something
@@ -40,6 +40,8 @@ def read_text_file(path: str | Path, what: str) -> str:
     from harness.data.textfile import decode
     from harness.errors import DataError
 
+    if Path(path).exists() and not Path(path).is_file():
+        raise HarnessError(f"{path}: the {what} is not a regular file (a directory, a FIFO?)")
     try:
         data = Path(path).read_bytes()
     except OSError as err:
@@ -94,9 +96,9 @@ def _check_size(root: Any, source: str) -> None:
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
     if sizes[id(root)] > MAX_VALUES:
-        raise HarnessError(f"{source}: its aliases (*name) expand it to more than {MAX_VALUES:,} "
-                           "values, far more than any config holds; write the values out, or "
-                           "use fewer nested aliases")
+        raise HarnessError(f"{source}: with its aliases (*name) expanded it holds more than "
+                           f"{MAX_VALUES:,} values, far more than any config does; write the "
+                           "values out, or use fewer nested aliases")
 
 
 def _children(node: Any) -> list[Any]:

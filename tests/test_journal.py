@@ -92,3 +92,14 @@ def test_an_append_on_a_full_disk_takes_itself_back(tmp_path: Path, small_disk: 
     disk.free()
     study.tell(trial, 0.25)
     assert values(journal)[-1] == 0.25
+
+
+def test_a_blank_line_inside_the_journal_is_removed(tmp_path: Path) -> None:
+    journal = tmp_path / "optuna.journal"
+    before = [t.value for t in a_study(journal).trials]
+    lines = journal.read_bytes().split(b"\n")
+    journal.write_bytes(b"\n".join([*lines[:2], b"", *lines[2:]]))  # Optuna stops at it
+    with pytest.raises(ValueError):
+        optuna.load_study(study_name="s", storage=JournalStorage(
+            JournalFileBackend(str(journal))))
+    assert values(journal) == before

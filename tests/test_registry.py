@@ -81,6 +81,17 @@ def test_a_promotion_cut_short_is_settled_by_the_next_one(
     assert len(client.search_model_versions("name = 'm'")) == 1
 
 
+def test_a_better_version_cut_short_before_its_alias_moved_takes_champion_next_time(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5), trial=0)
+    better = finished_run(client, tmp_path, 1.0)
+    with pytest.raises(KeyboardInterrupt):  # verdict and tags written, alias not moved
+        promote(CutShort(client.tracking_uri, "set_registered_model_alias"), better, trial=1)
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
+    promote(client, better, trial=1)
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "1"
+
+
 def test_a_settled_later_version_still_faces_the_champion(
         client: MlflowClient, tmp_path: Path) -> None:
     promote(client, finished_run(client, tmp_path, 1.0), trial=0)

@@ -379,7 +379,8 @@ def test_a_full_disk_stops_the_sweep_clearly_and_loses_nothing(
     disk.fill()
     assert proc.wait(timeout=300) == 2
     said = log.read_text()
-    assert "disk full at" in said and "Traceback" not in said, said[-3000:]
+    assert f"harness: error: disk full at {disk.path}/" in said, said[-3000:]
+    assert "Traceback" not in said and "disk full at disk full" not in said, said[-3000:]
 
     disk.free()
     assert sweep(space, stores) == 0

@@ -42,7 +42,7 @@ def test_runs_left_running_for_ended_trials_are_ended_with_their_reason(tmp_path
     runs = {n: client.create_run(exp, tags={"optuna.study": "s", "optuna.trial": str(n)})
             for n in range(4)}
     client.set_terminated(runs[3].info.run_id, "FINISHED")
-    closed = close_left_open(uri, "s", {0: "disk_full", 1: "interrupted", 3: "finished"})
+    closed = close_left_open(uri, "s", ended={0: "disk_full", 1: "interrupted", 3: "finished"})
     assert sorted(closed) == sorted([runs[0].info.run_id, runs[1].info.run_id])
     status = {n: client.get_run(r.info.run_id).info.status for n, r in runs.items()}
     assert status == {0: "FAILED", 1: "KILLED", 2: "RUNNING", 3: "FINISHED"}

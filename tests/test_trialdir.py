@@ -10,7 +10,6 @@ from harness.checkpoint import STATE, checkpoints
 from harness.errors import HarnessError
 from harness.trialdir import (
     ADAPTER_DIR,
-    entries,
     prepare,
     prepare_for_sweep,
     put_in_place,
@@ -27,7 +26,7 @@ def write_adapter(trial: Path, text: str = "weights") -> None:
     (written / "adapter_model.safetensors").write_text(text)
     (written / "components").mkdir()
     (written / "components" / "tokenizer.json").write_text("{}")
-    put_in_place(trial, written, ADAPTER_DIR)
+    put_in_place(trial, written, entry=ADAPTER_DIR)
 
 
 def test_replacing_an_entry_removes_only_recorded_files(tmp_path: Path) -> None:
@@ -47,7 +46,6 @@ def test_a_non_empty_directory_needs_resume_or_force(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(HarnessError, match=r"--resume to continue.*--force to start it over"):
         prepare(tmp_path, resume=False, force=False)
-    prepare(tmp_path, resume=True, force=False)
     prepare(tmp_path, resume=False, force=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
     with pytest.raises(HarnessError, match="is a file"):
@@ -55,12 +53,12 @@ def test_a_non_empty_directory_needs_resume_or_force(tmp_path: Path) -> None:
 
 
 def test_force_removes_the_earlier_trial_and_keeps_the_rest(tmp_path: Path) -> None:
-    write_file(tmp_path, "train_config.json", "{}")
+    write_file(tmp_path, "train_config.json", text="{}")
     write_adapter(tmp_path)
     stale = tmp_path / "checkpoint-7"
     written = scratch(tmp_path, stale.name)
     (written / STATE).write_text("state")
-    put_in_place(tmp_path, written, stale.name)
+    put_in_place(tmp_path, written, entry=stale.name)
     (tmp_path / ADAPTER_DIR / "notes.txt").write_text("mine")
 
     prepare(tmp_path, resume=False, force=True)
@@ -81,7 +79,7 @@ def test_resume_never_picks_a_checkpoint_outside_the_record(tmp_path: Path) -> N
     legacy = tmp_path / "checkpoint-3"
     legacy.mkdir()
     (legacy / STATE).write_text("from a harness that kept no record")
-    record(tmp_path, "train_config.json", tmp_path)  # the record begins: legacy is taken on
+    record(tmp_path, "train_config.json", source=tmp_path)  # the record begins: legacy is taken on
     assert checkpoints(tmp_path) == [legacy]
     stray = tmp_path / "checkpoint-9"
     stray.mkdir()
@@ -91,12 +89,24 @@ def test_resume_never_picks_a_checkpoint_outside_the_record(tmp_path: Path) -> N
 
 def test_a_sweep_trial_directory_left_by_an_earlier_study_is_set_aside(tmp_path: Path) -> None:
     trial = tmp_path / "trial-0003"
+    assert prepare_for_sweep(trial) is None
     write_adapter(trial)
-    assert prepare_for_sweep(trial) is None  # all of it the harness's: removed
-    assert not entries(trial)
     (trial / "unknown.bin").write_text("?")
-    moved = prepare_for_sweep(trial)
-    assert moved is not None and (moved / "unknown.bin").read_text() == "?"
+    moved = prepare_for_sweep(trial)  # results and all: nothing of an earlier study is lost
+    assert moved is not None and not trial.exists()
+    assert (moved / "unknown.bin").read_text() == "?"
+    assert (moved / ADAPTER_DIR / "adapter_model.safetensors").is_file()
+
+
+def test_resume_needs_a_trial_and_refuses_what_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(HarnessError, match="holds no trial to resume"):
+        prepare(tmp_path, resume=True, force=False)
+    write_file(tmp_path, "train_config.json", text="{}")
+    prepare(tmp_path, resume=True, force=False)
+    (tmp_path / "trial.log").write_text("someone else's log")
+    with pytest.raises(HarnessError, match=r"trial\.log was not written by the harness"):
+        prepare(tmp_path, resume=True, force=False)
 
 
 def test_removing_an_unrecorded_entry_touches_nothing(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ FILTER_REASONS = (
     "ignored_file",
     "empty_file",
     "not_a_file",
+    "broken_link",
     "short_chunk",
 )
 

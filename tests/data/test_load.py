@@ -90,7 +90,7 @@ def test_links_fifos_and_empty_files_in_a_directory_are_reported_never_opened(
     reasons = {Path(p.path).name: p.reason for p in data.problems}
     assert reasons == {"empty.txt": "empty_file", "pipe.txt": "not_a_file",
                        "gone.txt": "broken_link"}
-    assert [Path(p.path).name for p in data.defects] == ["gone.txt"]
+    assert data.defects == []  # reported, but no reason to refuse the rest (an editor's lock)
     assert "moved-away.txt" in next(p.detail for p in data.problems if p.reason == "broken_link")
 
 
