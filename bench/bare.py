@@ -15,7 +15,7 @@ def build(config: TrainConfig) -> tuple[Any, Any, Any, str]:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     from harness.models import device, load_model
-    from harness.trial import prepare_data, seed_everything
+    from harness.trial.recipe import prepare_data, seed_everything
 
     seed_everything(config.training.seed)
     data = prepare_data(config)
@@ -37,7 +37,7 @@ def train(config: TrainConfig, data: Any, model: Any, optimizer: Any, on: str, *
     """Forward, backward, clip, step for max_steps; tokens/s over the steps after ``warmup``."""
     import torch
 
-    from harness.batching import collate, iterate
+    from harness.trial.batching import collate, iterate
 
     t = config.training
     batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,

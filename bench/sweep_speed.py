@@ -69,7 +69,7 @@ def bare_script(config_path: str) -> None:
     from bare import build, train
 
     from harness.config import TrainConfig, from_mapping
-    from harness.evaluation import eval_loss
+    from harness.trial.evaluation import eval_loss
 
     config = from_mapping(TrainConfig, json.loads(Path(config_path).read_text()))
     data, model, optimizer, on = build(config)
@@ -124,8 +124,8 @@ def trial_run_seconds(tmp: Path, study: str) -> list[float]:
 
 def bare_configs(space_path: Path, out: Path) -> list[Path]:
     """The train config of each enqueued trial, as the sweep writes it for the trial."""
-    from harness.space import load_space
-    from harness.train import write_trial_config
+    from harness.sweep.space import load_space
+    from harness.sweep.train import write_trial_config
 
     space = load_space(space_path)
     paths = []
@@ -157,7 +157,7 @@ def pruning(args: argparse.Namespace) -> None:
 
 
 def run_pruning_study(args: argparse.Namespace, tmp: Path, pruner: str) -> tuple[Any, float]:
-    from harness.study import load_study, open_storage
+    from harness.study.storage import load_study, open_storage
 
     space = write_space(tmp, f"prune-{pruner}", args, pruner=pruner,
                         eval_steps=args.eval_steps, enqueue=[])

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig, from_mapping
-from harness.runner import run_trial
-from harness.train import write_trial_config
+from harness.sweep.runner import run_trial
+from harness.sweep.train import write_trial_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return EXIT_ERROR
-    from harness.outbox import use_short_http_retries
+    from harness.tracking.outbox import use_short_http_retries
 
     use_short_http_retries()
     # MLflow's SQL store logs every database error with its traceback before raising it; the
@@ -75,7 +75,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from harness.events import EXIT_CODES
-    from harness.train import train_command
+    from harness.sweep.train import train_command
 
     result = train_command(args.config, output_dir=args.output_dir, resume=args.resume,
                            force=args.force)

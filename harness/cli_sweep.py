@@ -93,7 +93,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
     import logging
 
     from harness.errors import HarnessError
-    from harness.sweep import SweepOptions
+    from harness.sweep.command import SweepOptions
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # table creation notes on first use
     gpus = [g.strip() for g in (args.gpus or "").split(",") if g.strip()]
@@ -106,7 +106,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from harness.sweep import sweep_command
+    from harness.sweep.command import sweep_command
 
     options = _options(args, enqueue_best_from=args.enqueue_best_from,
                        promote=False if args.no_promote else None)
@@ -130,7 +130,7 @@ def _add_worker(sub: argparse._SubParsersAction) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from harness.sweep import worker_command
+    from harness.sweep.command import worker_command
 
     return _report(worker_command(_options(args)))
 
@@ -158,8 +158,8 @@ def _add_promote(sub: argparse._SubParsersAction) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from harness.registry import promote_study
-    from harness.study import load_study, open_storage, storage_url
+    from harness.study.storage import load_study, open_storage, storage_url
+    from harness.tracking.registry import promote_study
 
     study = load_study(args.study, open_storage(storage_url(args.storage)))
     promote_study(study, tracking_uri=args.tracking_uri)
@@ -180,7 +180,7 @@ def _add_pull(sub: argparse._SubParsersAction) -> None:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from harness.pull import CHECK_PROMPT, pull
+    from harness.tracking.pull import CHECK_PROMPT, pull
 
     pull(args.ref, args.out, tracking_uri=args.tracking_uri, prompt=args.prompt or CHECK_PROMPT,
          force=args.force)
@@ -196,7 +196,7 @@ def _add_ui(sub: argparse._SubParsersAction) -> None:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from harness.tracking import LOCAL_STORE, client_for, tracking_uri
+    from harness.tracking.runs import LOCAL_STORE, client_for, tracking_uri
     from harness.urls import redact
 
     store = tracking_uri(args.tracking_uri)

@@ -212,7 +212,7 @@ def load_model(name: str, quant: QuantConfig, *, on: str | None = None) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from harness.parallel import local_rank
+    from harness.trial.parallel import local_rank
 
     on = on or device()
     kwargs: dict[str, Any] = {

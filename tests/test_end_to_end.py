@@ -71,7 +71,7 @@ def test_the_demo_sweep_shortened_on_the_embedded_model(tmp_path: Path, harness_
     import yaml
     from mlflow import MlflowClient
 
-    from harness.study import load_study, open_storage
+    from harness.study.storage import load_study, open_storage
 
     raw = yaml.safe_load((ROOT / "search_spaces/demo.yaml").read_text())
     raw["data"]["path"] = str(ROOT / raw["data"]["path"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkpoint import STATE, checkpoints
 from harness.errors import HarnessError
+from harness.trial.checkpoint import STATE, checkpoints
 from harness.trialdir import (
     ADAPTER_DIR,
     prepare,

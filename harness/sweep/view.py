@@ -1,0 +1,128 @@
+"""The terminal view of a sweep: a live table of trials and the final summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class TrialRow:
+    number: int
+    params: dict[str, Any]
+    state: str = "RUNNING"
+    step: int = 0
+    total: int | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    note: str = ""
+    where: str = ""
+
+
+@dataclass
+class SweepView:
+    """Rows of the trials of this sweep, rendered as a rich table (a `Live` renderable)."""
+
+    study: str
+    rows: dict[int, TrialRow] = field(default_factory=dict)
+
+    def start(self, number: int, params: dict[str, Any], *, where: str = "") -> None:
+        self.rows[number] = TrialRow(number, params, where=where)
+
+    def on_event(self, number: int, event: dict[str, Any]) -> None:
+        row = self.rows[number]
+        kind = event.get("event")
+        if kind == "started":
+            row.total = event.get("total_steps")
+        elif kind == "step":
+            row.step, row.loss = event["step"], event["loss"]
+        elif kind == "eval":
+            row.eval_loss = event["loss"]
+
+    def end(self, number: int, state: str, note: str = "") -> None:
+        self.rows[number].state, self.rows[number].note = state, note
+
+    def __rich__(self) -> Table:
+        table = Table(title=f"study {self.study}", expand=False)
+        rows = list(self.rows.values())
+        placed = any(row.where for row in rows)
+        for name in ("#", *(["on"] if placed else []), "params", "step", "loss", "eval loss",
+                     "state"):
+            table.add_column(name, justify="left" if name in ("on", "params", "state")
+                             else "right")
+        for row in rows:
+            table.add_row(str(row.number), *([row.where] if placed else []),
+                          short_params(row.params),
+                          f"{row.step}/{row.total if row.total is not None else '?'}",
+                          _num(row.loss), _num(row.eval_loss), _state(row))
+        return table
+
+
+def short_params(params: dict[str, Any]) -> str:
+    parts = []
+    for name, value in params.items():
+        key = name.rsplit(".", 1)[-1]
+        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _state(row: TrialRow) -> str:
+    colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(row.state, "cyan")
+    text = f"[{colour}]{row.state}[/]"
+    return f"{text} {row.note}" if row.note else text
+
+
+def print_summary(console: Console, study: Any, *, objectives: list[str]) -> None:
+    """Counts by state, then the best trial or the Pareto front."""
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    console.print(f"study {study.study_name}: " + ", ".join(
+        f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return
+    best = study.best_trials if len(objectives) > 1 else [study.best_trial]
+    title = "Pareto front" if len(objectives) > 1 else "best trial"
+    table = Table(title=title)
+    for name in ("#", *objectives, "params"):
+        table.add_column(name)
+    for t in best:
+        table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), short_params(t.params))
+    console.print(table)
+
+
+def failure_lines(study: Any) -> list[str]:
+    """When no trial of the study completed: why its trials ended, one line per reason with
+    the first trial's message and log; empty when one did (or none has ended yet)."""
+    import optuna
+
+    from harness.study.storage import STOPPED, reason_of
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+        return []
+    by_reason: dict[str, list[Any]] = {}
+    for t in trials:
+        if t.state.is_finished() and reason_of(t) not in STOPPED:
+            by_reason.setdefault(reason_of(t) or t.state.name.lower(), []).append(t)
+    lines = []
+    for reason, group in by_reason.items():
+        first = group[0]
+        message = first.user_attrs.get("harness.message", "").strip().splitlines()
+        where = first.user_attrs.get("output_dir")
+        log = f"; log: {where}/trial.log" if where else ""
+        lines.append(f"{len(group)} trial(s) ended {reason}: "
+                     f"{message[0][:300] if message else 'no message'} (trial {first.number}"
+                     f"{log})")
+    return lines

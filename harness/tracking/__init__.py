@@ -1,0 +1,3 @@
+"""MLflow: the runs of a study and its trials, the outbox that holds writes while the tracking
+server is away, the Model Registry's promotion gate, and `harness pull`.
+"""

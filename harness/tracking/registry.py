@@ -1,0 +1,262 @@
+"""Promotion of a study's best adapter to the MLflow Model Registry, and pulling it back.
+
+Promotion registers the best COMPLETE trial's adapter directory (an MLflow transformers model
+that is also a plain PEFT adapter directory) as a new version. The version takes alias
+`champion` only when it beats the current champion's eval loss, measured on the same eval data
+(same eval-split fingerprint), by the configured relative margin; otherwise `challenger`.
+Registering the same trial again changes nothing.
+
+Several promoters may race (the last workers of a study, or two studies on one model): each
+records whether its version passed the gate when it was registered, then settles the alias,
+so that `champion` ends on the best version that passed, whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass
+class Promotion:
+    model: str
+    version: str
+    alias: str
+    why: str
+    new: bool
+    """False when this trial was registered before (nothing changed)."""
+
+
+def promote_study(study: Any, *, console: Console | None = None,
+                  tracking_uri: str | None = None) -> Promotion:
+    from harness.study.storage import RUN_ID, best_trial
+    from harness.tracking.runs import client_for
+
+    console = console or Console(stderr=True)
+    best = best_trial(study)
+    if best is None:
+        raise HarnessError(f"study {study.study_name!r} has no COMPLETE trial to promote")
+    attrs = study.user_attrs
+    uri = tracking_uri or attrs.get("tracking_uri")
+    client = client_for(uri)
+    run = client.get_run(best.user_attrs.get(RUN_ID) or _find_run(client, study, best.number))
+    promotion = promote_run(client, run, model=attrs["registry_model"],
+                            margin=float(attrs.get("registry_margin", 0.0)),
+                            study=study.study_name, trial=best.number,
+                            objective=(attrs.get("objectives") or ["eval_loss"])[0],
+                            value=best.values[0])
+    verb = "registered" if promotion.new else "already registered as"
+    console.print(f"trial {best.number} {verb} {promotion.model} version {promotion.version}: "
+                  f"@{promotion.alias} ({promotion.why})")
+    return promotion
+
+
+def _find_run(client: Any, study: Any, number: int) -> str:
+    """A trial's run by its tags, for a trial that ended while the tracking server was away
+    (so its run id never reached the study)."""
+    experiment = client.get_experiment_by_name(study.study_name)
+    found = client.search_runs([experiment.experiment_id] if experiment else [], filter_string=(
+        f"tags.`optuna.study` = '{study.study_name}' and tags.`optuna.trial` = '{number}'"))
+    if not found:
+        raise HarnessError(f"trial {number} of study {study.study_name!r} has no MLflow run")
+    return found[0].info.run_id
+
+
+def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str, trial: int,
+                objective: str, value: float) -> Promotion:
+    """Register ``run``'s adapter once and give it `champion` or `challenger`. A version whose
+    promotion was cut short (Ctrl-C, a crash between registering it and settling its gate) is
+    settled now."""
+    eval_loss = run.data.metrics.get("eval/loss", math.nan)
+    if run.info.status != "FINISHED" or not math.isfinite(eval_loss):
+        raise HarnessError(f"run {run.info.run_id} is {run.info.status} with eval loss "
+                           f"{eval_loss}: only finished trials with a finite loss are promoted")
+    _ensure_registered_model(client, model)
+    existing = _version_of(client, model, study, trial)
+    if existing is not None and _settled(client, model, existing):
+        # Its gate and tags were recorded; `champion` may still lag behind them (a promotion
+        # cut short just before moving it): settling again is harmless and mends that.
+        settle(client, model)
+        alias = existing.tags.get("harness.alias", "")
+        return Promotion(model, existing.version, alias, "no change", new=False)
+    if existing is not None:
+        alias, why = _settle_gate(client, model, version=existing.version,
+                                  tags=existing.tags, margin=margin)
+        return Promotion(model, existing.version, alias,
+                         f"its interrupted promotion settled now: {why}", new=False)
+    tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
+    version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
+                                          run_id=run.info.run_id, tags=tags)
+    first = _version_of(client, model, study, trial)
+    if first is not None and first.version != version.version:
+        client.delete_model_version(model, version.version)  # another promoter was first
+        return Promotion(model, first.version, first.tags.get("harness.alias", ""),
+                         "no change", new=False)
+    alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin)
+    return Promotion(model, version.version, alias, why, new=True)
+
+
+def _settled(client: Any, model: str, version: Any) -> bool:
+    """Whether ``version``'s promotion ran to its end: the gate's verdict and alias recorded,
+    and a version that passed is not left without a champion."""
+    from mlflow.exceptions import MlflowException
+
+    alias = version.tags.get("harness.alias")
+    if not version.tags.get(GATE) or not alias:
+        return False
+    try:
+        client.get_model_version_by_alias(model, alias)  # the alias it was given exists
+    except MlflowException:
+        return False
+    return True
+
+
+def _settle_gate(client: Any, model: str, *, version: str, tags: dict[str, str],
+                 margin: float) -> tuple[str, str]:
+    """Judge ``version`` at the gate, record the verdict, move the alias; (alias, why)."""
+    alias, why = gate(client, model, tags, margin)
+    client.set_model_version_tag(model, version, GATE, "passed" if alias == CHAMPION
+                                 else "held")
+    client.set_model_version_tag(model, version, "harness.alias", alias)
+    client.set_registered_model_alias(model, alias, version)
+    settled = settle(client, model)
+    if alias == CHAMPION and settled is not None and settled != version:
+        alias, why = CHALLENGER, f"a racing promoter's version {settled} is better; {why}"
+        client.set_model_version_tag(model, version, "harness.alias", alias)
+    return alias, why
+
+
+GATE = "harness.gate"
+
+
+def settle(client: Any, model: str) -> str | None:
+    """Point `champion` at the best version that passed the gate, on the champion's eval data;
+    its version. Repeats until a read confirms it, so a racing promoter's stale write is mended
+    by whichever settles last."""
+    from mlflow.exceptions import MlflowException
+
+    champion = None
+    for _ in range(10):
+        try:
+            champion = client.get_model_version_by_alias(model, CHAMPION)
+        except MlflowException:
+            return None
+        # Every version tags its gate result before it writes the alias, so the last writer's
+        # settle sees every version that passed.
+        passed = [v for v in client.search_model_versions(f"name = '{model}'")
+                  if v.tags.get(GATE) == "passed"
+                  and v.tags.get("eval_fingerprint") == champion.tags.get("eval_fingerprint")]
+        best = min([champion, *passed], key=lambda v: (float(v.tags["eval_loss"]),
+                                                       int(v.version)))
+        if best.version == champion.version:
+            return champion.version
+        client.set_registered_model_alias(model, CHAMPION, best.version)
+    return champion.version if champion is not None else None
+
+
+def _ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=(
+                "LoRA adapters promoted by harness sweeps. Each version is a PEFT adapter "
+                "directory and an MLflow transformers model; @champion is the best on its eval "
+                "data."))
+        except MlflowException:
+            client.get_registered_model(name)  # a racing promoter created it first
+
+
+def _version_of(client: Any, model: str, study: str, trial: int) -> Any:
+    """The first (lowest) version registered for this study and trial."""
+    found = [v for v in client.search_model_versions(f"name = '{model}'")
+             if v.tags.get("study") == study and v.tags.get("trial") == str(trial)]
+    if not found:
+        return None
+    return client.get_model_version(model, min(found, key=lambda v: int(v.version)).version)
+
+
+def version_tags(run: Any, *, study: str, trial: int, objective: str,
+                 value: float) -> dict[str, str]:
+    from harness import __version__
+
+    metrics, run_tags = run.data.metrics, run.data.tags
+    return {
+        "study": study, "trial": str(trial), "objective": objective,
+        "objective_value": repr(value), "eval_loss": repr(metrics["eval/loss"]),
+        "perplexity_ratio_to_base": repr(metrics.get("eval/perplexity_ratio_to_base",
+                                                     math.nan)),
+        "dataset_fingerprint": run_tags.get("dataset.fingerprint", ""),
+        "eval_fingerprint": run_tags.get("dataset.eval_fingerprint", ""),
+        "base_model": run_tags.get("base_model", ""),
+        "quantization": run_tags.get("quantization", ""),
+        "harness_version": __version__, "git_commit": git_commit(),
+        "run_id": run.info.run_id,
+    }
+
+
+def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[str, str]:
+    """`champion` when there is none, or when this beats it on the same eval data."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(model, CHAMPION)
+    except MlflowException:
+        return CHAMPION, "first champion"
+    if champion.tags.get("eval_fingerprint") != tags["eval_fingerprint"]:
+        return CHALLENGER, (f"version {champion.version} is champion on different eval data; "
+                            "compare them on one eval set before moving the alias")
+    old, new = float(champion.tags["eval_loss"]), float(tags["eval_loss"])
+    if new < old * (1 - margin):
+        return CHAMPION, f"eval loss {new:.4f} beats version {champion.version}'s {old:.4f}"
+    return CHALLENGER, (f"eval loss {new:.4f} does not beat version {champion.version}'s "
+                        f"{old:.4f} by the {margin:.1%} margin")
+
+
+def git_commit() -> str:
+    """The harness's commit: from git, else HARNESS_GIT_COMMIT (set in images built without
+    .git), else unknown."""
+    fallback = os.environ.get("HARNESS_GIT_COMMIT", "unknown")
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return fallback
+    return done.stdout.strip() if done.returncode == 0 else fallback
+
+
+def parse_ref(ref: str) -> str:
+    """NAME, NAME@alias or NAME/version as a models:/ URI (NAME alone means @champion)."""
+    from harness.names import name_problem
+
+    if ref.startswith("models:/"):
+        return ref
+    name, at, alias = ref.partition("@")
+    name, slash, version = name.partition("/")
+    problem = name_problem(name)
+    if at and slash:
+        problem = "gives both an alias and a version"
+    elif at and (not alias or name_problem(alias)):
+        problem = f"has an alias {alias!r} that {name_problem(alias) or 'is empty'}"
+    elif slash and not (version.isdigit() and int(version) >= 1):
+        problem = f"has a version {version!r}; versions are whole numbers from 1"
+    elif problem:
+        problem = f"names a model that {problem}"
+    if problem:
+        raise HarnessError(f"{ref!r} {problem}: give NAME@ALIAS (e.g. medquad-demo@champion), "
+                           "NAME/VERSION (e.g. medquad-demo/3) or NAME (its @champion)")
+    if at:
+        return f"models:/{name}@{alias}"
+    return f"models:/{name}/{version}" if slash else f"models:/{name}@{CHAMPION}"

@@ -1,0 +1,283 @@
+"""MLflow for one trial: the run, its parameters, metrics from events, artifacts, final status.
+
+Only the parent writes to MLflow, through an explicit client (no global active run), so a run is
+always ended with the status the trial earned, even when the child died by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.config import TrainConfig
+from harness.errors import HarnessError
+from harness.sweep.runner import TrialResult
+from harness.tracking.outbox import RUN, Outbox
+from harness.urls import redact, scrub
+
+STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
+          "interrupted": "KILLED"}
+"""A trial run's MLflow status by how the trial ended; anything else is FAILED."""
+
+METRICS = {
+    "step": {"loss": "train/loss", "learning_rate": "train/learning_rate",
+             "grad_norm": "train/grad_norm", "tokens_per_second": "train/tokens_per_second",
+             "epoch": "train/epoch"},
+    "eval": {"loss": "eval/loss", "perplexity": "eval/perplexity",
+             "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
+    "base_eval": {"loss": "base/eval_loss", "perplexity": "base/perplexity"},
+    "finished": {"peak_memory_mb": "system/peak_memory_mb"},
+}
+
+
+LOCAL_STORE = Path("mlruns")
+LOCAL_DB = "mlflow.db"
+
+
+def tracking_uri(configured: str | None) -> str:
+    """The configured URI, else MLFLOW_TRACKING_URI, else the local store under ./mlruns.
+
+    The local store is SQLite (MLflow 3 keeps the file store in maintenance mode and refuses it
+    by default) at mlruns/mlflow.db, with artifacts beside it in mlruns/artifacts.
+    """
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri()
+
+
+def local_store_uri() -> str:
+    return f"sqlite:///{(LOCAL_STORE / LOCAL_DB).resolve()}"
+
+
+_ready_stores: set[str] = set()
+
+
+def client_for(uri: str | None) -> Any:
+    """An MLflow client (tracking and registry) on ``uri`` (resolved as `tracking_uri` does).
+    A local SQLite store is created under a file lock beside it first: processes that start
+    together would otherwise race through MLflow's table creation and fail ("table ...
+    already exists")."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(uri)
+    if uri.startswith("sqlite:///") and uri not in _ready_stores:
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.with_name(f"{db.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            ready = MlflowClient(uri, registry_uri=uri)
+            ready.search_experiments(max_results=1)  # creates the tracking tables
+            ready.search_registered_models(max_results=1)  # and the registry's
+        _ready_stores.add(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def check_tracking(uri: str) -> None:
+    """Fail before any training when a tracking server is down or refuses the credentials."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as err:
+        shown = redact(uri)
+        status = err.get_http_status_code()
+        if status == 401:
+            raise HarnessError(
+                f"the MLflow tracking server at {shown} asks for credentials (401 Unauthorized): "
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic-auth), or "
+                "MLFLOW_TRACKING_TOKEN") from None
+        if status == 403:
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "?")
+            raise HarnessError(f"the MLflow tracking server at {shown} refuses user {user!r} "
+                               "(403 Forbidden): grant it access, or set other credentials "
+                               "in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD") from None
+        why = scrub(err.message.splitlines()[0][:300], uri)
+        raise HarnessError(f"cannot use the MLflow tracking server at {shown}: {why}\nStart "
+                           "the server, or point --tracking-uri / MLFLOW_TRACKING_URI at one "
+                           "that runs. No trial was started.") from None
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of experiments in a SQLite store live beside it, in artifacts/NAME (so the
+    local store keeps them in mlruns/artifacts); a server decides for itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///"))
+    return (db.parent / "artifacts" / experiment).resolve().as_uri()
+
+
+def experiment_id(client: Any, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    if client.tracking_uri == local_store_uri():
+        LOCAL_STORE.mkdir(exist_ok=True)
+    return client.create_experiment(name, artifact_location=artifact_location(
+        client.tracking_uri, name))
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(value) if isinstance(value, list) else str(value)}
+
+
+class TrialRun:
+    """One MLflow run that follows a trial's events. Writes go through an Outbox, so a tracking
+    server that drops mid-trial delays them instead of failing the trial."""
+
+    def __init__(self, config: TrainConfig, *, run_name: str | None = None,
+                 parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+                 experiment: str | None = None, exp_id: str | None = None) -> None:
+        from mlflow.entities import Param
+
+        self.config = config
+        self.client = client_for(config.tracking.uri)
+        self.outbox = Outbox(self.client)
+        exp_id = exp_id or experiment_id(self.client, experiment or config.tracking.experiment)
+        all_tags = {"base_model": config.model, "quantization": config.quantization.mode,
+                    **(tags or {})}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        self.outbox.send("create_run", exp_id, run_name=run_name or config.tracking.run_name,
+                         tags=all_tags)
+        params = [Param(k, v[:6000]) for k, v in flatten(asdict(config)).items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            self.outbox.send("log_batch", RUN, params=params[i:i + 100])
+
+    @property
+    def run_id(self) -> str | None:
+        """None while the tracking server has not been reached yet."""
+        return self.outbox.run_id
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.outbox.send("set_tag", RUN, key, value)
+
+    def terminate(self, status: str) -> None:
+        self.outbox.send("set_terminated", RUN, status)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        names = METRICS.get(kind or "")
+        if names:
+            from mlflow.entities import Metric
+
+            step = int(event.get("step", 0) or 0)
+            stamp = int(event.get("time", 0) * 1000)
+            metrics = [Metric(names[k], float(event[k]), stamp, step)
+                       for k in names if isinstance(event.get(k), int | float)]
+            self.outbox.send("log_batch", RUN, metrics=metrics)
+        if kind == "started":
+            self._log_dataset(event)
+
+    def _log_dataset(self, event: dict[str, Any]) -> None:
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        fingerprint = event["fingerprint"]
+        source_path = str(Path(self.config.data.path).resolve())
+        dataset = MetaDataset(source=_source(source_path), name=Path(source_path).name,
+                              digest=fingerprint[:32])
+        self.outbox.send("log_inputs", RUN, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
+        for key in ("fingerprint", "eval_fingerprint"):
+            self.set_tag(f"dataset.{key}", event[key])
+        self.set_tag("device", event.get("device", ""))
+
+    def finish(self, result: TrialResult, output_dir: Path) -> None:
+        """Artifacts that exist, the failure reason if any, and the terminal status."""
+        self.set_tag("trial.reason", result.reason)
+        try:
+            samples = result.last("samples")
+            if samples and samples.get("rows"):
+                import pandas as pd
+
+                self.outbox.send("log_table", RUN, data=pd.DataFrame(samples["rows"]),
+                                 artifact_file="samples/comparison.json")
+                self.outbox.send("log_artifacts", RUN, samples["dir"], "samples")
+            adapter = output_dir / "adapter"
+            if result.ok and adapter.is_dir():
+                self.outbox.send("log_artifacts", RUN, str(adapter), "adapter")
+            if not result.ok:
+                self.set_tag("trial.message", result.message[:5000])
+                self.outbox.send("log_text", RUN, result.log_tail, "failure/log_tail.txt")
+        finally:
+            self.terminate(STATUS.get(result.reason, "FAILED"))
+
+
+def _source(path: str) -> Any:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
+        return resolve_dataset_source(path)
+
+
+class StudyRun:
+    """The parent MLflow run of a study: found again on resume, nested trial runs under it."""
+
+    ROLE_TAG = "harness.role"
+
+    def __init__(self, *, uri: str | None, study: str, space_text: str,
+                 params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        self.client = client_for(uri)
+        self.experiment_id = experiment_id(self.client, study)
+        found = self.client.search_runs(
+            [self.experiment_id], max_results=1,
+            filter_string=f"tags.`{self.ROLE_TAG}` = 'study' and tags.`optuna.study` = '{study}'")
+        self.outbox = Outbox(self.client)
+        if found:
+            self.run_id = self.outbox.run_id = found[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        run = self.client.create_run(self.experiment_id, run_name=f"study {study}", tags={
+            self.ROLE_TAG: "study", "optuna.study": study})
+        self.run_id = self.outbox.run_id = run.info.run_id
+        self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+        self.client.log_text(self.run_id, space_text, "space.yaml")
+
+    def end(self, status: str, *, tags: dict[str, str], metrics: dict[str, float],
+            plots: Path | None) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.outbox.send("log_batch", RUN, tags=[RunTag(k, v) for k, v in tags.items()],
+                         metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        if plots is not None and plots.is_dir() and any(plots.iterdir()):
+            self.outbox.send("log_artifacts", RUN, str(plots), "plots")
+        self.outbox.send("set_terminated", RUN, status)
+
+
+def close_left_open(uri: str, study: str, *, ended: dict[int, str]) -> list[str]:
+    """End the trial runs of ``study`` still RUNNING in MLflow although their trials ended in
+    Optuna (``ended``: trial number -> reason), because their sweep could not end them (it was
+    SIGKILLed, or a full disk refused the write); their run ids."""
+
+    client = client_for(uri)
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=10_000, filter_string=(
+        f"attributes.status = 'RUNNING' and tags.`optuna.study` = '{study}'"))
+    closed = []
+    for run in runs:
+        number = run.data.tags.get("optuna.trial", "")
+        if not number.isdigit() or int(number) not in ended:
+            continue
+        reason = ended[int(number)]
+        client.set_tag(run.info.run_id, "trial.reason", reason)
+        client.set_terminated(run.info.run_id, STATUS.get(reason, "FAILED"))
+        closed.append(run.info.run_id)
+    return closed

@@ -1,0 +1,118 @@
+"""Helpers shared by the test modules: a search-space file on the tiny model, sweeps and
+`harness` processes started as a user would, a trial config, and MLflow lookups."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.cli import main
+from harness.config import TrainConfig, from_mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def space_file(tmp_path: Path, model_dir: Path, *, name: str = "tiny", trials: int = 3,
+               enqueue: str = "", max_steps: int = 4, study: str = "") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""
+model: {model_dir}
+data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,
+        eval_fraction: 0.2, train_on: all}}
+training: {{max_steps: {max_steps}, micro_batch_size: 2, eval_steps: 2, scheduler: constant}}
+samples: {{count: 1, max_new_tokens: 4}}
+study: {{sampler: random, seed: 0, pruner: median, startup_trials: 1, trials: {trials},
+         output_dir: {tmp_path / 'studies'}{study}}}
+registry: {{model_name: tiny-adapter, margin: 0.01}}
+search:
+  training.learning_rate: {{low: 1.0e-6, high: 3.0e-2, log: true}}
+  lora.r: [2, 4]
+enqueue:
+{enqueue}
+""")
+    return path
+
+
+def sweep(space: Path, stores: dict[str, str], *extra: str) -> int:
+    return main(["sweep", str(space), "--storage", stores["storage"], "--tracking-uri",
+                 stores["uri"], *extra])
+
+
+def client(stores: dict[str, str]) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(stores["uri"], registry_uri=stores["uri"])
+
+
+def wait_for(condition: Any, proc: subprocess.Popen, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert proc.poll() is None, "the sweep ended before the trial started training"
+        assert time.monotonic() < deadline, "the trial never reached its first step"
+        time.sleep(0.2)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def make_config(tmp_path: Path, model_dir: Path, **training: Any) -> TrainConfig:
+    raw = {
+        "model": str(model_dir),
+        "data": {"path": str(ROOT / "datasets/samples/alpaca.json"),
+                 "format_file": "chat", "cutoff_len": 64, "eval_fraction": 0.2},
+        "quantization": {"mode": training.pop("mode", "none")},
+        "lora": {"r": 4, "alpha": 8},
+        "training": {"max_steps": 4, "micro_batch_size": 2, "learning_rate": 1e-2, **training},
+        "samples": {"count": 2, "max_new_tokens": 6},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "tests"},
+    }
+    return from_mapping(TrainConfig, raw)
+
+
+def harness(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`harness ARGS` in its own session, its output in a log file beside the test's data."""
+    log = cwd / f"harness-{time.monotonic_ns()}.log"
+    with open(log, "wb") as out:
+        inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd,
+                                env={**inherited, **(env or {})}, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def finish(proc: subprocess.Popen, limit: float = 600) -> str:
+    proc.wait(timeout=limit)
+    out = proc.log.read_text(errors="replace")  # type: ignore[attr-defined]
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def mlflow_runs(uri: str, study: str) -> list[Any]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    return client.search_runs([client.get_experiment_by_name(study).experiment_id])
+
+
+def trial_runs(uri: str, study: str) -> list[Any]:
+    return [r for r in mlflow_runs(uri, study) if "optuna.trial" in r.data.tags]
+
+
+def started_pid(events: Path) -> int | None:
+    import json
+
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "started":
+            return event["pid"]
+    return None

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from harness.sweep.pruners import LatestMedianPruner, describe, make_pruner
+from harness.sweep.space import StudySettings
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run(study: optuna.Study, curve: list[float]) -> int | None:
+    """Report a curve step by step; the step it was pruned at, or None if it finished."""
+    trial = study.ask()
+    for step, value in enumerate(curve, start=1):
+        trial.report(value, step)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return step
+    study.tell(trial, curve[-1])
+    return None
+
+
+GOOD = [2.8, 2.7, 2.65, 2.62]
+DIVERGING = [2.4, 3.1, 4.3, 5.0]  # a too-high learning rate: best at the first eval, then worse
+SLOW = [2.95, 2.94, 2.93, 2.93]
+
+
+def test_a_trial_that_gets_worse_is_pruned_once_it_is_worse_than_the_median() -> None:
+    study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=1))
+    assert run(study, GOOD) is None
+    assert run(study, DIVERGING) == 2
+    # Optuna's own median pruner compares the best value so far, so it never cuts this trial.
+    theirs = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
+    run(theirs, GOOD)
+    assert run(theirs, DIVERGING) is None
+
+
+def test_nothing_is_pruned_until_startup_trials_have_finished() -> None:
+    study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=2))
+    assert run(study, GOOD) is None
+    assert run(study, SLOW) is None  # only one finished trial so far
+    assert run(study, SLOW) == 1  # above the median of GOOD and SLOW at once
+    assert run(study, GOOD) is None
+
+
+def test_a_nan_value_is_pruned_even_before_any_trial_finished() -> None:
+    study = optuna.create_study(pruner=LatestMedianPruner(startup_trials=1))
+    assert run(study, [math.nan]) == 1
+    assert run(study, GOOD) is None
+    assert run(study, [2.0, math.nan]) == 2
+
+
+def test_maximized_objectives_prune_the_lower_values() -> None:
+    study = optuna.create_study(direction="maximize",
+                                pruner=LatestMedianPruner(startup_trials=1))
+    assert run(study, [0.5, 0.6, 0.7]) is None
+    assert run(study, [0.6, 0.55, 0.5]) == 2
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("median", LatestMedianPruner), ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
+    ("hyperband", optuna.pruners.HyperbandPruner), ("none", optuna.pruners.NopPruner)])
+def test_every_pruner_name_makes_its_pruner(name: str, kind: type) -> None:
+    assert isinstance(make_pruner(StudySettings(pruner=name)), kind)
+
+
+def test_the_settings_each_pruner_runs_with_are_described() -> None:
+    assert describe(StudySettings(startup_trials=3)) == (
+        "startup_trials=3, warmup_steps=0, warmup_fraction=0.25")
+    assert describe(StudySettings(pruner="hyperband", warmup_fraction=0)) == (
+        "min_resource=1, reduction_factor=3, warmup_steps=0, warmup_fraction=0")
+    assert describe(StudySettings(pruner="none")) == ""
+

@@ -1,0 +1,123 @@
+"""`harness train` in the foreground, stopped the ways real commands are stopped: `kill`,
+`timeout`, `docker stop` (SIGTERM), a closed terminal (SIGHUP), and SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def train_file(tmp_path: Path, model_dir: Path, *, max_steps: int = 2000,
+               save_steps: int = 0, name: str = "train") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"""
+model: {model_dir}
+data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,
+        eval_fraction: 0.2}}
+lora: {{r: 4, alpha: 8}}
+training: {{max_steps: {max_steps}, micro_batch_size: 2, learning_rate: 1.0e-3,
+           save_steps: {save_steps}}}
+samples: {{count: 0}}
+tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}", experiment: signals}}
+output_dir: {tmp_path / 'out'}
+""")
+    return path
+
+
+def events(out: Path) -> list[dict[str, Any]]:
+    path = out / "events.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_training(tmp_path: Path, model_dir: Path) -> tuple[subprocess.Popen, int]:
+    """`harness train` as a user starts it; returns it and its trial's pid once it trains."""
+    cmd = [sys.executable, "-m", "harness", "train", str(train_file(tmp_path, model_dir))]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 300  # a hang guard, not a timing
+    while not any(e["event"] == "step" for e in events(out)):
+        assert proc.poll() is None, "harness train ended before its trial trained"
+        assert time.monotonic() < deadline, "the trial never reached its first step"
+        time.sleep(0.2)
+    started = next(e for e in events(out) if e["event"] == "started")
+    return proc, started["pid"]
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+def run_status(tmp_path: Path) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("signals").experiment_id])
+    return run.info.status
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_to_harness_train_stops_its_trial_and_ends_the_run_killed(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path, sig: signal.Signals) -> None:
+    proc, trial_pid = start_training(tmp_path, tiny_model_dir)
+    proc.send_signal(sig)  # to the command alone, as `kill PID` does
+    assert proc.wait(timeout=120) == 13
+    assert gone(trial_pid)
+    assert run_status(tmp_path) == "KILLED"
+    assert events(tmp_path / "out")[-1]["event"] == "failed"
+
+
+def test_a_trial_stops_by_itself_when_harness_train_is_killed(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path) -> None:
+    proc, trial_pid = start_training(tmp_path, tiny_model_dir)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 120  # a hang guard, not a timing
+    while not gone(trial_pid):
+        assert time.monotonic() < deadline, "the orphaned trial trained on"
+        time.sleep(0.2)
+    last = events(tmp_path / "out")[-1]
+    assert last["event"] == "failed" and last["reason"] == "killed"
+    assert "parent process" in last["message"]
+
+
+def test_training_again_into_a_used_directory_needs_force_and_keeps_foreign_files(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    first = train_file(tmp_path, tiny_model_dir, max_steps=8, save_steps=2)
+    assert main(["train", str(first)]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    notes = out / "adapter" / "notes.txt"
+    notes.write_text("my notes")
+    capsys.readouterr()
+
+    assert main(["train", str(first)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a trial" in err and "--resume" in err and "--force" in err
+    assert notes.read_text() == "my notes"
+
+    again = train_file(tmp_path, tiny_model_dir, max_steps=3, save_steps=1, name="again")
+    assert main(["train", str(again), "--force"]) == 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    (kept,) = out.glob("adapter.kept-*")
+    assert (kept / "notes.txt").read_text() == "my notes"  # moved aside, never deleted
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "train_config.json").read_text())["training"]["max_steps"] == 3

@@ -1,0 +1,127 @@
+"""Promotion on a real SQLite MLflow registry: a promotion cut short between registering the
+version and settling its gate is settled by the next promotion, wherever it was cut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from harness.errors import HarnessError
+from harness.tracking.registry import CHAMPION, GATE, parse_ref, promote_run
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def finished_run(client: MlflowClient, tmp_path: Path, loss: float) -> Any:
+    exp = (client.get_experiment_by_name("promote")
+           or client.get_experiment(client.create_experiment(
+               "promote", artifact_location=(tmp_path / "artifacts").as_uri())))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir(exist_ok=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    run = client.create_run(exp.experiment_id, tags={"dataset.eval_fingerprint": "same"})
+    client.log_metric(run.info.run_id, "eval/loss", loss)
+    client.log_artifacts(run.info.run_id, str(adapter), "adapter")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return client.get_run(run.info.run_id)
+
+
+class CutShort(MlflowClient):
+    """The real client, with Ctrl-C landing at the ``nth`` call of ``method``."""
+
+    def __init__(self, uri: str, method: str, nth: int = 1) -> None:
+        super().__init__(uri, registry_uri=uri)
+        self.method, self.calls_left = method, nth
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name != super().__getattribute__("method"):
+            return attr
+
+        def cut(*args: Any, **kwargs: Any) -> Any:
+            self.calls_left -= 1
+            if self.calls_left == 0:
+                raise KeyboardInterrupt
+            return attr(*args, **kwargs)
+
+        return cut
+
+
+def promote(client: MlflowClient, run: Any, *, trial: int = 0) -> Any:
+    return promote_run(client, run, model="m", margin=0.01, study="s", trial=trial,
+                       objective="eval_loss", value=run.data.metrics["eval/loss"])
+
+
+@pytest.mark.parametrize("cut_at", [
+    ("set_model_version_tag", 1),        # registered, no verdict
+    ("set_model_version_tag", 2),        # verdict, no alias tag
+    ("set_registered_model_alias", 1),   # verdict and tag, no alias
+])
+def test_a_promotion_cut_short_is_settled_by_the_next_one(
+        client: MlflowClient, tmp_path: Path, cut_at: tuple[str, int]) -> None:
+    run = finished_run(client, tmp_path, 1.0)
+    with pytest.raises(KeyboardInterrupt):
+        promote(CutShort(client.tracking_uri, *cut_at), run)
+    (version,) = client.search_model_versions("name = 'm'")
+    assert not client.get_registered_model("m").aliases
+
+    again = promote(client, run)
+    assert again.version == version.version and again.alias == CHAMPION
+    assert "settled now" in again.why
+    assert client.get_model_version_by_alias("m", CHAMPION).version == version.version
+    assert client.get_model_version("m", version.version).tags[GATE] == "passed"
+    assert promote(client, run).why == "no change"
+    assert len(client.search_model_versions("name = 'm'")) == 1
+
+
+def test_a_better_version_cut_short_before_its_alias_moved_takes_champion_next_time(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5), trial=0)
+    better = finished_run(client, tmp_path, 1.0)
+    with pytest.raises(KeyboardInterrupt):  # verdict and tags written, alias not moved
+        promote(CutShort(client.tracking_uri, "set_registered_model_alias"), better, trial=1)
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
+    promote(client, better, trial=1)
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "1"
+
+
+def test_a_settled_later_version_still_faces_the_champion(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.0), trial=0)
+    worse = finished_run(client, tmp_path, 1.5)
+    with pytest.raises(KeyboardInterrupt):
+        promote(CutShort(client.tracking_uri, "set_model_version_tag"), worse, trial=1)
+    settled = promote(client, worse, trial=1)
+    assert settled.alias == "challenger"
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
+
+
+@pytest.mark.parametrize("ref, uri", [
+    ("medquad-demo", "models:/medquad-demo@champion"),
+    ("medquad-demo@challenger", "models:/medquad-demo@challenger"),
+    ("medquad-demo/3", "models:/medquad-demo/3"),
+    ("models:/x/1", "models:/x/1"),
+])
+def test_references_to_a_registered_adapter(ref: str, uri: str) -> None:
+    assert parse_ref(ref) == uri
+
+
+@pytest.mark.parametrize("ref, said", [
+    ("m/-1", "has a version '-1'; versions are whole numbers from 1"),
+    ("m/0", "versions are whole numbers from 1"),
+    ("m/latest", "versions are whole numbers from 1"),
+    ("m@", "has an alias '' that must not be empty"),
+    ("m/2@champion", "gives both an alias and a version"),
+    ("../m", "versions are whole numbers from 1"),
+])
+def test_a_malformed_reference_says_what_is_wrong_and_what_to_give(ref: str, said: str) -> None:
+    with pytest.raises(HarnessError, match="give NAME@ALIAS") as info:
+        parse_ref(ref)
+    assert said in str(info.value)

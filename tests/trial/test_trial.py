@@ -1,0 +1,190 @@
+"""Trials on a tiny config-built Llama: tracked, failing with the right reason, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers import make_config
+from safetensors.torch import load_file
+
+from harness.config import TrainConfig
+from harness.sweep.runner import TrialResult, run_trial
+from harness.sweep.train import write_trial_config
+from harness.tracking.runs import TrialRun
+
+
+def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialResult, Any]:
+    write_trial_config(config, out)
+    run = TrialRun(config, run_name=out.name)
+    result = run_trial(out, on_event=kwargs.pop("on_event", run.on_event), **kwargs)
+    run.finish(result, out)
+    return result, run.client.get_run(run.run_id)
+
+
+@pytest.fixture
+def home(harness_home: Path) -> Path:
+    return harness_home
+
+
+def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path,
+                                            home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, mode="4bit", eval_steps=2, save_steps=2)
+    result, run = tracked_trial(config, tmp_path / "out")
+    assert result.reason == "finished", result.log_tail
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for name in ("train/loss", "train/learning_rate", "train/grad_norm",
+                 "train/tokens_per_second", "eval/loss", "eval/perplexity",
+                 "eval/perplexity_ratio_to_base", "base/perplexity", "system/peak_memory_mb"):
+        assert name in metrics, name
+    assert run.data.tags["quantization"] == "4bit"
+    assert run.data.tags["dataset.fingerprint"] == result.last("started")["fingerprint"]
+    assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags[
+        "dataset.fingerprint"][:32]
+    steps = [e["step"] for e in result.events if e["event"] == "eval"]
+    assert steps == [2, 4]
+    adapter = tmp_path / "out" / "adapter"
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
+                 "train_config.json"):
+        assert (adapter / name).is_file()
+    samples = json.loads((tmp_path / "out" / "samples" / "samples.json").read_text())
+    assert len(samples) == 2 and {"base", "adapter", "reference", "rougeL_adapter"} <= set(
+        samples[0])
+    assert_loads_as_mlflow_pipeline(run, config)
+
+
+def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:
+    """The logged adapter directory is an MLflow transformers model of base + adapter."""
+    import mlflow
+    from peft import PeftModel
+
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="adapter",
+                                                tracking_uri=config.tracking.uri)
+    pipe = mlflow.transformers.load_model(local)
+    assert isinstance(pipe.model, PeftModel)
+    ids = pipe.tokenizer("What is a test?", return_tensors="pt")
+    with torch.no_grad():
+        tuned = pipe.model(**ids).logits
+        with pipe.model.disable_adapter():
+            base = pipe.model(**ids).logits
+    assert not torch.allclose(tuned, base)
+    out = pipe("What is a test?", max_new_tokens=4, do_sample=False)
+    assert isinstance(out[0]["generated_text"], str)
+
+
+def test_injected_nan_ends_with_reason_nan(tmp_path: Path, tiny_model_dir: Path,
+                                           home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir)
+    result, run = tracked_trial(config, tmp_path / "out", env={"HARNESS_FAULT": "nan@2"})
+    assert result.reason == "nan" and "step 2" in result.message
+    assert run.info.status == "FAILED" and run.data.tags["trial.reason"] == "nan"
+
+
+def test_oom_and_crash_have_their_own_reasons(tmp_path: Path, tiny_model_dir: Path,
+                                              home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir)
+    write_trial_config(config, tmp_path / "a")
+    oom = run_trial(tmp_path / "a", env={"HARNESS_FAULT": "oom@1"})
+    assert oom.reason == "oom" and "micro_batch_size" in oom.message
+    crash = run_trial(tmp_path / "a", env={"HARNESS_FAULT": "crash@1"})
+    assert crash.reason == "crash" and "Traceback" in crash.last("failed")["traceback"]
+
+
+def test_stopping_a_trial_ends_it_killed(tmp_path: Path, tiny_model_dir: Path,
+                                         home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=500)
+    seen: list[dict[str, Any]] = []
+
+    def stop() -> str | None:
+        return "pruned" if any(e["event"] == "step" for e in seen) else None
+
+    write_trial_config(config, tmp_path / "out")
+    run = TrialRun(config)
+    result = run_trial(tmp_path / "out", on_event=lambda e: (seen.append(e), run.on_event(e)),
+                       should_stop=stop)
+    run.finish(result, tmp_path / "out")
+    assert result.reason == "pruned"
+    assert result.last("failed")["reason"] == "killed"  # the child stopped cleanly on SIGTERM
+    assert run.client.get_run(run.run_id).info.status == "KILLED"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def test_sigkill_leaves_no_running_run_and_no_orphan(tmp_path: Path, tiny_model_dir: Path,
+                                                     home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=500)
+    pids: dict[str, int] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "started":
+            pids.update(trial=event["pid"], launcher=_parent_of(event["pid"]))
+        if event["event"] == "step" and event["step"] == 2:
+            os.kill(pids["launcher"], signal.SIGKILL)  # the trial would be orphaned
+
+    write_trial_config(config, tmp_path / "out")
+    run = TrialRun(config)
+    result = run_trial(tmp_path / "out", on_event=lambda e: (run.on_event(e), on_event(e)))
+    run.finish(result, tmp_path / "out")
+    assert result.reason in ("killed", "crash")
+    assert run.client.get_run(run.run_id).info.status in ("FAILED", "KILLED")
+    assert not alive(pids["trial"]) and not alive(pids["launcher"])
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().split(") ")[1].split()[1])
+
+
+def test_resume_gives_the_adapter_of_an_uninterrupted_run(tmp_path: Path,
+                                                          tiny_model_dir: Path,
+                                                          home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=6, save_steps=3)
+    config.samples.count = 0
+    write_trial_config(config, tmp_path / "whole")
+    assert run_trial(tmp_path / "whole").reason == "finished"
+    write_trial_config(config, tmp_path / "broken")
+    crashed = run_trial(tmp_path / "broken", env={"HARNESS_FAULT": "crash@5"})
+    assert crashed.reason == "crash"
+    resumed = run_trial(tmp_path / "broken", resume=True)
+    assert resumed.reason == "finished"
+    assert resumed.last("resumed")["step"] == 3
+    a = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "broken" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = load_file(str(tmp_path / "broken" / "checkpoint-3" / "adapter_model.safetensors"))
+    assert not all(torch.equal(a[k], start[k]) for k in a)  # training did move the weights
+
+
+def test_resume_names_a_damaged_last_checkpoint_and_goes_on_from_the_one_before(
+        tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=8, save_steps=2)
+    config.samples.count = 0
+    write_trial_config(config, tmp_path / "whole")
+    assert run_trial(tmp_path / "whole").reason == "finished"
+    write_trial_config(config, tmp_path / "broken")
+    assert run_trial(tmp_path / "broken", env={"HARNESS_FAULT": "crash@7"}).reason == "crash"
+    last = tmp_path / "broken" / "checkpoint-6" / "adapter_model.safetensors"
+    last.write_bytes(last.read_bytes()[:100])  # cut short, as by a full disk or a bad copy
+
+    resumed = run_trial(tmp_path / "broken", resume=True)
+    assert resumed.reason == "finished", resumed.log_tail
+    damaged = resumed.last("checkpoint_damaged")
+    assert damaged["checkpoint"].endswith("checkpoint-6") and damaged["message"]
+    assert resumed.last("resumed")["step"] == 4
+    a = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "broken" / "adapter" / "adapter_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # as if it had never been interrupted
