@@ -15,7 +15,7 @@ def build(config: TrainConfig) -> tuple[Any, Any, Any, str]:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     from harness.models import device, load_model
-    from harness.trial.recipe import prepare_data, seed_everything
+    from harness.trial.setup import prepare_data, seed_everything
 
     seed_everything(config.training.seed)
     data = prepare_data(config)

@@ -58,7 +58,9 @@ def main() -> None:
     from conftest import build_tiny_model_dir
     from servers import running_postgres
 
-    from harness.study.storage import WORKER, load_study, open_storage, reason_of, retried_from
+    from harness.study.budget import reason_of, retried_from
+    from harness.study.record import WORKER
+    from harness.study.storage import load_study, open_storage
 
     env = {**os.environ, "HARNESS_HEARTBEAT_SECONDS": str(args.heartbeat)}
     with tempfile.TemporaryDirectory() as name, running_postgres() as pg:

@@ -9,9 +9,14 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
+from harness.cli_flags import add_flags, values
 from harness.cli_sweep import add_commands
+from harness.config import DEFAULT_MODEL, DataConfig
 from harness.errors import HarnessError, disk_full, is_disk_full
 
+LIST_FLAGS = {"sources": "source", "qtypes": "qtype", "ignore_keys": "ignore_key",
+              "refusal_phrases": "refusal_phrase"}
+"""`harness data check`'s repeatable flags, one value each."""
 EXIT_UNUSABLE = 1
 EXIT_ERROR = 2
 
@@ -88,7 +93,7 @@ def _add_models(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_models_list)
     prep = p.add_subparsers(title="models").add_parser(
         "prepare", help="convert an embedded model ahead of training")
-    prep.add_argument("name")
+    prep.add_argument("name", help="an embedded model's name (`harness models` lists them)")
     prep.set_defaults(run=_models_prepare)
 
 
@@ -118,43 +123,18 @@ def _add_data_check(sub: argparse._SubParsersAction) -> None:
         "left out and why, token lengths against the cutoff, and examples as the model sees "
         "them. Exit 0 if usable, 1 if not, 2 on an error.")
     p.add_argument("path", help="a data file or directory")
-    p.add_argument("--format", default="auto",
-                   choices=["auto", "alpaca", "chat", "rawtext", "medquad"])
-    p.add_argument("--format-file", help="format file (path, or a name in datasets/formats)")
     p.add_argument("--model", help="base model whose tokenizer measures and renders the data "
-                   "(e.g. smollm2-135m-instruct, a hub id, or a local directory)")
+                   f"(e.g. {DEFAULT_MODEL}, a hub id, or a local directory)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--cutoff-len", type=int, default=256)
-    p.add_argument("--overlap-len", type=int, default=0)
-    p.add_argument("--hard-cut", default="\n\n\n",
-                   help="raw text: a string that always ends a chunk (default: three newlines)")
-    p.add_argument("--train-on", choices=["response", "all"], default="response")
-    p.add_argument("--eval-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--source", action="append", default=[], help="MedQuAD: keep this source")
-    p.add_argument("--qtype", action="append", default=[], help="MedQuAD: keep this qtype")
-    p.add_argument("--ignore-key", action="append", default=[],
-                   help="alpaca: a record key to leave out (ids, scores); repeatable")
-    p.add_argument("--refusal-phrase", action="append", default=None,
-                   help="leave out responses containing this; repeatable; replaces the "
-                   "built-in list (give '' to filter nothing)")
-    p.add_argument("--on-invalid", choices=["error", "skip"], default="error")
+    add_flags(p, DataConfig, skip=("path",), singular=LIST_FLAGS)
     p.add_argument("--examples", type=int, default=3, help="examples to show")
     p.set_defaults(run=_data_check)
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from harness.config import DataConfig
     from harness.data.doctor import check
 
-    config = DataConfig(
-        path=args.path, format=args.format, format_file=args.format_file,
-        cutoff_len=args.cutoff_len, overlap_len=args.overlap_len, hard_cut=args.hard_cut,
-        train_on=args.train_on, eval_fraction=args.eval_fraction, seed=args.seed,
-        sources=args.source, qtypes=args.qtype, ignore_keys=args.ignore_key,
-        on_invalid=args.on_invalid)
-    if args.refusal_phrase is not None:
-        config.refusal_phrases = [p for p in args.refusal_phrase if p.strip()]
+    config = DataConfig(path=args.path, **values(args, DataConfig, skip=("path",)))
     report = check(config, model=args.model, examples=args.examples)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

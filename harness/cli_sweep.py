@@ -189,8 +189,9 @@ def _pull(args: argparse.Namespace) -> int:
 
 def _add_ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="start the MLflow UI on the harness's store")
-    p.add_argument("--port", default="5000")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", default="5000", help="the port the UI listens on (default: 5000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address the UI listens on (default: 127.0.0.1, this machine only)")
     p.add_argument("--tracking-uri", help="store to show (default: as for sweep)")
     p.set_defaults(run=_ui)
 

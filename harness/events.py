@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.trialdir import EVENTS_FILE, record
+from harness.trialdir import TrialDir, record
 
 # Exit codes of a trial, one per way it can end; documented in the README.
 EXIT_CODES = {"finished": 0, "crash": 10, "nan": 11, "oom": 12, "killed": 13, "disk_full": 14}
@@ -65,7 +65,7 @@ class EventReader:
 
 
 def events_path(output_dir: str | Path) -> Path:
-    return Path(output_dir) / EVENTS_FILE
+    return TrialDir(Path(output_dir)).events
 
 
 def fresh_events_file(output_dir: str | Path) -> Path:

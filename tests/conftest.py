@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+from servers import Postgres, running_postgres
 
 # CI explores the same examples every run (a red CI blocks landing); elsewhere each run explores
 # new ones, and hypothesis keeps any failure it finds in .hypothesis/ to replay.
@@ -157,3 +158,10 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[str], SmallDisk]]:
     yield mount
     for where in mounted:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One throw-away PostgreSQL server for the session; each test makes its own database."""
+    with running_postgres() as server:
+        yield server

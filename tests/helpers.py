@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,8 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from harness.cli import main
 from harness.config import TrainConfig, from_mapping
+from harness.study.storage import open_storage, open_study
+from harness.sweep.context import Control, SweepContext, SweepOptions
+from harness.sweep.space import parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,3 +122,20 @@ def started_pid(events: Path) -> int | None:
         if event.get("event") == "started":
             return event["pid"]
     return None
+
+
+SPACE = "data: {path: d.json}\nstudy: {name: t, trials: 3, sampler: random}\n" \
+        "search:\n  lora.r: [2, 4, 8]\n"
+
+
+def sweep_context(tmp_path: Path, *, total: int = 3, joining: bool = False,
+                  options: SweepOptions | None = None) -> SweepContext:
+    """A sweep's context on a journal study in ``tmp_path``, as `open_sweep` builds it (its
+    runs: a local MLflow store in ``tmp_path`` that starts empty)."""
+    space = parse_space(SPACE, "space.yaml")
+    url = str(tmp_path / "optuna.journal")
+    console = Console(file=io.StringIO())
+    return SweepContext(space=space, options=options or SweepOptions(), console=console,
+                        name="t", uri=f"sqlite:///{tmp_path / 'mlflow.db'}", url=url,
+                        study=open_study("t", open_storage(url), space.study),
+                        joining=joining, total=total, control=Control(console))

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +160,40 @@ def test_data_check_shows_a_bounded_part_of_a_huge_example(
     code, out, _ = run(capsys, "data", "check", str(data), "--examples", "10")
     assert code == 0 and len(out) < 40_000
     assert "more characters]" in " ".join(out.split())  # the console wraps lines
+
+
+def _commands(parser: argparse.ArgumentParser, name: str = "harness") -> Iterator[Any]:
+    yield name, parser
+    for action in parser._actions:  # argparse keeps its subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _commands(child, f"{name} {sub}")
+
+
+def test_every_flag_of_every_command_says_what_it_does() -> None:
+    from harness.cli import _parser
+
+    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}"
+               for name, parser in _commands(_parser()) for a in parser._actions
+               if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)
+               and not a.help and a.dest != "version"]
+    assert not missing
+
+
+def test_every_data_option_is_a_data_check_flag(tmp_path: Path) -> None:
+    import dataclasses
+
+    from harness.cli import LIST_FLAGS, _parser
+    from harness.cli_flags import values
+    from harness.config import DataConfig
+
+    (check,) = [p for name, p in _commands(_parser()) if name == "harness data check"]
+    flags = {a.dest for a in check._actions}
+    assert {f.name for f in dataclasses.fields(DataConfig)} <= flags
+    args = check.parse_args(["d", "--no-dedupe", "--newline-window", "4", "--source", "GARD",
+                             "--source", "NIDDK", "--refusal-phrase", ""])
+    given = values(args, DataConfig, skip=("path",))
+    assert given == {"dedupe": False, "newline_window": 4, "sources": ["GARD", "NIDDK"],
+                     "refusal_phrases": []}
+    assert set(LIST_FLAGS) == {f.name for f in dataclasses.fields(DataConfig)
+                               if str(f.type).startswith("list")}

@@ -27,7 +27,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.sweep.space import StudySettings
+from harness.config import StudySettings
 
 SamplerFactory = Callable[[int | None], BaseSampler]
 

@@ -18,7 +18,7 @@ import statistics
 
 import optuna
 
-from harness.sweep.space import StudySettings
+from harness.config import StudySettings
 
 OWN_SETTINGS = {"median": ["startup_trials"],
                 "successive_halving": ["min_resource", "reduction_factor"],

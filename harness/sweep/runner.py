@@ -9,7 +9,6 @@ ended.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -25,7 +24,7 @@ from typing import Any
 from harness.errors import DiskFullError, is_disk_full
 from harness.events import EventReader, fresh_events_file
 from harness.procs import TRIAL_MODULE, start_time
-from harness.trialdir import CONFIG_FILE, LOG_FILE, record
+from harness.trialdir import LOG_FILE, TrialDir, record
 
 GRACE_SECONDS = 20.0
 
@@ -100,9 +99,8 @@ def run_trial(
     `cpu_threads`); how many processes, its config's training.num_processes says.
     """
     events_file = fresh_events_file(output_dir)
-    reader = EventReader(events_file)
-    seen: list[dict[str, Any]] = []
-    log = open(output_dir / LOG_FILE, "ab")  # noqa: SIM115 (closed below)
+    reader, seen = EventReader(events_file), []
+    log = open(TrialDir(output_dir).log, "ab")  # noqa: SIM115 (closed below)
     record(output_dir, LOG_FILE)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1", PARENT_ENV: parent_identity()}
@@ -110,19 +108,11 @@ def run_trial(
                              num_processes=processes_of(output_dir))
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)
-    started, stopped_for, interrupted = time.monotonic(), None, False
     try:
         on_spawn(proc.pid)
-        while proc.poll() is None:
-            stopped_for = stopped_for or _drain(reader, seen, on_event, should_stop)
-            if stopped_for == "interrupted":
-                stopped_for, interrupted = "killed", True
-            if stopped_for is None and timeout and time.monotonic() - started > timeout:
-                stopped_for = "timeout"
-            if stopped_for:
-                stop_group(proc)
-                break
-            time.sleep(poll_seconds)
+        stopped_for, interrupted = _follow(proc, reader, seen, on_event=on_event,
+                                           should_stop=should_stop, timeout=timeout,
+                                           poll_seconds=poll_seconds)
     except KeyboardInterrupt:
         stopped_for, interrupted = "killed", True
         _stop_through_interrupts(proc)
@@ -130,10 +120,28 @@ def run_trial(
         kill_group(proc)
         log.close()
     _drain(reader, seen, on_event, lambda: None)
-    result = _classify(proc.returncode, seen, stopped_for, output_dir / LOG_FILE)
+    result = _classify(proc.returncode, seen, stopped_for, TrialDir(output_dir).log)
     result.interrupted = interrupted
     return result
 
+
+def _follow(proc: subprocess.Popen, reader: EventReader, seen: list[dict[str, Any]], *,
+            on_event: Callable[[dict[str, Any]], None], should_stop: Callable[[], str | None],
+            timeout: float | None, poll_seconds: float) -> tuple[str | None, bool]:
+    """Read the child's events until it exits or must stop (its process group is then
+    stopped); (why it was stopped, whether by Ctrl-C)."""
+    started, stopped_for, interrupted = time.monotonic(), None, False
+    while proc.poll() is None:
+        stopped_for = stopped_for or _drain(reader, seen, on_event, should_stop)
+        if stopped_for == "interrupted":
+            stopped_for, interrupted = "killed", True
+        if stopped_for is None and timeout and time.monotonic() - started > timeout:
+            stopped_for = "timeout"
+        if stopped_for:
+            stop_group(proc)
+            break
+        time.sleep(poll_seconds)
+    return stopped_for, interrupted
 
 PARENT_ENV = "HARNESS_PARENT"
 """`PID:START_TIME` of the process that runs the trial: the trial stops when it is gone."""
@@ -145,7 +153,7 @@ def parent_identity() -> str:
 
 def processes_of(output_dir: Path) -> int:
     """training.num_processes of the trial config in ``output_dir``."""
-    config = json.loads((output_dir / CONFIG_FILE).read_text())
+    config = TrialDir(output_dir).read_config()
     return int(config.get("training", {}).get("num_processes", 1))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +12,12 @@ from harness.config import TrainConfig, load_train_config
 from harness.procs import signals_held, stop_signals_as_interrupt
 from harness.sweep.runner import TrialResult, run_trial
 from harness.sweep.slots import require_gpus
-from harness.trialdir import CONFIG_FILE, prepare, write_file
+from harness.trialdir import TrialDir, prepare
 
 
 def write_trial_config(config: TrainConfig, output_dir: Path) -> None:
     config.output_dir = str(output_dir)
-    write_file(output_dir, CONFIG_FILE, text=json.dumps(asdict(config), indent=2))
+    TrialDir(output_dir).write_config(config)
 
 
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.study.record import MESSAGE, OUTPUT_DIR
+
 
 @dataclass
 class TrialRow:
@@ -107,7 +109,7 @@ def failure_lines(study: Any) -> list[str]:
     the first trial's message and log; empty when one did (or none has ended yet)."""
     import optuna
 
-    from harness.study.storage import STOPPED, reason_of
+    from harness.study.budget import STOPPED, reason_of
 
     trials = study.get_trials(deepcopy=False)
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
@@ -119,8 +121,8 @@ def failure_lines(study: Any) -> list[str]:
     lines = []
     for reason, group in by_reason.items():
         first = group[0]
-        message = first.user_attrs.get("harness.message", "").strip().splitlines()
-        where = first.user_attrs.get("output_dir")
+        message = first.user_attrs.get(MESSAGE, "").strip().splitlines()
+        where = first.user_attrs.get(OUTPUT_DIR)
         log = f"; log: {where}/trial.log" if where else ""
         lines.append(f"{len(group)} trial(s) ended {reason}: "
                      f"{message[0][:300] if message else 'no message'} (trial {first.number}"

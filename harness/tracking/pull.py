@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from rich.console import Console
 
 from harness.errors import HarnessError
 from harness.tracking.registry import parse_ref
+from harness.trialdir import TrialDir
 
 CHECK_PROMPT = "What are the symptoms of glaucoma?"
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors")
@@ -56,7 +56,7 @@ def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
                                f"adapter; nothing was written to {target}")
         target.mkdir(exist_ok=True)
         merge_into(Path(tmp), target)
-    base = json.loads((target / "train_config.json").read_text())["model"]
+    base = TrialDir(target).read_config()["model"]  # the adapter keeps its trial's config
     sample = check_generates(base, target, prompt)
     pulled = Pulled(uri, target, base, prompt, sample)
     print_usage(console, pulled)

@@ -39,22 +39,23 @@ class Promotion:
 
 def promote_study(study: Any, *, console: Console | None = None,
                   tracking_uri: str | None = None) -> Promotion:
-    from harness.study.storage import RUN_ID, best_trial
+    from harness.study.record import RUN_ID, StudyRecord
+    from harness.study.storage import best_trial
     from harness.tracking.runs import client_for
 
     console = console or Console(stderr=True)
     best = best_trial(study)
     if best is None:
         raise HarnessError(f"study {study.study_name!r} has no COMPLETE trial to promote")
-    attrs = study.user_attrs
-    uri = tracking_uri or attrs.get("tracking_uri")
-    client = client_for(uri)
+    record = StudyRecord.load(study)
+    if not record.registry_model:
+        raise HarnessError(f"study {study.study_name!r} names no registered model: it was not "
+                           "created by `harness sweep`")
+    client = client_for(tracking_uri or record.tracking_uri or None)
     run = client.get_run(best.user_attrs.get(RUN_ID) or _find_run(client, study, best.number))
-    promotion = promote_run(client, run, model=attrs["registry_model"],
-                            margin=float(attrs.get("registry_margin", 0.0)),
-                            study=study.study_name, trial=best.number,
-                            objective=(attrs.get("objectives") or ["eval_loss"])[0],
-                            value=best.values[0])
+    candidate = Candidate(study.study_name, best.number, record.objectives[0], best.values[0])
+    promotion = promote_run(client, run, candidate, model=record.registry_model,
+                            margin=float(record.registry_margin))
     verb = "registered" if promotion.new else "already registered as"
     console.print(f"trial {best.number} {verb} {promotion.model} version {promotion.version}: "
                   f"@{promotion.alias} ({promotion.why})")
@@ -72,8 +73,22 @@ def _find_run(client: Any, study: Any, number: int) -> str:
     return found[0].info.run_id
 
 
-def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str, trial: int,
-                objective: str, value: float) -> Promotion:
+@dataclass(frozen=True)
+class Candidate:
+    """The trial a run belongs to, as its model version records it."""
+
+    study: str
+    """The study's name."""
+    trial: int
+    """The trial's number in the study."""
+    objective: str
+    """The study's first objective."""
+    value: float
+    """The trial's value of that objective."""
+
+
+def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
+                margin: float) -> Promotion:
     """Register ``run``'s adapter once and give it `champion` or `challenger`. A version whose
     promotion was cut short (Ctrl-C, a crash between registering it and settling its gate) is
     settled now."""
@@ -82,6 +97,7 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
         raise HarnessError(f"run {run.info.run_id} is {run.info.status} with eval loss "
                            f"{eval_loss}: only finished trials with a finite loss are promoted")
     _ensure_registered_model(client, model)
+    study, trial = candidate.study, candidate.trial
     existing = _version_of(client, model, study, trial)
     if existing is not None and _settled(client, model, existing):
         # Its gate and tags were recorded; `champion` may still lag behind them (a promotion
@@ -94,7 +110,7 @@ def promote_run(client: Any, run: Any, *, model: str, margin: float, study: str,
                                   tags=existing.tags, margin=margin)
         return Promotion(model, existing.version, alias,
                          f"its interrupted promotion settled now: {why}", new=False)
-    tags = version_tags(run, study=study, trial=trial, objective=objective, value=value)
+    tags = version_tags(run, candidate)
     version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
                                           run_id=run.info.run_id, tags=tags)
     first = _version_of(client, model, study, trial)
@@ -188,14 +204,14 @@ def _version_of(client: Any, model: str, study: str, trial: int) -> Any:
     return client.get_model_version(model, min(found, key=lambda v: int(v.version)).version)
 
 
-def version_tags(run: Any, *, study: str, trial: int, objective: str,
-                 value: float) -> dict[str, str]:
+def version_tags(run: Any, candidate: Candidate) -> dict[str, str]:
     from harness import __version__
 
     metrics, run_tags = run.data.metrics, run.data.tags
     return {
-        "study": study, "trial": str(trial), "objective": objective,
-        "objective_value": repr(value), "eval_loss": repr(metrics["eval/loss"]),
+        "study": candidate.study, "trial": str(candidate.trial),
+        "objective": candidate.objective, "objective_value": repr(candidate.value),
+        "eval_loss": repr(metrics["eval/loss"]),
         "perplexity_ratio_to_base": repr(metrics.get("eval/perplexity_ratio_to_base",
                                                      math.nan)),
         "dataset_fingerprint": run_tags.get("dataset.fingerprint", ""),

@@ -6,6 +6,7 @@ always ended with the status the trial earned, even when the child died by SIGKI
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -19,6 +20,7 @@ from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.sweep.runner import TrialResult
 from harness.tracking.outbox import RUN, Outbox
+from harness.trialdir import TrialDir
 from harness.urls import redact, scrub
 
 STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
@@ -205,7 +207,7 @@ class TrialRun:
                 self.outbox.send("log_table", RUN, data=pd.DataFrame(samples["rows"]),
                                  artifact_file="samples/comparison.json")
                 self.outbox.send("log_artifacts", RUN, samples["dir"], "samples")
-            adapter = output_dir / "adapter"
+            adapter = TrialDir(output_dir).adapter
             if result.ok and adapter.is_dir():
                 self.outbox.send("log_artifacts", RUN, str(adapter), "adapter")
             if not result.ok:
@@ -281,3 +283,16 @@ def close_left_open(uri: str, study: str, *, ended: dict[int, str]) -> list[str]
         client.set_terminated(run.info.run_id, STATUS.get(reason, "FAILED"))
         closed.append(run.info.run_id)
     return closed
+
+
+def end_lost_run(uri: str, run_id: str | None, *, reason: str) -> None:
+    """End FAILED the MLflow run of a trial whose worker died (its runner will never end it).
+    Best effort: the tracking server may be down, and the study is the record that counts."""
+    if not run_id or not uri:
+        return
+    with contextlib.suppress(Exception):
+        client = client_for(uri)
+        client.set_tag(run_id, "trial.reason", reason)
+        client.set_tag(run_id, "optuna.state", "FAIL")
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")

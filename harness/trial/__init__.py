@@ -1,7 +1,8 @@
 """The child side of a trial: what `accelerate launch -m harness.trial DIR` runs.
 
-`recipe` reads top to bottom (config -> data -> model -> LoRA -> base eval -> train -> eval ->
-samples -> adapter); the stages it calls live beside it: `batching`, `checkpoint`,
-`evaluation`, `samples`, `adapter`, and `parallel` for data-parallel trials. Nothing here talks
-to Optuna or MLflow: a trial only writes its directory and its events.
+`recipe` reads top to bottom: config -> `setup` (data, model, LoRA, optimizer) -> base eval
+(`evaluation`) -> `loop` (training, with evals and `checkpoint`s) -> eval -> `samples` ->
+`adapter`. `stopping` is how a SIGTERM or the parent's end reaches the loop; `parallel` is what
+changes when a trial runs data-parallel; `batching` is the seeded batch order. Nothing here
+talks to Optuna or MLflow: a trial only writes its directory and its events.
 """

@@ -14,15 +14,13 @@ One directory serves both uses without storing the weights twice:
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig
-from harness.trialdir import ADAPTER_DIR, CONFIG_FILE, put_in_place, scratch
+from harness.trialdir import ADAPTER_DIR, CONFIG_FILE, config_json, put_in_place, scratch
 
 REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "mlflow", "safetensors")
 
@@ -34,7 +32,7 @@ def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
     tmp.rmdir()  # MLflow wants to create the model directory itself
     save_mlflow_model(model, tokenizer, tmp, base_path)
     tokenizer.save_pretrained(tmp)
-    (tmp / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2))
+    (tmp / CONFIG_FILE).write_text(config_json(config))  # names the base model for pull
     put_in_place(out, tmp, entry=ADAPTER_DIR)
     return out / ADAPTER_DIR
 

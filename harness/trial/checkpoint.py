@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from harness.trial.parallel import Events
 from harness.trialdir import (
     CHECKPOINT_PREFIX,
     CHECKPOINT_STATE,
@@ -110,3 +111,19 @@ def load_checkpoint(path: Path, *, model: Any, optimizer: Any, scheduler: Any) -
     if state["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return {"step": state["step"], "progress": state["progress"]}
+
+
+def resume_from(out: Path, *, model: Any, optimizer: Any, scheduler: Any,
+                events: Events) -> tuple[int, dict[str, int]]:
+    """Restore the newest intact checkpoint in ``out``: a damaged one is named (a
+    `checkpoint_damaged` event) and the one before it tried; (step, progress) to go on from,
+    step 0 when none is intact."""
+    for path in reversed(checkpoints(out)):
+        try:
+            state = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+        except DamagedCheckpoint as err:
+            events.emit("checkpoint_damaged", checkpoint=str(path), message=str(err))
+            continue
+        events.emit("resumed", step=state["step"], checkpoint=str(path))
+        return state["step"], state["progress"]
+    return 0, {"epoch": 0, "batch": 0}

@@ -7,6 +7,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import torch
 
 from harness.data.encode import IGNORE_INDEX, Encoded
 from harness.trial.batching import collate, micro_batches
+from harness.trial.loop import TrainState
+from harness.trial.parallel import same_everywhere, sum_across
+from harness.trial.setup import Prepared
 
 
 @torch.no_grad()
@@ -74,3 +78,42 @@ def write_base_loss(path: Path, loss: float) -> None:
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")  # concurrent trials write apart
     tmp.write_text(json.dumps({"eval_loss": loss}))
     tmp.replace(path)
+
+
+def base_eval(state: TrainState, data: Prepared) -> float:
+    """The base model's eval loss: cached per model, quantization and eval split. The main
+    process decides whether the cache serves, so all processes compute it or none does."""
+    from harness.models import harness_home
+
+    config, accelerator = state.config, state.accelerator
+    path = base_cache_path(harness_home(), model=config.model,
+                           quantization=asdict(config.quantization),
+                           eval_fingerprint=data.eval_fingerprint,
+                           cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
+    loss = same_everywhere(accelerator, read_base_loss(path)
+                           if accelerator.is_main_process else None)
+    cached = loss is not None
+    if loss is None:
+        with accelerator.unwrap_model(state.model).disable_adapter():
+            loss = shared_eval_loss(state, data.evals)
+        if accelerator.is_main_process:
+            write_base_loss(path, loss)
+    state.events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
+    return loss
+
+
+def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float) -> None:
+    """The adapter's eval at ``step``, as an event beside the base model's."""
+    loss = shared_eval_loss(state, data.evals)
+    state.events.emit("eval", step=step, loss=loss, perplexity=perplexity(loss),
+                      perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss))
+
+
+def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:
+    """Eval loss over the whole split, each process taking its share of the batches."""
+    accelerator = state.accelerator
+    total, tokens = eval_sums(accelerator.unwrap_model(state.model), examples,
+                              batch_size=state.config.training.micro_batch_size,
+                              pad_id=state.pad, device=accelerator.device,
+                              shard=(accelerator.process_index, accelerator.num_processes))
+    return mean_loss(*sum_across(accelerator, [total, tokens]))

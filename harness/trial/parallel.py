@@ -42,6 +42,10 @@ class RankEvents:
         self._writer.close()
 
 
+Events = EventWriter | RankEvents
+"""A trial's event channel, whichever process it runs in."""
+
+
 def events_for_rank(writer: EventWriter, rank: int) -> EventWriter | RankEvents:
     return writer if rank == 0 else RankEvents(writer, rank)
 

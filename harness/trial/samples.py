@@ -15,6 +15,9 @@ import torch
 from harness.config import SampleSettings
 from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
+from harness.trial.loop import TrainState
+from harness.trial.setup import Prepared
+from harness.trialdir import SAMPLES_DIR, put_in_place, scratch
 
 METRIC_DIR = Path(__file__).resolve().parents[1] / "metrics" / "rouge_l"
 
@@ -107,3 +110,22 @@ def write_reports(rows: Sequence[dict[str, Any]], out_dir: Path, settings: Sampl
         "<style>td{vertical-align:top;border:1px solid #ccc;padding:4px}pre{white-space:"
         f"pre-wrap}}</style><p>{html.escape(header)}</p><table><tr><th>prompt</th>"
         f"<th>reference</th><th>base</th><th>adapter</th></tr>{cells}</table>")
+
+
+def write_samples(state: TrainState, data: Prepared) -> None:
+    """Base and adapter answers to the seeded eval prompts, side by side in the trial's
+    `samples/` and as a `samples` event."""
+    settings = state.config.samples
+    prompts = sample_prompts(data.eval_records, data.renderer, settings.count)
+    if not prompts:
+        return
+    unwrapped = state.accelerator.unwrap_model(state.model)
+    kw = {"chat": bool(data.eval_records[0].messages), "device": state.accelerator.device}
+    with unwrapped.disable_adapter():
+        base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+    tuned = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+    rows = comparison_rows(prompts, base, tuned)
+    written = scratch(state.out, SAMPLES_DIR)
+    write_reports(rows, written, settings)
+    put_in_place(state.out, written, entry=SAMPLES_DIR)
+    state.events.emit("samples", rows=rows, dir=str(state.out / SAMPLES_DIR))

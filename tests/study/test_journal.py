@@ -13,10 +13,10 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from harness.config import StudySettings
 from harness.errors import DiskFullError, HarnessError
 from harness.study.journal import torn_path
 from harness.study.storage import open_storage, open_study
-from harness.sweep.space import StudySettings
 
 TORN = b'{"op_code":6,"worker_id":"w-1","trial_id":1,"state":1,"val'
 

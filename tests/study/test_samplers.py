@@ -12,9 +12,9 @@ from typing import Any
 import optuna
 import pytest
 
+from harness.config import StudySettings
 from harness.study.samplers import trial_seed
 from harness.study.storage import open_storage, open_study
-from harness.sweep.space import StudySettings
 
 SAMPLERS = ["tpe", "random", "qmc", "cmaes"]
 

@@ -1,33 +1,59 @@
-"""The study's budget and retries, on the journal file and on SQLite: a trial the sweep stopped
-never counts and is always run again; a trial whose worker died is retried once."""
+"""The study storage's contract, on the journal file, SQLite and PostgreSQL: a study created by
+one process and joined by another, the budget and its lock, heartbeats, trials whose worker died
+(failed, retried once), and trials the sweep stopped (never counted, always run again)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 
-from harness.study.storage import (
-    REASON,
-    open_storage,
-    open_study,
+from harness.config import StudySettings
+from harness.procs import start_time
+from harness.study.budget import (
+    budget_lock,
+    reason_of,
     remaining,
     requeue,
     requeue_stopped,
     retried_from,
 )
-from harness.sweep.space import StudySettings
+from harness.study.liveness import (
+    Heartbeat,
+    beat,
+    grace_seconds,
+    recover_abandoned,
+    this_host,
+    worker_id,
+)
+from harness.study.record import REASON, WORKER, StudyRecord
+from harness.study.storage import load_study, open_storage, open_study, storage_of, trial_id
 
 State = optuna.trial.TrialState
 
 
-@pytest.fixture(params=["journal", "sqlite"])
-def study(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    url = (str(tmp_path / "optuna.journal") if request.param == "journal"
-           else f"sqlite:///{tmp_path / 'optuna.db'}")
-    return open_study("budget", open_storage(url), StudySettings(sampler="random", seed=0))
+@pytest.fixture(params=["journal", "sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("HARNESS_HEARTBEAT_SECONDS", "1")  # a worker is dead after 3 s
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").create_database(f"t{uuid.uuid4().hex}")
+    return (str(tmp_path / "optuna.journal") if request.param == "journal"
+            else f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+@pytest.fixture
+def study(url: str) -> Any:
+    return open_study("budget", open_storage(url), SETTINGS)
+
+
+SETTINGS = StudySettings(sampler="random", seed=0)
 
 
 def _ask(study: Any, *, searched: bool = True) -> Any:
@@ -94,3 +120,77 @@ def test_failed_and_pruned_trials_count(study: Any) -> None:
     pruned = _ask(study)
     study.tell(pruned, state=State.PRUNED)
     assert remaining(study, 3) == 1
+
+
+def test_a_study_created_by_one_process_is_joined_by_another_with_its_settings(
+        url: str, study: Any) -> None:
+    StudyRecord(space_text="search: {}", trials=7, registry_model="m",
+                tracking_uri="sqlite:///x.db").save(study)
+    _end(study, _ask(study), "finished")
+    joined = load_study("budget", open_storage(url))
+    assert StudyRecord.load(joined) == StudyRecord.load(study)
+    assert StudyRecord.load(joined).trials == 7
+    assert [t.state for t in joined.trials] == [State.COMPLETE]
+    again = open_study("budget", open_storage(url), SETTINGS)  # a resumed sweep
+    assert len(again.trials) == 1
+
+
+def test_the_budget_lock_admits_one_worker_at_a_time(url: str, study: Any) -> None:
+    inside = threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        inside.wait()
+        with budget_lock(url, "budget"):
+            order.append("second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with budget_lock(url, "budget"):
+        inside.set()
+        thread.join(timeout=1.5)  # it must still be waiting for the lock
+        order.append("first")
+    thread.join()
+    assert order == ["first", "second"]
+
+
+def _dead_pid() -> tuple[int, int | None]:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
+    since = start_time(proc.pid)
+    proc.wait()
+    return proc.pid, since
+
+
+def _run_by(study: Any, trial: Any, worker: dict[str, Any]) -> None:
+    storage_of(study).set_trial_system_attr(trial_id(trial), WORKER, worker)
+    beat(study, trial_id(trial))
+
+
+def test_a_trial_whose_worker_died_here_is_failed_and_retried_once(study: Any) -> None:
+    first = _ask(study)
+    pid, since = _dead_pid()
+    _run_by(study, first, {"host": this_host(), "pid": pid, "since": since, "pgid": None})
+    assert recover_abandoned(study) == [first.number]
+    assert reason_of(study.get_trials()[first.number]) == "abandoned"
+    assert recover_abandoned(study) == []
+
+    retry = _ask(study)
+    assert retried_from(study.get_trials()[retry.number]) == first.number
+    assert retry.params == first.params
+    _run_by(study, retry, {"host": this_host(), "pid": pid, "since": since, "pgid": None})
+    assert recover_abandoned(study) == [retry.number]
+    assert not study.get_trials(states=(State.WAITING,))  # abandoned twice: not again
+    assert remaining(study, 2) == 1
+
+
+def test_a_live_worker_keeps_its_trial_and_a_silent_one_elsewhere_loses_it(
+        study: Any) -> None:
+    mine = _ask(study)
+    _run_by(study, mine, worker_id())
+    elsewhere = _ask(study)
+    _run_by(study, elsewhere, {"host": "another-machine", "pid": 1, "since": 0, "pgid": None})
+    assert recover_abandoned(study) == []
+    with Heartbeat(study, trial_id(mine)):
+        time.sleep(grace_seconds() + 1.5)  # the other worker says nothing meanwhile
+    assert recover_abandoned(study) == [elsewhere.number]
+    assert study.get_trials()[mine.number].state == State.RUNNING

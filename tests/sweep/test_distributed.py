@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +23,13 @@ from helpers import (
     trial_runs,
     wait_for,
 )
-from servers import Postgres, running_postgres
+from servers import Postgres
 
-from harness.study.storage import (
-    REASON,
-    RUN_ID,
-    WORKER,
-    load_study,
-    open_storage,
-    reason_of,
-    retried_from,
-)
+from harness.study.budget import reason_of, retried_from
+from harness.study.record import REASON, RUN_ID, WORKER
+from harness.study.storage import load_study, open_storage
 
 State = optuna.trial.TrialState
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    with running_postgres() as server:
-        yield server
 
 
 @pytest.fixture
@@ -177,7 +164,7 @@ def test_racing_promoters_leave_champion_on_the_best_version(
     never registered twice."""
     from mlflow import MlflowClient
 
-    from harness.tracking.registry import promote_run
+    from harness.tracking.registry import Candidate, promote_run
 
     uri = postgres.create_database("race_registry")
     client = MlflowClient(uri, registry_uri=uri)
@@ -196,8 +183,8 @@ def test_racing_promoters_leave_champion_on_the_best_version(
     for round_ in range(3):
         model = f"race-{round_}"
         baseline = finished_run(2.0)
-        promote_run(client, baseline, model=model, margin=0.0, study="old", trial=0,
-                    objective="eval_loss", value=2.0)
+        promote_run(client, baseline, Candidate("old", 0, "eval_loss", 2.0), model=model,
+                    margin=0.0)
         better, best = finished_run(1.5), finished_run(1.2)
         # Three promoters at once: study a, study b, and study b's trial a second time.
         race(uri, model, [("a", better), ("b", best), ("b", best)])
@@ -210,7 +197,7 @@ def test_racing_promoters_leave_champion_on_the_best_version(
 def race(uri: str, model: str, racers: list[tuple[str, Any]]) -> None:
     from mlflow import MlflowClient
 
-    from harness.tracking.registry import promote_run
+    from harness.tracking.registry import Candidate, promote_run
 
     barrier = threading.Barrier(len(racers))
     errors: list[BaseException] = []
@@ -219,8 +206,8 @@ def race(uri: str, model: str, racers: list[tuple[str, Any]]) -> None:
         own = MlflowClient(uri, registry_uri=uri)
         barrier.wait()
         try:
-            promote_run(own, run, model=model, margin=0.0, study=study, trial=1,
-                        objective="eval_loss", value=run.data.metrics["eval/loss"])
+            promote_run(own, run, Candidate(study, 1, "eval_loss", run.data.metrics["eval/loss"]),
+                        model=model, margin=0.0)
         except BaseException as err:
             errors.append(err)
 

@@ -5,8 +5,8 @@ import math
 import optuna
 import pytest
 
+from harness.config import StudySettings
 from harness.sweep.pruners import LatestMedianPruner, describe, make_pruner
-from harness.sweep.space import StudySettings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

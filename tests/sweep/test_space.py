@@ -7,8 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from harness.config import StudySettings
 from harness.errors import ConfigError
-from harness.sweep.space import ALPHA_PER_RANK, StudySettings, load_space
+from harness.sweep.params import ALPHA_PER_RANK
+from harness.sweep.space import load_space
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))

@@ -16,15 +16,9 @@ import pytest
 from helpers import client, group_alive, space_file, sweep, wait_for
 
 from harness.cli import main
-from harness.study.storage import (
-    REASON,
-    RUN_ID,
-    WORKER,
-    load_study,
-    open_storage,
-    reason_of,
-    retried_from,
-)
+from harness.study.budget import reason_of, retried_from
+from harness.study.record import REASON, RUN_ID, WORKER
+from harness.study.storage import load_study, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 OK = optuna.trial.TrialState

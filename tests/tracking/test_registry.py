@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from harness.errors import HarnessError
-from harness.tracking.registry import CHAMPION, GATE, parse_ref, promote_run
+from harness.tracking.registry import CHAMPION, GATE, Candidate, parse_ref, promote_run
 
 
 @pytest.fixture
@@ -55,8 +55,9 @@ class CutShort(MlflowClient):
 
 
 def promote(client: MlflowClient, run: Any, *, trial: int = 0) -> Any:
-    return promote_run(client, run, model="m", margin=0.01, study="s", trial=trial,
-                       objective="eval_loss", value=run.data.metrics["eval/loss"])
+    return promote_run(client, run, Candidate("s", trial, "eval_loss",
+                                              run.data.metrics["eval/loss"]),
+                       model="m", margin=0.01)
 
 
 @pytest.mark.parametrize("cut_at", [

@@ -4,23 +4,16 @@ that is down at the start, and one that drops in the middle of a trial."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from helpers import finish, harness, space_file, started_pid, wait_for
-from servers import ADMIN, ADMIN_PASSWORD, Postgres, running_postgres, start_mlflow_server
+from servers import ADMIN, ADMIN_PASSWORD, Postgres, start_mlflow_server
 
 from harness.study.storage import load_study, open_storage
 
 State = optuna.trial.TrialState
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    with running_postgres() as server:
-        yield server
 
 
 def test_basic_auth_server_needs_credentials_then_tracks_the_sweep(

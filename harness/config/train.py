@@ -1,23 +1,24 @@
-"""Typed configuration: dataclasses with a docstring per field, checked when built.
-
-``from_mapping`` turns a parsed YAML/JSON mapping into a config dataclass and reports every
-problem at once (unknown keys, wrong types, bad values), each with its key path.
-"""
+"""One fine-tune's configuration (a `harness train` file, or one trial of a sweep):
+dataclasses with a docstring per field, checked when built."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Literal
 
-from harness.errors import ConfigError
-from harness.yamlfile import short
+from harness.config.coerce import choice_problems, from_mapping, raise_problems
 
-DATA_FORMATS = ("auto", "alpaca", "chat", "rawtext", "medquad")
-TRAIN_ON = ("response", "all")
-ON_INVALID = ("error", "skip")
+DEFAULT_MODEL = "smollm2-135m-instruct"
+"""The embedded model every config falls back to (`harness models` lists it)."""
+
+DataFormat = Literal["auto", "alpaca", "chat", "rawtext", "medquad"]
+TrainOn = Literal["response", "all"]
+OnInvalid = Literal["error", "skip"]
+QuantMode = Literal["none", "8bit", "4bit"]
+QuantType = Literal["nf4", "fp4"]
+ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
+LoraBias = Literal["none", "all", "lora_only"]
+Scheduler = Literal["linear", "cosine", "constant"]
 
 DEFAULT_REFUSAL_PHRASES = (
     "as an ai language model",
@@ -36,15 +37,15 @@ class DataConfig:
 
     path: str
     """A file or a directory of files in one format."""
-    format: str = "auto"
-    """One of auto, alpaca, chat, rawtext, medquad; auto decides from the files."""
+    format: DataFormat = "auto"
+    """The files' format; `auto` decides from the files."""
     format_file: str | None = None
     """Format file (text-generation-webui convention) for alpaca data, or for MedQuAD records
     rendered as text; None uses datasets/formats/alpaca.json for alpaca and the chat template
     for MedQuAD."""
     response_key: str | None = None
     """The record key holding the response; None means `output` (alpaca) or `answer` (MedQuAD)."""
-    train_on: str = "response"
+    train_on: TrainOn = "response"
     """`response`: loss on response tokens only (prompt masked); `all`: on the whole text."""
     cutoff_len: int = 256
     """Longest training sequence in tokens; longer examples are truncated."""
@@ -70,7 +71,7 @@ class DataConfig:
     """MedQuAD: keep only these question types (e.g. treatment, symptoms); empty keeps all."""
     ignore_keys: list[str] = field(default_factory=list)
     """Alpaca: record keys to leave out entirely (ids, scores, other metadata)."""
-    on_invalid: str = "error"
+    on_invalid: OnInvalid = "error"
     """`error`: defective records stop training with a report; `skip`: leave them out."""
 
     def __post_init__(self) -> None:
@@ -80,9 +81,7 @@ class DataConfig:
         out: list[str] = []
         if not str(self.path).strip():
             out.append("path: must name a file or directory")
-        _one_of(out, "format", self.format, DATA_FORMATS)
-        _one_of(out, "train_on", self.train_on, TRAIN_ON)
-        _one_of(out, "on_invalid", self.on_invalid, ON_INVALID)
+        out.extend(choice_problems(self))
         if self.cutoff_len < 8:
             out.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8 tokens")
         if self.overlap_len < 0:
@@ -99,138 +98,22 @@ class DataConfig:
         return out
 
 
-QUANTIZATIONS = ("none", "8bit", "4bit")
-QUANT_TYPES = ("nf4", "fp4")
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
 @dataclass
 class QuantConfig:
     """How the frozen base model is loaded (bitsandbytes)."""
 
-    mode: str = "none"
+    mode: QuantMode = "none"
     """`none` (bf16 on GPU, fp32 on CPU), `8bit` (LLM.int8) or `4bit` (QLoRA)."""
-    quant_type: str = "nf4"
-    """4-bit only: `nf4` or `fp4`."""
+    quant_type: QuantType = "nf4"
+    """4-bit only: the 4-bit data type."""
     double_quant: bool = True
     """4-bit only: quantize the quantization constants too (saves ~0.4 bit per parameter)."""
-    compute_dtype: str = "auto"
+    compute_dtype: ComputeDtype = "auto"
     """4-bit only: dtype of the matmuls; `auto` is bfloat16 on GPU, float32 on CPU."""
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        _one_of(problems, "mode", self.mode, QUANTIZATIONS)
-        _one_of(problems, "quant_type", self.quant_type, QUANT_TYPES)
-        _one_of(problems, "compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
-        raise_problems(problems)
+        raise_problems(choice_problems(self))
 
-
-def _one_of(out: list[str], key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        out.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-
-
-def raise_problems(problems: list[str], source: str | None = None) -> None:
-    if problems:
-        raise ConfigError(problems, source=source)
-
-
-T = TypeVar("T")
-
-
-def from_mapping(cls: type[T], data: Any, *, key_path: str = "", source: str | None = None) -> T:
-    """Build dataclass ``cls`` from ``data``, reporting every problem with its key path."""
-    problems: list[str] = []
-    kwargs = _collect_fields(cls, data, key_path, problems)
-    if not problems:
-        try:
-            return cls(**kwargs)
-        except ConfigError as err:
-            problems.extend(_prefix(key_path, p) for p in err.problems)
-    raise ConfigError(problems, source=source)
-
-
-def _collect_fields(cls: type, data: Any, key_path: str, problems: list[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        problems.append(f"{key_path or '(top level)'}: expected a mapping, got "
-                        f"{type(data).__name__}")
-        return {}
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            problems.append(f"{_prefix(key_path, str(key))}: unknown key (known: {known})")
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        here = _prefix(key_path, name)
-        if name not in data:
-            required = (f.default is dataclasses.MISSING
-                        and f.default_factory is dataclasses.MISSING)
-            if required:
-                problems.append(f"{here}: required")
-            continue
-        if dataclasses.is_dataclass(hints[name]):
-            before = len(problems)
-            nested = _collect_fields(hints[name], data[name], here, problems)
-            if len(problems) == before:
-                try:
-                    kwargs[name] = hints[name](**nested)
-                except ConfigError as err:
-                    problems.extend(_prefix(here, p) for p in err.problems)
-            continue
-        value, problem = _coerce(data[name], hints[name])
-        if problem:
-            problems.append(f"{here}: {problem}")
-        else:
-            kwargs[name] = value
-    return kwargs
-
-
-def _prefix(key_path: str, key: str) -> str:
-    return f"{key_path}.{key}" if key_path else key
-
-
-def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
-    """Check ``value`` against a simple type hint; ints are accepted where floats are."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None, None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            coerced, problem = _coerce(value, option)
-            if problem is None:
-                return coerced, None
-            errors.append(problem)
-        return value, " or ".join(errors)
-    if origin is list:
-        (item,) = typing.get_args(hint) or (Any,)
-        if not isinstance(value, list):
-            return value, f"expected a list, got {type(value).__name__}"
-        coerced = [_coerce(v, item) for v in value]
-        bad = next((p for _, p in coerced if p), None)
-        return [v for v, _ in coerced], (f"list item: {bad}" if bad else None)
-    if hint is Any:
-        return value, None
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value), None
-    if hint is float and isinstance(value, str):
-        # YAML 1.1 reads 2e-4 (no dot) as a string; accept what float() accepts.
-        try:
-            return float(value), None
-        except ValueError:
-            return value, f"expected a number, got {short(value)}"
-    if hint is int and isinstance(value, bool):
-        return value, "expected an integer, got a boolean"
-    if isinstance(hint, type) and not isinstance(value, hint):
-        return value, f"expected {hint.__name__}, got {type(value).__name__} ({short(value)})"
-    return value, None
-
-
-SCHEDULERS = ("linear", "cosine", "constant")
-LORA_BIAS = ("none", "all", "lora_only")
 
 
 @dataclass
@@ -245,8 +128,8 @@ class LoraSettings:
     """Dropout on the LoRA input."""
     target_modules: list[str] | str = "all-linear"
     """`all-linear` (every linear layer but the output head) or a list of module names."""
-    bias: str = "none"
-    """Which biases train: none, all, lora_only."""
+    bias: LoraBias = "none"
+    """Which biases train."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -258,7 +141,7 @@ class LoraSettings:
             problems.append(f"dropout: {self.dropout} must be in [0, 1)")
         if isinstance(self.target_modules, list) and not self.target_modules:
             problems.append("target_modules: an empty list targets nothing")
-        _one_of(problems, "bias", self.bias, LORA_BIAS)
+        problems.extend(choice_problems(self))
         raise_problems(problems)
 
 
@@ -275,13 +158,17 @@ class TrainingSettings:
     gradient_accumulation: int = 1
     """Micro-batches per optimizer step."""
     learning_rate: float = 2e-4
-    scheduler: str = "cosine"
-    """linear, cosine or constant, after warmup."""
+    """Peak learning rate of AdamW."""
+    scheduler: Scheduler = "cosine"
+    """The learning-rate schedule after warmup."""
     warmup_steps: int = 0
+    """Optimizer steps of linear warmup from 0 to learning_rate."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay on the adapter weights."""
     max_grad_norm: float = 1.0
     """Gradient clipping; 0 disables it."""
     seed: int = 42
+    """Seed of the weights' initialisation and of the batch order."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long sequences."""
     eval_steps: int = 0
@@ -289,6 +176,7 @@ class TrainingSettings:
     save_steps: int = 0
     """Checkpoint every this many optimizer steps (0: only the final adapter)."""
     logging_steps: int = 1
+    """Emit a step event every this many optimizer steps."""
     num_processes: int = 1
     """Data-parallel processes for one trial (accelerate's num_processes), one per GPU; each
     takes its own micro-batches, so a step trains micro_batch_size x gradient_accumulation x
@@ -308,7 +196,7 @@ class TrainingSettings:
                 problems.append(f"{key}: must be 0 or more")
         if not 0 < self.learning_rate < 1:
             problems.append(f"learning_rate: {self.learning_rate} is not a learning rate")
-        _one_of(problems, "scheduler", self.scheduler, SCHEDULERS)
+        problems.extend(choice_problems(self))
         raise_problems(problems)
 
 
@@ -319,11 +207,15 @@ class SampleSettings:
     count: int = 4
     """Prompts from the eval split (0 turns samples off)."""
     max_new_tokens: int = 60
+    """Longest answer generated per prompt, in tokens."""
     do_sample: bool = False
     """False: greedy. True: temperature/top-p sampling with `seed`."""
     temperature: float = 0.7
+    """Sampling temperature (with do_sample)."""
     top_p: float = 0.9
+    """Nucleus sampling's probability mass (with do_sample)."""
     seed: int = 0
+    """Seed of the sampled answers (with do_sample)."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -341,7 +233,9 @@ class TrackingSettings:
     uri: str | None = None
     """MLflow tracking URI; None uses MLFLOW_TRACKING_URI, else ./mlruns."""
     experiment: str = "harness"
+    """The MLflow experiment the run goes to."""
     run_name: str | None = None
+    """The run's name; None lets MLflow pick one."""
 
     def __post_init__(self) -> None:
         from harness.names import name_problem
@@ -360,13 +254,19 @@ class TrainConfig:
     """One fine-tune: a `harness train` file, or one trial of a sweep."""
 
     data: DataConfig
-    model: str = "smollm2-135m-instruct"
+    """The training data and how it is tokenized."""
+    model: str = DEFAULT_MODEL
     """Embedded model name, Hugging Face id, or local directory."""
     quantization: QuantConfig = field(default_factory=QuantConfig)
+    """How the base model is loaded."""
     lora: LoraSettings = field(default_factory=LoraSettings)
+    """The adapter."""
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    """The optimisation."""
     samples: SampleSettings = field(default_factory=SampleSettings)
+    """The comparison samples."""
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    """Where the run is recorded."""
     output_dir: str = "runs/train"
     """Checkpoints and the final adapter go here."""
 

@@ -1,0 +1,29 @@
+"""Typed configuration: dataclasses with a docstring per field, checked when built.
+
+`train` is one fine-tune (a `harness train` file, or one trial of a sweep); `study` is how a
+sweep's study runs and promotes; `coerce` turns parsed YAML into either, every problem at once.
+"""
+
+from __future__ import annotations
+
+from harness.config.coerce import choice_problems, choices, from_mapping, raise_problems
+from harness.config.study import RegistrySettings, StudySettings
+from harness.config.train import (
+    DEFAULT_MODEL,
+    DEFAULT_REFUSAL_PHRASES,
+    DataConfig,
+    LoraSettings,
+    QuantConfig,
+    SampleSettings,
+    TrackingSettings,
+    TrainConfig,
+    TrainingSettings,
+    load_train_config,
+)
+
+__all__ = [
+    "DEFAULT_MODEL", "DEFAULT_REFUSAL_PHRASES", "DataConfig", "LoraSettings", "QuantConfig",
+    "RegistrySettings", "SampleSettings", "StudySettings", "TrackingSettings", "TrainConfig",
+    "TrainingSettings", "choice_problems", "choices", "from_mapping", "load_train_config",
+    "raise_problems",
+]

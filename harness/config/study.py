@@ -1,0 +1,105 @@
+"""How a study runs and where its best adapter goes: the `study:` and `registry:` sections of a
+search-space file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.config.coerce import choice_problems, choices, raise_problems
+
+SamplerName = Literal["tpe", "random", "qmc", "cmaes"]
+PrunerName = Literal["median", "successive_halving", "hyperband", "none"]
+Objective = Literal["eval_loss", "perplexity"]
+SecondObjective = Literal["peak_memory", "train_time"]
+
+
+@dataclass
+class StudySettings:
+    """How the Optuna study runs."""
+
+    name: str | None = None
+    """Study name, also the MLflow experiment; None uses the space file's name."""
+    sampler: SamplerName = "tpe"
+    """The Optuna sampler that proposes trials."""
+    seed: int | None = 42
+    """Sampler seed: the same seed proposes the same trials."""
+    pruner: PrunerName = "median"
+    """median (a trial's latest eval against the finished trials' median at that step),
+    successive_halving, hyperband or none (single objective only)."""
+    startup_trials: int = 1
+    """Median pruner: trials that must finish before any is pruned (the warm-up share keeps a
+    single finished trial from cutting slow starters)."""
+    warmup_steps: int = 0
+    """Any pruner: optimizer steps a trial trains before it can be pruned."""
+    warmup_fraction: float = 0.25
+    """Any pruner: the share of its own steps a trial trains before it can be pruned (early
+    evaluations favour high learning rates that do not finish best)."""
+    min_resource: int = 1
+    """Successive halving / hyperband: the smallest step count a trial is judged at."""
+    reduction_factor: int = 3
+    """Successive halving / hyperband: how aggressively rungs are cut."""
+    objective: list[str] | str = "eval_loss"
+    """eval_loss or perplexity (minimised); or a list: that, then peak_memory or train_time
+    (multi-objective; the Pareto front is reported, pruning is off)."""
+    trials: int = 10
+    """Trials to run in total; a resumed study runs only what is missing."""
+    timeout: float | None = None
+    """Stop starting new trials after this many seconds."""
+    trial_timeout: float | None = None
+    """A trial running longer than this many seconds is stopped and counted as failed."""
+    output_dir: str = "mlruns/studies"
+    """Each trial's checkpoints and adapter go to OUTPUT_DIR/STUDY/trial-NNNN."""
+
+    def __post_init__(self) -> None:
+        problems = choice_problems(self) + _objective_problems(self.objectives)
+        if self.trials < 1:
+            problems.append("trials: must be at least 1")
+        for key in ("startup_trials", "warmup_steps"):
+            if getattr(self, key) < 0:
+                problems.append(f"{key}: must be 0 or more")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append("warmup_fraction: must be at least 0 and below 1")
+        if self.min_resource < 1 or self.reduction_factor < 2:
+            problems.append("min_resource must be >= 1 and reduction_factor >= 2")
+        for key in ("timeout", "trial_timeout"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                problems.append(f"{key}: must be positive seconds (or leave it out)")
+        raise_problems(problems)
+
+    def may_prune(self, step: int, total_steps: int) -> bool:
+        """Whether a trial of ``total_steps`` is past its warm-up at ``step``."""
+        return step >= max(self.warmup_steps, self.warmup_fraction * total_steps)
+
+    @property
+    def objectives(self) -> list[str]:
+        return [self.objective] if isinstance(self.objective, str) else list(self.objective)
+
+
+@dataclass
+class RegistrySettings:
+    """Where the best adapter is promoted."""
+
+    model_name: str | None = None
+    """Registered model name; None uses `harness-STUDY`."""
+    margin: float = 0.0
+    """Relative eval-loss improvement a new version needs to take `champion` (0.01 = 1 %)."""
+    promote: bool = True
+    """Promote at the end of every sweep (`harness promote` does it on demand)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise_problems([f"margin: {self.margin} must be in [0, 1)"])
+
+
+def _objective_problems(objectives: list[str]) -> list[str]:
+    if not 1 <= len(objectives) <= 2:
+        return ["objective: give one objective or a list of two"]
+    out = []
+    for where, value, kind in zip(("objective", "objective[1]"), objectives,
+                                  (Objective, SecondObjective), strict=False):
+        allowed = choices(kind)
+        if value not in allowed:
+            out.append(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return out

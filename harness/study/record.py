@@ -1,0 +1,63 @@
+"""What the harness keeps in a study besides Optuna's own data: the names of its trial
+attributes, and one typed record of the study's settings.
+
+The settings travel with the study so that a `harness worker` on another machine, a resumed
+sweep and `harness promote` all read the same ones the creating sweep wrote; the record is the
+one place that knows their attribute names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+REASON = "harness.reason"
+"""Why a trial ended (finished, pruned, oom, crash, interrupted, ...): a trial user attribute."""
+MESSAGE = "harness.message"
+"""The trial's own words on how it ended (the `failed` event's message)."""
+LOG_TAIL = "harness.log_tail"
+"""The end of a failed trial's log."""
+RUN_ID = "mlflow_run_id"
+"""The trial's MLflow run."""
+OUTPUT_DIR = "output_dir"
+"""The trial's directory."""
+WORKER = "harness.worker"
+"""A running trial's worker (host, pid, start time, process group): a system attribute."""
+HEARTBEAT = "harness.heartbeat"
+"""A running trial's last sign of life on storages without Optuna heartbeats."""
+FINISHED_AT = "harness.finished_at"
+"""[finished trials, status] when a worker last finished the study (plots, parent run,
+promotion), so that the study is finished once per state, not once per worker."""
+
+
+@dataclass
+class StudyRecord:
+    """A study's settings as the creating `harness sweep` stored them."""
+
+    space_path: str = ""
+    """The search-space file the study was created from (for messages)."""
+    space_text: str = ""
+    """That file's text: workers build their search space from it."""
+    trials: int = 0
+    """The study's total number of trials; a later `harness sweep --trials` changes it."""
+    registry_model: str = ""
+    """The registered model the study's best adapter is promoted to."""
+    registry_margin: float = 0.0
+    """How much better than the champion a new version must be to replace it."""
+    objectives: list[str] = field(default_factory=lambda: ["eval_loss"])
+    """What the study minimises, first objective first."""
+    tracking_uri: str = ""
+    """The MLflow tracking URI the study's runs go to."""
+
+    def save(self, study: Any) -> None:
+        for key, value in asdict(self).items():
+            study.set_user_attr(key, value)
+
+    @classmethod
+    def load(cls, study: Any) -> StudyRecord:
+        """The record kept in ``study``; fields it lacks (a study not created by `harness
+        sweep`, or by an older one) keep their defaults."""
+        attrs = study.user_attrs
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in attrs.items() if k in known})
+

@@ -1,0 +1,102 @@
+"""The end of a process's part in a study: held MLflow writes drained, and, by the last worker
+to stop, the plots, the parent run's end, the summary and the promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.study.budget import budget_lock
+from harness.study.record import FINISHED_AT, RUN_ID
+from harness.study.storage import best_trial
+from harness.sweep.context import SweepContext, SweepOutcome
+from harness.sweep.deliveries import Deliveries
+from harness.sweep.recovery import recover
+from harness.sweep.source import running_elsewhere
+from harness.sweep.view import failure_lines, print_summary
+from harness.tracking.outbox import RUN
+from harness.tracking.runs import StudyRun
+
+
+def finish(ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
+           interrupted: bool) -> SweepOutcome:
+    """Drain, then finish the study if this worker is the last; promote unless interrupted."""
+    outcome = SweepOutcome(ctx.study, interrupted)
+    deliveries.drain(ctx.console, also=[], uri=ctx.uri, out_root=ctx.out_root)
+    if ctx.control.halted is not None:
+        # Plots, the study run and promotion would only meet the full disk again.
+        parent.outbox.send("set_terminated", RUN, "KILLED")
+        raise ctx.control.halted
+    recover(ctx)
+    already = claim_finish(ctx, interrupted=interrupted)
+    if already is None:
+        return outcome
+    best = best_trial(ctx.study)
+    if already:
+        ctx.console.print(f"study {ctx.name} was already finished with these trials")
+        parent.outbox.send("set_terminated", RUN,  # joining reopened it
+                           "KILLED" if interrupted else "FINISHED")
+    else:
+        end_parent(ctx, parent, interrupted=interrupted, best=best)
+        deliveries.drain(ctx.console, also=[parent.outbox], uri=ctx.uri, out_root=ctx.out_root)
+        print_summary(ctx.console, ctx.study, objectives=ctx.objectives)
+    outcome.failed = [] if interrupted else failure_lines(ctx.study)
+    if outcome.failed:
+        ctx.console.print("[red]no trial completed[/]; the trials ended so:\n  "
+                          + "\n  ".join(outcome.failed))
+    promote = ctx.space.registry.promote if ctx.options.promote is None \
+        else ctx.options.promote
+    if interrupted:
+        ctx.console.print("sweep interrupted: run the same command again to continue")
+    elif promote and best is not None:
+        # also when already finished: a promotion cut short last time is settled now
+        outcome.promotion = promote_best(ctx)
+    return outcome
+
+
+def claim_finish(ctx: SweepContext, *, interrupted: bool) -> bool | None:
+    """Whether the study was already finished with these trials (False: this worker finishes
+    it now), or None when other workers' trials still run (the last of them finishes)."""
+    with budget_lock(ctx.url, ctx.name):  # one worker finishes the study, not two
+        running = len(running_elsewhere(ctx.study))
+        if running:
+            ctx.console.print(f"this worker stops; {running} trial(s) still run in other "
+                              "workers, and the last of them finishes the study")
+            return None
+        done = sum(t.state.is_finished() for t in ctx.study.get_trials(deepcopy=False))
+        mark = [done, "KILLED" if interrupted else "FINISHED"]
+        if ctx.study.user_attrs.get(FINISHED_AT) == mark:
+            return True
+        ctx.study.set_user_attr(FINISHED_AT, mark)
+        return False
+
+
+def promote_best(ctx: SweepContext) -> Any:
+    """Promote the study's best adapter; a tracking server away for now is said, not raised."""
+    from harness.tracking.outbox import is_transient
+    from harness.tracking.registry import promote_study
+
+    try:
+        return promote_study(ctx.study, console=ctx.console, tracking_uri=ctx.uri)
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        ctx.console.print(f"[red]could not promote now[/] ({str(err).splitlines()[0]}); "
+                          f"when the tracking server is back: harness promote --study "
+                          f"{ctx.name}")
+        return None
+
+
+def end_parent(ctx: SweepContext, parent: StudyRun, *, interrupted: bool, best: Any) -> None:
+    """The study's plots and best trial on the parent run, which ends."""
+    from harness.sweep.plots import write_plots
+
+    plots = ctx.out_root / "plots"
+    skipped = write_plots(ctx.study, plots)
+    tags, metrics = {"trials.total": str(len(ctx.study.trials))}, {}
+    for name, why in skipped.items():
+        tags[f"plot.{name}.skipped"] = why[:500]
+    if best is not None:
+        tags["best_trial"] = str(best.number)
+        tags["best_run_id"] = best.user_attrs.get(RUN_ID, "")
+        metrics = {f"best/{o}": v for o, v in zip(ctx.objectives, best.values, strict=True)}
+    parent.end("KILLED" if interrupted else "FINISHED", tags=tags, metrics=metrics, plots=plots)

@@ -1,0 +1,178 @@
+"""The training loop: optimizer steps of accumulated micro-batches, an event per logged step,
+checkpoints and evals on their schedule, and the stops (NaN, a stop request, injected faults).
+
+Everything the loop reads or changes is in one `TrainState`. Every process walks the same batch
+order (in a data-parallel trial each trains on its own micro-batch of each group), so the order
+is a pure function of (seed, epoch) and a resumed trial goes on exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import TrainConfig
+from harness.faults import planned
+from harness.trial.parallel import Events, sum_across
+from harness.trial.stopping import Stop, StopRequest
+
+
+@dataclass
+class TrainState:
+    """What a trial trains and where it stands."""
+
+    config: TrainConfig
+    """The trial's config."""
+    accelerator: Any
+    """Accelerate's handle on the device(s) and processes."""
+    model: Any
+    """The LoRA-wrapped model, prepared by the accelerator."""
+    optimizer: Any
+    """AdamW over the trainable (adapter) parameters."""
+    scheduler: Any
+    """The learning-rate schedule."""
+    train: list[Any]
+    """The encoded training examples."""
+    pad: int
+    """The tokenizer's pad token id."""
+    events: Events
+    """Where the trial's events go (the main process's, or nothing on other ranks)."""
+    out: Path
+    """The trial directory (checkpoints go there)."""
+    total_steps: int
+    """Optimizer steps the trial trains."""
+    stop: StopRequest
+    """Set by SIGTERM or the parent's end."""
+    step: int = 0
+    """Optimizer steps done."""
+    position: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "batch": 0})
+    """Where in the batch order the next micro-batch comes from (epoch, batches done in it)."""
+
+
+def train_loop(state: TrainState, *, evaluate_now: Callable[[int], None]) -> None:
+    """Train from ``state.step`` to ``state.total_steps``."""
+    from harness.trial.batching import batches_per_epoch
+
+    t = state.config.training
+    fault = planned()
+    per_epoch = batches_per_epoch(len(state.train), t.micro_batch_size)
+    batches = _batches(state, per_epoch)
+    state.model.train()
+    trainable = [p for p in state.model.parameters() if p.requires_grad]  # once, not per step
+    clip = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
+    while state.step < state.total_steps:
+        started = time.perf_counter()
+        loss, tokens, stop = accumulate(state, batches,
+                                        nan=fault is not None and fault.poisons(state.step))
+        if not math.isfinite(loss):
+            raise Stop("nan", f"loss became {loss} at step {state.step + 1}; lower "
+                       "training.learning_rate or set max_grad_norm")
+        grad_norm = state.accelerator.clip_grad_norm_(trainable, clip)
+        state.optimizer.step()
+        state.scheduler.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        if fault is not None:
+            fault.strike(state.step)
+        if state.step % t.logging_steps == 0 or state.step == state.total_steps:
+            _log_step(state, loss=loss, tokens=tokens, grad_norm=float(grad_norm),
+                      seconds=time.perf_counter() - started, per_epoch=per_epoch)
+        if stop:
+            raise Stop("killed", f"stopped by {state.stop.cause} after step {state.step}")
+        _on_schedule(state, evaluate_now)
+
+
+def _batches(state: TrainState, per_epoch: int) -> Iterator[tuple[int, list[Any]]]:
+    """The batch order from the state's position on, long enough for the remaining steps."""
+    from harness.trial.batching import iterate
+
+    t = state.config.training
+    processes = state.accelerator.num_processes
+    epochs = math.ceil(state.total_steps * t.gradient_accumulation * processes / per_epoch) + 1
+    return iterate(state.train, batch_size=t.micro_batch_size, seed=t.seed,
+                   start_epoch=state.position["epoch"], skip=state.position["batch"],
+                   epochs=epochs)
+
+
+def _log_step(state: TrainState, *, loss: float, tokens: int, grad_norm: float,
+              seconds: float, per_epoch: int) -> None:
+    position = state.position
+    state.events.emit("step", step=state.step, total_steps=state.total_steps, loss=loss,
+                      learning_rate=state.scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                      tokens=tokens, tokens_per_second=tokens / seconds if seconds else 0.0,
+                      epoch=position["epoch"] + position["batch"] / per_epoch)
+
+
+def _on_schedule(state: TrainState, evaluate_now: Callable[[int], None]) -> None:
+    """A checkpoint and an eval where their steps fall (the last step has its own eval)."""
+    t, step = state.config.training, state.step
+    if step >= state.total_steps:
+        return
+    if t.save_steps and step % t.save_steps == 0:
+        checkpoint(state)
+    if t.eval_steps and step % t.eval_steps == 0:
+        evaluate_now(step)
+
+
+def accumulate(state: TrainState, batches: Iterator[tuple[int, list[Any]]], *,
+               nan: bool) -> tuple[float, int, bool]:
+    """One optimizer step's forward and backward passes: (mean loss over all processes,
+    tokens over all processes, whether any process was asked to stop).
+
+    Each micro-step takes the next micro-batch of every process (all walk the same order)
+    and trains on its own; the state's position moves past all of them.
+    """
+    import torch
+
+    from harness.trial.batching import collate
+
+    accelerator, model = state.accelerator, state.model
+    accumulation = state.config.training.gradient_accumulation
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    tokens, losses = 0, []
+    for micro in range(accumulation):
+        group = [next(batches) for _ in range(processes)]
+        tokens += _advance(state.position, group)
+        inputs = collate(group[rank][1], state.pad)
+        # gradients are exchanged once per optimizer step, on its last micro-batch
+        quiet = micro < accumulation - 1 and processes > 1
+        with accelerator.no_sync(model) if quiet else contextlib.nullcontext():
+            loss = model(**{k: v.to(accelerator.device) for k, v in inputs.items()}).loss
+            if nan:
+                loss = loss * float("nan")
+            accelerator.backward(loss / accumulation)
+        losses.append(loss.detach())
+    mean = float(torch.stack(losses).mean())  # the step's one sync, as any loop logs
+    if processes == 1:
+        return mean, tokens, state.stop.requested
+    loss_sum, stops = sum_across(accelerator, [mean, float(state.stop.requested)])
+    return loss_sum / processes, tokens, stops > 0
+
+
+def _advance(position: dict[str, int], group: list[tuple[int, list[Any]]]) -> int:
+    """Move ``position`` past a group of micro-batches; their tokens (counted on the host: no
+    device sync)."""
+    tokens = 0
+    for epoch, batch in group:
+        position["batch"] = position["batch"] + 1 if epoch == position["epoch"] else 1
+        position["epoch"] = epoch
+        tokens += sum(len(e.input_ids) for e in batch)
+    return tokens
+
+
+def checkpoint(state: TrainState) -> None:
+    """The main process writes the checkpoint (every process holds the same weights)."""
+    from harness.trial.checkpoint import save_checkpoint
+
+    if not state.accelerator.is_main_process:
+        return
+    path = save_checkpoint(state.out, step=state.step,
+                           model=state.accelerator.unwrap_model(state.model),
+                           optimizer=state.optimizer, scheduler=state.scheduler,
+                           progress=dict(state.position))
+    state.events.emit("checkpoint", step=state.step, path=str(path))

@@ -1,0 +1,114 @@
+"""The verdict on a trial's result and the prune decision, on in-memory Optuna studies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+
+from harness.config import StudySettings
+from harness.sweep.judge import PruneWatch, Verdict, judge, objective_value
+from harness.sweep.pruners import make_pruner
+from harness.sweep.runner import TrialResult
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def result(reason: str = "finished", *events: dict[str, Any], **kw: Any) -> TrialResult:
+    return TrialResult(reason=reason, exit_code=0, events=list(events), **kw)
+
+
+EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
+
+
+@pytest.mark.parametrize(("given", "verdict"), [
+    (result("finished", {"event": "eval", "step": 4, "loss": 3.0, "perplexity": 20.0}, EVAL),
+     Verdict("COMPLETE", "finished", [2.0])),
+    (result("finished", EVAL, interrupted=True), Verdict("FAIL", "interrupted")),
+    (result("pruned", EVAL), Verdict("PRUNED", "pruned")),
+    (result("oom"), Verdict("PRUNED", "oom")),
+    (result("crash", EVAL), Verdict("FAIL", "crash")),
+    (result("timeout"), Verdict("FAIL", "timeout")),
+    (result("finished"), Verdict("FAIL", "crash")),  # finished without an eval: a bug, a crash
+    (result("finished", {**EVAL, "loss": math.nan}), Verdict("FAIL", "nan")),
+])
+def test_a_result_is_judged_by_how_it_ended_and_its_last_eval(
+        given: TrialResult, verdict: Verdict) -> None:
+    assert judge(given, ["eval_loss"]) == verdict
+
+
+def test_the_objectives_read_the_right_numbers() -> None:
+    assert objective_value(EVAL, "perplexity") == pytest.approx(math.exp(2.0))
+    timed = result("finished", {"event": "started", "time": 100.0, "total_steps": 12}, EVAL,
+                   {"event": "finished", "time": 130.5, "peak_memory_mb": 812.0})
+    assert judge(timed, ["eval_loss", "train_time"]) == Verdict("COMPLETE", "finished", [2.0, 30.5])
+    assert judge(timed, ["perplexity", "peak_memory"]).values == [pytest.approx(math.exp(2.0)),
+                                                               812.0]
+
+
+def _study(**settings: Any) -> optuna.Study:
+    return optuna.create_study(pruner=make_pruner(StudySettings(**settings)))
+
+
+def _finish(study: optuna.Study, curve: dict[int, float]) -> None:
+    trial = study.ask()
+    for step, value in curve.items():
+        trial.report(value, step)
+    study.tell(trial, list(curve.values())[-1])
+
+
+def _watch(study: optuna.Study, curve: dict[int, float], *, total: int = 12,
+           settings: StudySettings | None = None, objective: str | None = "eval_loss") -> Any:
+    trial = study.ask()
+    watch = PruneWatch(trial, objective=objective,
+                       may_prune=(settings or StudySettings()).may_prune)
+    watch.on_event({"event": "started", "total_steps": total})
+    for step, loss in curve.items():
+        watch.on_event({"event": "eval", "step": step, "loss": loss, "perplexity": 0.0})
+    return watch
+
+
+def test_a_trial_behind_the_median_is_pruned_after_its_warm_up() -> None:
+    study = _study(startup_trials=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    assert _watch(study, {4: 2.9, 8: 2.8}).pruned
+    # The same curve inside the warm-up (a quarter of 40 steps is 10) is not judged yet.
+    assert not _watch(study, {4: 2.9, 8: 2.8}, total=40).pruned
+
+
+def test_a_trial_ahead_of_the_median_runs_on() -> None:
+    study = _study(startup_trials=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    assert not _watch(study, {4: 2.4, 8: 2.2}).pruned
+
+
+def test_the_final_eval_is_the_result_never_an_intermediate_value() -> None:
+    study = _study(startup_trials=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    watch = _watch(study, {4: 2.4, 12: 9.0})  # step 12 of 12: the result
+    assert not watch.pruned
+    assert study.trials[-1].intermediate_values == {4: 2.4}
+
+
+def test_a_pruned_trial_stays_pruned_even_if_a_later_eval_looks_better() -> None:
+    study = _study(startup_trials=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    assert _watch(study, {4: 2.9, 8: 2.8, 10: 1.0}).pruned
+
+
+def test_a_multi_objective_study_reports_nothing_and_never_prunes() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    watch = _watch(study, {4: 99.0, 8: 99.0}, objective=None)
+    assert not watch.pruned
+    assert study.trials[0].intermediate_values == {}
+
+
+def test_the_warm_up_in_steps_holds_back_the_pruner() -> None:
+    study = _study(startup_trials=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    _finish(study, {4: 2.5, 8: 2.3, 10: 2.2})
+    held = StudySettings(warmup_steps=10, warmup_fraction=0.0)
+    assert not _watch(study, {4: 2.9, 8: 2.8}, settings=held).pruned
+    assert _watch(study, {4: 2.9, 8: 2.8, 10: 2.8}, settings=held).pruned
