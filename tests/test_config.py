@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.config import DataConfig, from_mapping
+from harness.config import DataConfig, TrainConfig, from_mapping
 from harness.errors import ConfigError
 
 
@@ -70,3 +71,19 @@ def test_train_file_problems_carry_nested_key_paths(tmp_path: Path) -> None:
     for fragment in ("data.cutoff_len", "training.scheduler", "training.epochs",
                      "quantization.mode", "extra: unknown key", str(path)):
         assert fragment in text
+
+
+@pytest.mark.parametrize("section", [{"data": {"path": "d.json", "format": None}},
+                                     {"data": {"path": "d.json", "train_on": None}},
+                                     {"data": {"path": "d.json"}, "training": {"scheduler": None}},
+                                     {"data": {"path": "d.json"}, "quantization": {"mode": None}}])
+def test_a_choice_given_as_null_is_refused(section: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="is not one of"):
+        from_mapping(TrainConfig, section)
+
+
+def test_a_study_choice_given_as_null_is_refused() -> None:
+    from harness.config import StudySettings
+
+    with pytest.raises(ConfigError, match="pruner: None is not one of"):
+        from_mapping(StudySettings, {"pruner": None})

@@ -127,9 +127,13 @@ def choice_problems(config: Any) -> list[str]:
     hints = typing.get_type_hints(type(config))
     out = []
     for f in dataclasses.fields(config):
-        allowed, value = choices(hints[f.name]), getattr(config, f.name)
-        if allowed and value not in allowed and value is not None:
-            out.append(f"{f.name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        hint, value = hints[f.name], getattr(config, f.name)
+        allowed = choices(hint)
+        if not allowed or value in allowed:
+            continue
+        if value is None and type(None) in typing.get_args(hint):
+            continue  # an optional choice left out
+        out.append(f"{f.name}: {value!r} is not one of {', '.join(map(str, allowed))}")
     return out
 
 
@@ -140,7 +144,10 @@ def field_docs(cls: type) -> dict[str, str]:
     import itertools
     import textwrap
 
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # installed without its sources: no help, the flags still work
+        return {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}
     for node, after in itertools.pairwise(body):

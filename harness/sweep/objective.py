@@ -54,7 +54,11 @@ class Objective:
             return
         run = None
         try:
-            run = self._start(trial, config, out=out, slot=slot)
+            self._prepare(config, out=out)
+            run = self._open_run(trial, config, slot=slot)
+            if run.run_id:
+                trial.set_user_attr(RUN_ID, run.run_id)
+            trial.set_user_attr(OUTPUT_DIR, str(out))
             result = self._train(trial, run, out=out, slot=slot)
             run.finish(result, out)
         except Exception as err:  # a harness bug in one trial must not end the sweep
@@ -62,21 +66,21 @@ class Objective:
             return
         self._settle(trial, result, run, out=out)
 
-    def _start(self, trial: Any, config: Any, *, out: Path, slot: Slot) -> TrialRun:
-        """The trial's directory and config written, its MLflow run opened."""
+    def _prepare(self, config: Any, *, out: Path) -> None:
+        """The trial's directory made ready and its config written."""
         moved = prepare_for_sweep(out)
         if moved is not None:
             self.ctx.console.print(f"{out} held files of an earlier study named "
                                    f"{self.ctx.name}: moved to {moved}")
         write_trial_config(config, out)
+
+    def _open_run(self, trial: Any, config: Any, *, slot: Slot) -> TrialRun:
+        """The trial's MLflow run, its writes held while the server is away."""
         run = TrialRun(config, run_name=f"trial-{trial.number}",
                        parent_run_id=self.parent.run_id, exp_id=self.parent.experiment_id,
                        tags={"optuna.study": self.ctx.name, "optuna.trial": str(trial.number),
                              **({"harness.slot": slot.label} if slot.label else {})})
         self.deliveries.add(run.outbox)
-        if run.run_id:
-            trial.set_user_attr(RUN_ID, run.run_id)
-        trial.set_user_attr(OUTPUT_DIR, str(out))
         return run
 
     def _train(self, trial: Any, run: TrialRun, *, out: Path, slot: Slot) -> TrialResult:

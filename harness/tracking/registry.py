@@ -53,7 +53,8 @@ def promote_study(study: Any, *, console: Console | None = None,
                            "created by `harness sweep`")
     client = client_for(tracking_uri or record.tracking_uri or None)
     run = client.get_run(best.user_attrs.get(RUN_ID) or _find_run(client, study, best.number))
-    candidate = Candidate(study.study_name, best.number, record.objectives[0], best.values[0])
+    candidate = Candidate(study.study_name, best.number,
+                          (record.objectives or ["eval_loss"])[0], best.values[0])
     promotion = promote_run(client, run, candidate, model=record.registry_model,
                             margin=float(record.registry_margin))
     verb = "registered" if promotion.new else "already registered as"
