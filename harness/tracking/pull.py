@@ -40,13 +40,12 @@ def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
     console = console or Console(stderr=True)
     uri, target = parse_ref(ref), Path(out)
     check_target(target, force=force)
-    store = resolve_uri(tracking_uri)
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
+    store = resolve_uri(tracking_uri)  # passed, not set: a library call leaves the global alone
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.pull-", dir=target.parent) as tmp:
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                tracking_uri=store, registry_uri=store)
         except mlflow.exceptions.MlflowException as err:
             raise HarnessError(f"cannot download {uri} from {redact(store)}: "
                                f"{err.message}") from None

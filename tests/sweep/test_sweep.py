@@ -154,8 +154,10 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "pulled"
+    before = mlflow.get_tracking_uri()
     assert main(["pull", "tiny-adapter@champion", "--out", str(out), "--tracking-uri",
                  stores["uri"]]) == 0
+    assert mlflow.get_tracking_uri() == before  # a pull leaves the process's MLflow settings alone
     config = json.loads((out / "train_config.json").read_text())
     assert config["lora"]["r"] == 4
     # The store is named explicitly: set_tracking_uri would leak into later tests' children.
