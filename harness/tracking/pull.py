@@ -26,6 +26,24 @@ class Pulled:
     sample: str
 
 
+def version_location(uri: str, store: str) -> str:
+    """Where the model version ``uri`` (models:/NAME@ALIAS or models:/NAME/VERSION) keeps its
+    files, asked of the registry at ``store``. Resolved here rather than by MLflow because its
+    download of a models:/ URI reads the process-wide registry URI, which a library call must
+    not change; another form of URI is returned as it is."""
+    import re
+
+    from harness.tracking.runs import client_for
+
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/@]+)|/(\d+))", uri)
+    if match is None:
+        return uri
+    name, alias, number = match.groups()
+    client = client_for(store)
+    version = client.get_model_version_by_alias(name, alias).version if alias else number
+    return client.get_model_version_download_uri(name, version)
+
+
 def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
          prompt: str = CHECK_PROMPT, force: bool = False,
          console: Console | None = None) -> Pulled:
@@ -44,17 +62,17 @@ def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{target.name}.pull-", dir=target.parent) as tmp:
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
-                                                tracking_uri=store, registry_uri=store)
+            got = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=version_location(uri, store), dst_path=tmp, tracking_uri=store))
         except mlflow.exceptions.MlflowException as err:
             raise HarnessError(f"cannot download {uri} from {redact(store)}: "
                                f"{err.message}") from None
-        missing = [name for name in REQUIRED if not (Path(tmp) / name).is_file()]
+        missing = [name for name in REQUIRED if not (got / name).is_file()]
         if missing:
             raise HarnessError(f"{uri} lacks {', '.join(missing)}: it is not a harness "
                                f"adapter; nothing was written to {target}")
         target.mkdir(exist_ok=True)
-        merge_into(Path(tmp), target)
+        merge_into(got, target)
     base = TrialDir(target).read_config()["model"]  # the adapter keeps its trial's config
     sample = check_generates(base, target, prompt)
     pulled = Pulled(uri, target, base, prompt, sample)
