@@ -160,9 +160,10 @@ def check_pull(tmp_path: Path, stores: dict[str, str], version: str) -> None:
     assert mlflow.get_tracking_uri() == before  # a pull leaves the process's MLflow settings alone
     config = json.loads((out / "train_config.json").read_text())
     assert config["lora"]["r"] == 4
-    # The store is named explicitly: set_tracking_uri would leak into later tests' children.
-    plain = mlflow.artifacts.download_artifacts(artifact_uri="models:/tiny-adapter@champion",
-                                                tracking_uri=stores["uri"],
+    # The store is named explicitly (a set_tracking_uri would leak into later tests), so the
+    # version is located with a client: MLflow's models:/ download reads the global registry.
+    location = client(stores).get_model_version_download_uri("tiny-adapter", version)
+    plain = mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=stores["uri"],
                                                 dst_path=str(tmp_path / "plain"))
     base = AutoModelForCausalLM.from_pretrained(config["model"])
     assert isinstance(PeftModel.from_pretrained(base, plain), PeftModel)
