@@ -21,7 +21,6 @@ from harness.procs import group_runs_trial, same_process, start_time
 from harness.study.budget import reason_of, requeue
 from harness.study.record import HEARTBEAT, RUN_ID, WORKER, StudyRecord
 from harness.study.storage import storage_of, trial_id
-from harness.tracking.runs import end_lost_run
 
 
 def heartbeat_seconds() -> int:
@@ -105,6 +104,9 @@ class RetryStale:
 
     def __call__(self, study: Any, trial: Any) -> None:
         _kill_leftover(trial.system_attrs.get(WORKER) or {})
+        # Imported here: the study side reaches MLflow only for this best-effort close.
+        from harness.tracking.runs import end_lost_run
+
         record = StudyRecord.load(study)
         end_lost_run(record.tracking_uri, trial.user_attrs.get(RUN_ID), reason="abandoned")
         requeue(study, trial)

@@ -98,9 +98,9 @@ def run_trial(
     ``threads`` is the CPU thread count of each of the trial's processes (default: see
     `cpu_threads`); how many processes, its config's training.num_processes says.
     """
-    events_file = fresh_events_file(output_dir)
+    events_file, trial_dir = fresh_events_file(output_dir), TrialDir(output_dir)
     reader, seen = EventReader(events_file), []
-    log = open(TrialDir(output_dir).log, "ab")  # noqa: SIM115 (closed below)
+    log = open(trial_dir.log, "ab")  # noqa: SIM115 (closed below)
     record(output_dir, LOG_FILE)
     child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
                  "PYTHONUNBUFFERED": "1", PARENT_ENV: parent_identity()}
@@ -120,7 +120,7 @@ def run_trial(
         kill_group(proc)
         log.close()
     _drain(reader, seen, on_event, lambda: None)
-    result = _classify(proc.returncode, seen, stopped_for, TrialDir(output_dir).log)
+    result = _classify(proc.returncode, seen, stopped_for, trial_dir.log)
     result.interrupted = interrupted
     return result
 

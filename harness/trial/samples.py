@@ -17,7 +17,7 @@ from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
 from harness.trial.loop import TrainState
 from harness.trial.setup import Prepared
-from harness.trialdir import SAMPLES_DIR, put_in_place, scratch
+from harness.trialdir import SAMPLES_DIR, TrialDir, put_in_place, scratch
 
 METRIC_DIR = Path(__file__).resolve().parents[1] / "metrics" / "rouge_l"
 
@@ -128,4 +128,4 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     written = scratch(state.out, SAMPLES_DIR)
     write_reports(rows, written, settings)
     put_in_place(state.out, written, entry=SAMPLES_DIR)
-    state.events.emit("samples", rows=rows, dir=str(state.out / SAMPLES_DIR))
+    state.events.emit("samples", rows=rows, dir=str(TrialDir(state.out).samples))
