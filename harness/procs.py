@@ -93,6 +93,25 @@ def stop_signals_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def stop_signals_as_request() -> Iterator[threading.Event]:
+    """While inside, SIGTERM and SIGHUP set the event yielded rather than raising: the command
+    checks it between its own steps, so a signal never lands inside a write (an MLflow
+    store's connection pool or lock left half-taken would hang the command as it records the
+    run). A signal the command was started to ignore (`nohup` ignores SIGHUP) stays ignored."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: requested.set())
+                for sig in STOP_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP are ignored while inside: the short step that records how a
     trial ended (the command is stopping already) must not itself be cut short."""

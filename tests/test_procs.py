@@ -10,7 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.procs import same_process, signals_held, start_time, stop_signals_as_interrupt
+from harness.procs import (
+    same_process,
+    signals_held,
+    start_time,
+    stop_signals_as_interrupt,
+    stop_signals_as_request,
+)
 
 
 @pytest.fixture
@@ -41,6 +47,16 @@ def test_a_sighup_nohup_ignores_stays_ignored(restored: None) -> None:
         _deliver(signal.SIGHUP)
         with pytest.raises(KeyboardInterrupt):
             _deliver(signal.SIGTERM)
+
+
+def test_a_stop_signal_as_a_request_raises_nowhere_and_keeps_nohup(restored: None) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with stop_signals_as_request() as requested:
+        _deliver(signal.SIGHUP)  # ignored, as nohup asked
+        assert not requested.is_set()
+        _deliver(signal.SIGTERM)  # no exception here, in the middle of whatever ran
+        assert requested.is_set()
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
 
 def test_signals_are_ignored_while_a_trial_is_recorded(restored: None) -> None:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.config import TrainConfig, load_train_config
-from harness.procs import signals_held, stop_signals_as_interrupt
+from harness.procs import signals_held, stop_signals_as_request
 from harness.sweep.runner import TrialResult, run_trial
 from harness.sweep.slots import require_gpus
 from harness.trialdir import TrialDir, prepare
@@ -43,8 +43,9 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
             run.on_event(event)
             _show(progress, task, event, console)
 
-        with stop_signals_as_interrupt():  # `kill`, `timeout`, a closed terminal: as Ctrl-C
-            result = run_trial(out, resume=resume, on_event=on_event)
+        with stop_signals_as_request() as signalled:  # `kill`, `timeout`, a closed terminal
+            result = run_trial(out, resume=resume, on_event=on_event,
+                               should_stop=lambda: "interrupted" if signalled.is_set() else None)
     with signals_held():
         run.finish(result, out)
     _summary(result, out, run.run_id, console)
