@@ -39,16 +39,18 @@ def train(config: TrainConfig, data: Any, model: Any, optimizer: Any, on: str, *
 
     from harness.trial.batching import collate, iterate
 
-    t = config.training
+    t, d = config.training, config.data
     batches = iterate(data.train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0,
-                      skip=0, epochs=10_000)
+                      skip=0, epochs=10_000, batching=d.batching)
     model.train()
     tokens, start = 0, time.perf_counter()
     for step in range(t.max_steps):
         if step == warmup:
             start, tokens = time.perf_counter(), 0
-        batch = collate(next(batches)[1], data.tokenizer.pad_token_id)
-        tokens += int(batch["attention_mask"].sum())
+        examples = next(batches)[1]
+        batch = collate(examples, data.tokenizer.pad_token_id, packed=d.batching == "packed",
+                        row_tokens=d.cutoff_len)
+        tokens += sum(len(e.input_ids) for e in examples)
         loss = model(**{k: v.to(on) for k, v in batch.items()}).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)

@@ -19,6 +19,7 @@ QuantType = Literal["nf4", "fp4"]
 ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
 LoraBias = Literal["none", "all", "lora_only"]
 Scheduler = Literal["linear", "cosine", "constant"]
+Batching = Literal["grouped", "packed", "padded"]
 
 DEFAULT_REFUSAL_PHRASES = (
     "as an ai language model",
@@ -49,6 +50,10 @@ class DataConfig:
     """`response`: loss on response tokens only (prompt masked); `all`: on the whole text."""
     cutoff_len: int = 256
     """Longest training sequence in tokens; longer examples are truncated."""
+    batching: Batching = "grouped"
+    """How examples share a micro-batch: `grouped` (examples of similar length together, in
+    a still random order), `packed` (laid end to end in rows of cutoff_len tokens, attention
+    kept within each example) or `padded` (random, each padded to the longest)."""
     overlap_len: int = 0
     """Raw text: tokens shared by consecutive chunks; must be below cutoff_len."""
     hard_cut: str = "\n\n\n"

@@ -30,7 +30,7 @@ STATUS = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
 METRICS = {
     "step": {"loss": "train/loss", "learning_rate": "train/learning_rate",
              "grad_norm": "train/grad_norm", "tokens_per_second": "train/tokens_per_second",
-             "epoch": "train/epoch"},
+             "padding_efficiency": "train/padding_efficiency", "epoch": "train/epoch"},
     "eval": {"loss": "eval/loss", "perplexity": "eval/perplexity",
              "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
     "base_eval": {"loss": "base/eval_loss", "perplexity": "base/perplexity"},

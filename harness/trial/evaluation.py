@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -13,8 +10,9 @@ from typing import Any
 
 import torch
 
+from harness.cache import entry, read_json, write_json
 from harness.data.encode import IGNORE_INDEX, Encoded
-from harness.trial.batching import collate, micro_batches
+from harness.trial.batching import collate, eval_batches, forward
 from harness.trial.loop import TrainState
 from harness.trial.parallel import same_everywhere, sum_across
 from harness.trial.setup import Prepared
@@ -29,13 +27,13 @@ def eval_sums(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_i
     was_training = model.training
     model.eval()
     total, tokens = 0.0, 0
-    batches = micro_batches(examples, batch_size=batch_size, seed=0, epoch=0, shuffle=False)
+    batches = eval_batches(examples, batch_size)
     for batch in batches[rank::processes]:
-        tensors = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
-        n = int((tensors["labels"][:, 1:] != IGNORE_INDEX).sum())
+        inputs = collate(batch, pad_id)
+        n = int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
         if n == 0:
             continue
-        loss = model(**tensors).loss
+        loss = forward(model, inputs, device).loss
         total += float(loss) * n
         tokens += n
     model.train(was_training)
@@ -58,38 +56,29 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
-def base_cache_path(home: Path, *, model: str, quantization: dict[str, Any],
-                    eval_fingerprint: str, cutoff_len: int, train_on: str) -> Path:
-    key = json.dumps({"model": model, "quantization": quantization, "eval": eval_fingerprint,
-                      "cutoff_len": cutoff_len, "train_on": train_on}, sort_keys=True)
-    return home / "base_eval" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+def base_loss_entry(config: Any, eval_fingerprint: str) -> Path:
+    """Where the base model's eval loss on this eval split is cached."""
+    from harness.models import harness_home
+
+    return entry(harness_home(), "base_eval", {
+        "model": config.model, "quantization": asdict(config.quantization),
+        "eval": eval_fingerprint, "cutoff_len": config.data.cutoff_len,
+        "train_on": config.data.train_on})
 
 
 def read_base_loss(path: Path) -> float | None:
     """The base model's eval loss cached at ``path``, or None."""
     try:
-        return float(json.loads(path.read_text())["eval_loss"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float(read_json(path)["eval_loss"])
+    except (KeyError, TypeError, ValueError):
         return None
-
-
-def write_base_loss(path: Path, loss: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")  # concurrent trials write apart
-    tmp.write_text(json.dumps({"eval_loss": loss}))
-    tmp.replace(path)
 
 
 def base_eval(state: TrainState, data: Prepared) -> float:
     """The base model's eval loss: cached per model, quantization and eval split. The main
     process decides whether the cache serves, so all processes compute it or none does."""
-    from harness.models import harness_home
-
-    config, accelerator = state.config, state.accelerator
-    path = base_cache_path(harness_home(), model=config.model,
-                           quantization=asdict(config.quantization),
-                           eval_fingerprint=data.eval_fingerprint,
-                           cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
+    accelerator = state.accelerator
+    path = base_loss_entry(state.config, data.eval_fingerprint)
     loss = same_everywhere(accelerator, read_base_loss(path)
                            if accelerator.is_main_process else None)
     cached = loss is not None
@@ -97,7 +86,7 @@ def base_eval(state: TrainState, data: Prepared) -> float:
         with accelerator.unwrap_model(state.model).disable_adapter():
             loss = shared_eval_loss(state, data.evals)
         if accelerator.is_main_process:
-            write_base_loss(path, loss)
+            write_json(path, {"eval_loss": loss})
     state.events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
     return loss
 

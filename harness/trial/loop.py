@@ -96,15 +96,16 @@ def _batches(state: TrainState, per_epoch: int) -> Iterator[tuple[int, list[Any]
     epochs = math.ceil(state.total_steps * t.gradient_accumulation * processes / per_epoch) + 1
     return iterate(state.train, batch_size=t.micro_batch_size, seed=t.seed,
                    start_epoch=state.position["epoch"], skip=state.position["batch"],
-                   epochs=epochs)
+                   epochs=epochs, batching=state.config.data.batching)
 
 
-def _log_step(state: TrainState, *, loss: float, tokens: int, grad_norm: float,
+def _log_step(state: TrainState, *, loss: float, tokens: Tokens, grad_norm: float,
               seconds: float, per_epoch: int) -> None:
     position = state.position
     state.events.emit("step", step=state.step, total_steps=state.total_steps, loss=loss,
                       learning_rate=state.scheduler.get_last_lr()[0], grad_norm=grad_norm,
-                      tokens=tokens, tokens_per_second=tokens / seconds if seconds else 0.0,
+                      tokens=tokens.real, padding_efficiency=tokens.efficiency,
+                      tokens_per_second=tokens.real / seconds if seconds else 0.0,
                       epoch=position["epoch"] + position["batch"] / per_epoch)
 
 
@@ -119,30 +120,51 @@ def _on_schedule(state: TrainState, evaluate_now: Callable[[int], None]) -> None
         evaluate_now(step)
 
 
+@dataclass
+class Tokens:
+    """An optimizer step's token counts, taken on the host (no device sync)."""
+
+    real: int = 0
+    """Example tokens over all processes."""
+    own_real: int = 0
+    """Example tokens in this process's micro-batches."""
+    own_computed: int = 0
+    """Positions this process's micro-batches computed (example tokens and padding)."""
+
+    @property
+    def efficiency(self) -> float:
+        """Real tokens per computed position, on this process."""
+        return self.own_real / self.own_computed if self.own_computed else 1.0
+
+
 def accumulate(state: TrainState, batches: Iterator[tuple[int, list[Any]]], *,
-               nan: bool) -> tuple[float, int, bool]:
+               nan: bool) -> tuple[float, Tokens, bool]:
     """One optimizer step's forward and backward passes: (mean loss over all processes,
-    tokens over all processes, whether any process was asked to stop).
+    its tokens, whether any process was asked to stop).
 
     Each micro-step takes the next micro-batch of every process (all walk the same order)
     and trains on its own; the state's position moves past all of them.
     """
     import torch
 
-    from harness.trial.batching import collate
+    from harness.trial.batching import collate, forward
 
     accelerator, model = state.accelerator, state.model
     accumulation = state.config.training.gradient_accumulation
     rank, processes = accelerator.process_index, accelerator.num_processes
-    tokens, losses = 0, []
+    data = state.config.data
+    tokens, losses = Tokens(), []
     for micro in range(accumulation):
         group = [next(batches) for _ in range(processes)]
-        tokens += _advance(state.position, group)
-        inputs = collate(group[rank][1], state.pad)
+        tokens.real += _advance(state.position, group)
+        inputs = collate(group[rank][1], state.pad, packed=data.batching == "packed",
+                         row_tokens=data.cutoff_len)
+        tokens.own_real += sum(len(e.input_ids) for e in group[rank][1])
+        tokens.own_computed += inputs["input_ids"].numel()
         # gradients are exchanged once per optimizer step, on its last micro-batch
         quiet = micro < accumulation - 1 and processes > 1
         with accelerator.no_sync(model) if quiet else contextlib.nullcontext():
-            loss = model(**{k: v.to(accelerator.device) for k, v in inputs.items()}).loss
+            loss = forward(model, inputs, accelerator.device).loss
             if nan:
                 loss = loss * float("nan")
             accelerator.backward(loss / accumulation)

@@ -40,9 +40,11 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
     for name in ("train/loss", "train/learning_rate", "train/grad_norm",
-                 "train/tokens_per_second", "eval/loss", "eval/perplexity",
+                 "train/tokens_per_second", "train/padding_efficiency", "eval/loss",
+                 "eval/perplexity",
                  "eval/perplexity_ratio_to_base", "base/perplexity", "system/peak_memory_mb"):
         assert name in metrics, name
+    assert 0 < metrics["train/padding_efficiency"] <= 1
     assert run.data.tags["quantization"] == "4bit"
     assert run.data.tags["dataset.fingerprint"] == result.last("started")["fingerprint"]
     assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags[
@@ -148,11 +150,14 @@ def _parent_of(pid: int) -> int:
         return int(f.read().split(") ")[1].split()[1])
 
 
+@pytest.mark.parametrize("batching", ["grouped", "packed", "padded"])
 def test_resume_gives_the_adapter_of_an_uninterrupted_run(tmp_path: Path,
                                                           tiny_model_dir: Path,
-                                                          home: Path) -> None:
+                                                          home: Path, batching: str) -> None:
     config = make_config(tmp_path, tiny_model_dir, max_steps=6, save_steps=3)
     config.samples.count = 0
+    config.data.batching = batching
+    config.data.cutoff_len = 256  # examples shorter than a row, so rows pack
     write_trial_config(config, tmp_path / "whole")
     assert run_trial(tmp_path / "whole").reason == "finished"
     write_trial_config(config, tmp_path / "broken")
