@@ -6,20 +6,20 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.config import SampleSettings
+from harness.cache import entry, read_json, write_json
+from harness.config import SampleSettings, TrainConfig
 from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
+from harness.metrics.rouge import rouge_l_scores
 from harness.trial.loop import TrainState
 from harness.trial.setup import Prepared
 from harness.trialdir import SAMPLES_DIR, TrialDir, put_in_place, scratch
-
-METRIC_DIR = Path(__file__).resolve().parents[1] / "metrics" / "rouge_l"
 
 
 @dataclass(frozen=True)
@@ -43,42 +43,55 @@ def sample_prompts(records: Sequence[Record], renderer: ChatRenderer, count: int
     return prompts
 
 
+SAMPLE_BATCH = 16
+"""Prompts generated together: one batched `generate` call each."""
+
+
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], settings: SampleSettings,
              *, chat: bool, device: Any) -> list[str]:
-    """One completion per prompt; greedy, or sampling re-seeded before every prompt."""
+    """One completion per prompt, generated `SAMPLE_BATCH` prompts at a time (left-padded):
+    greedy decoding gives exactly the completions of one prompt at a time. Sampling draws
+    from one generator seeded before each batch."""
     was_training = model.training
     model.eval()
+    kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens,
+                              "do_sample": settings.do_sample,
+                              "pad_token_id": tokenizer.pad_token_id}
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
     outputs = []
-    for prompt in prompts:
-        enc = tokenizer(prompt.text, return_tensors="pt", add_special_tokens=not chat).to(device)
+    for start in range(0, len(prompts), SAMPLE_BATCH):
+        encoded = [tokenizer(p.text, add_special_tokens=not chat)["input_ids"]
+                   for p in prompts[start:start + SAMPLE_BATCH]]
+        ids, mask = _left_padded(encoded, tokenizer.pad_token_id)
         torch.manual_seed(settings.seed)
-        kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens,
-                                  "do_sample": settings.do_sample,
-                                  "pad_token_id": tokenizer.pad_token_id}
-        if settings.do_sample:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        out = model.generate(**enc, **kwargs)
-        new = out[0][enc["input_ids"].shape[1]:]
-        outputs.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             **kwargs)
+        for row in out[:, ids.shape[1]:].tolist():
+            # a row that ended early is padded after its EOS: both are special tokens
+            outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     model.train(was_training)
     return outputs
 
 
-def score(metric: Any, predictions: Sequence[str], references: Sequence[str]) -> list[float]:
-    return metric.compute(predictions=list(predictions), references=list(references))["scores"]
+def _left_padded(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, e in enumerate(encoded):
+        ids[row, width - len(e):] = torch.tensor(e, dtype=torch.long)
+        mask[row, width - len(e):] = 1
+    return ids, mask
 
 
 def comparison_rows(prompts: Sequence[Prompt], base: Sequence[str],
                     tuned: Sequence[str]) -> list[dict[str, Any]]:
-    import evaluate
-
-    metric = evaluate.load(str(METRIC_DIR))  # loaded once for both columns
     references = [p.reference for p in prompts]
-    base_scores = score(metric, base, references)
-    tuned_scores = score(metric, tuned, references)
+    base_scores = rouge_l_scores(list(base), references)
+    tuned_scores = rouge_l_scores(list(tuned), references)
     return [
         {"prompt": p.text, "reference": p.reference, "base": b, "adapter": t,
          "rougeL_base": round(bs, 4), "rougeL_adapter": round(ts, 4), "source": p.origin}
@@ -121,11 +134,37 @@ def write_samples(state: TrainState, data: Prepared) -> None:
         return
     unwrapped = state.accelerator.unwrap_model(state.model)
     kw = {"chat": bool(data.eval_records[0].messages), "device": state.accelerator.device}
-    with unwrapped.disable_adapter():
-        base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+    path = base_samples_entry(state.config, prompts=prompts, chat=kw["chat"])
+    base = read_base_samples(path, len(prompts))
+    cached = base is not None
+    if base is None:
+        with unwrapped.disable_adapter():
+            base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+        write_json(path, {"outputs": base})
     tuned = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
     rows = comparison_rows(prompts, base, tuned)
     written = scratch(state.out, SAMPLES_DIR)
     write_reports(rows, written, settings)
     put_in_place(state.out, written, entry=SAMPLES_DIR)
-    state.events.emit("samples", rows=rows, dir=str(TrialDir(state.out).samples))
+    state.events.emit("samples", rows=rows, dir=str(TrialDir(state.out).samples),
+                      base_cached=cached)
+
+
+def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: bool) -> Path:
+    """Where the base model's completions of these prompts are cached: they depend on the
+    model, its quantization, the prompts and the decoding, never on the adapter."""
+    from harness.models import harness_home
+
+    return entry(harness_home(), "base_samples", {
+        "model": config.model, "quantization": asdict(config.quantization),
+        "prompts": [p.text for p in prompts], "chat": chat,
+        "decoding": asdict(config.samples), "batch": SAMPLE_BATCH})
+
+
+def read_base_samples(path: Path, count: int) -> list[str] | None:
+    stored = read_json(path)
+    outputs = stored.get("outputs") if isinstance(stored, dict) else None
+    if isinstance(outputs, list) and len(outputs) == count and all(
+            isinstance(o, str) for o in outputs):
+        return outputs
+    return None
