@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.config import DataConfig
 from harness.data.encode import Encoded, encode_all
+from harness.data.encoded_cache import Indexed, cached_encoding, records_key, tokenizer_key
 from harness.data.load import Dataset, load_dataset
 from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
@@ -32,21 +34,40 @@ class Ready:
     renderer: ChatRenderer
 
 
-def ready_for_training(config: DataConfig, tokenizer: Any) -> Ready:
+def ready_for_training(config: DataConfig, tokenizer: Any, *,
+                       cache: Path | None = None) -> Ready:
     """Load, check, split and encode; a DataError (file, what, what to do) when training on
-    this data would be impossible or meaningless."""
+    this data would be impossible or meaningless. With ``cache`` (a HARNESS_HOME) the
+    encoded splits are kept there and reused."""
     data = load_dataset(config, tokenizer=tokenizer)
     data.require_usable(allow_defects=config.on_invalid == "skip")
     renderer = ChatRenderer(tokenizer)
-    kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
-    train, _ = encode_all(data.split.train, tokenizer, renderer, **kw)
-    evals, _ = encode_all(data.split.eval, tokenizer, renderer, **kw)
+    split = {"train": data.split.train, "eval": data.split.eval}
+
+    def encode() -> dict[str, Indexed]:
+        kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
+        return {side: _encode_indexed(records, tokenizer, renderer, **kw)
+                for side, records in split.items()}
+
+    key = {"tokenizer": tokenizer_key(tokenizer), "cutoff_len": config.cutoff_len,
+           "train_on": config.train_on,
+           **{side: records_key(records) for side, records in split.items()}}
+    encoded = cached_encoding(cache, key=key, encode=encode)
+    train = [(split["train"][i], enc) for i, enc in encoded["train"]]
+    evals = [(split["eval"][i], enc) for i, enc in encoded["eval"]]
     problems = split_problems(data, config, train=len(train), evals=len(evals),
                               renderer=renderer)
     if problems:
         what, hint = problems[0]
         raise DataError(config.path, what, hint=hint)
     return Ready(data, train, evals, renderer)
+
+
+def _encode_indexed(records: Sequence[Record], tokenizer: Any, renderer: ChatRenderer, *,
+                    cutoff_len: int, train_on: str) -> Indexed:
+    kept, _ = encode_all(records, tokenizer, renderer, cutoff_len=cutoff_len, train_on=train_on)
+    position = {id(rec): i for i, rec in enumerate(records)}
+    return [(position[id(rec)], enc) for rec, enc in kept]
 
 
 def split_problems(data: Dataset, config: DataConfig, *, train: int, evals: int,

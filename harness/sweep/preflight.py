@@ -30,7 +30,7 @@ def check_data(ctx: SweepContext) -> None:
     edge), checked as a trial checks it; a problem is named by file and record, and by the
     searched values that lead to it."""
     from harness.data.ready import ready_for_training
-    from harness.models import training_tokenizer
+    from harness.models import harness_home, training_tokenizer
 
     seen: set[str] = set()
     for values in ctx.space.edge_values():
@@ -40,7 +40,9 @@ def check_data(ctx: SweepContext) -> None:
             continue
         seen.add(key)
         try:
-            ready = ready_for_training(config.data, training_tokenizer(config.model))
+            # the trials read the encoded splits this check leaves in the cache
+            ready = ready_for_training(config.data, training_tokenizer(config.model),
+                                       cache=harness_home())
         except DataError as err:
             searched = {k: v for k, v in values.items() if k.startswith("data.")}
             if not searched:

@@ -44,10 +44,10 @@ def prepare_data(config: TrainConfig) -> Prepared:
     """The config's data loaded, checked, split and encoded, as `harness data check` does."""
     from harness.data.ready import ready_for_training
     from harness.data.records import fingerprint
-    from harness.models import training_tokenizer
+    from harness.models import harness_home, training_tokenizer
 
     tokenizer = training_tokenizer(config.model)
-    ready = ready_for_training(config.data, tokenizer)
+    ready = ready_for_training(config.data, tokenizer, cache=harness_home())
     return Prepared(tokenizer, ready.renderer, [e for _, e in ready.train],
                     [e for _, e in ready.evals], [r for r, _ in ready.evals],
                     ready.dataset.fingerprint, fingerprint(ready.dataset.split.eval))
