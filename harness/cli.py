@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="run one LoRA fine-tune, tracked in MLflow",
-                       description="Run one trial from a YAML config under accelerate launch. "
+                       description="Run one trial from a YAML config with Accelerate. "
                        "Exit 0 when it finished; otherwise the trial's exit code (10 crash, "
                        "11 nan, 12 oom, 13 killed).")
     p.add_argument("config", help="train config YAML")

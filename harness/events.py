@@ -1,9 +1,9 @@
 """The child→parent event channel: JSON lines appended to a file the parent follows.
 
-A file rather than a pipe because the trial runs under `accelerate launch` (a grandchild of the
-parent), because a file survives the child's death with every event it managed to write, and
-because it stays in the run's output directory as a record. Both sides import this module and
-nothing else crosses between them.
+A file rather than a pipe because a data-parallel trial runs under `accelerate launch` (its
+processes are grandchildren of the parent), because a file survives the child's death with every
+event it managed to write, and because it stays in the run's output directory as a record. Both
+sides import this module and nothing else crosses between them.
 """
 
 from __future__ import annotations

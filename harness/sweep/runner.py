@@ -50,17 +50,26 @@ class TrialResult:
 
 def launch_command(output_dir: Path, *, resume: bool, num_processes: int = 1,
                    threads: int | None = None) -> list[str]:
-    """`accelerate launch` of the trial. Several processes run data-parallel under torchrun
-    (NCCL on GPUs, gloo on a CPU machine), each trial on a port of its own so that trials
-    running side by side on one machine do not meet."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
-           str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--num_cpu_threads_per_process",
-           str(threads or cpu_threads(num_processes))]
-    if num_processes > 1:
-        cmd += ["--multi_gpu", "--main_process_port", str(free_port())]
-    cmd += ["-m", TRIAL_MODULE, str(output_dir)]
-    return [*cmd, "--resume"] if resume else cmd
+    """The trial's command line. Several processes run data-parallel under `accelerate launch`
+    (torchrun: NCCL on GPUs, gloo on a CPU machine), each trial on a port of its own so that
+    trials running side by side on one machine do not meet. One process runs the trial module
+    itself: for one process `accelerate launch` only sets the thread count (`trial_env`) and
+    starts it, at the cost of a second Python importing torch and accelerate, seconds of every
+    trial's start."""
+    tail = ["-m", TRIAL_MODULE, str(output_dir), *(["--resume"] if resume else [])]
+    if num_processes == 1:
+        return [sys.executable, *tail]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
+            str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", "--num_cpu_threads_per_process",
+            str(threads or cpu_threads(num_processes)), "--multi_gpu", "--main_process_port",
+            str(free_port()), *tail]
+
+
+def trial_env(num_processes: int, threads: int | None) -> dict[str, str]:
+    """What the trial's processes find in their environment beyond the parent's: the CPU
+    thread count each may use."""
+    return {"OMP_NUM_THREADS": str(threads or cpu_threads(num_processes))}
 
 
 def free_port() -> int:
@@ -70,8 +79,8 @@ def free_port() -> int:
 
 
 def cpu_threads(num_processes: int) -> int:
-    """OMP_NUM_THREADS when set, else this process's CPUs shared out: `accelerate launch` would
-    otherwise pin a single-process CPU trial to one thread."""
+    """OMP_NUM_THREADS when set, else this process's CPUs shared out among the trial's
+    processes (`accelerate launch` would otherwise pin each CPU process to one thread)."""
     configured = os.environ.get("OMP_NUM_THREADS", "")
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
@@ -102,10 +111,12 @@ def run_trial(
     reader, seen = EventReader(events_file), []
     log = open(trial_dir.log, "ab")  # noqa: SIM115 (closed below)
     record(output_dir, LOG_FILE)
-    child_env = {**os.environ, **(env or {}), "HARNESS_EVENTS": str(events_file),
-                 "PYTHONUNBUFFERED": "1", PARENT_ENV: parent_identity()}
+    processes = processes_of(output_dir)
+    child_env = {**os.environ, **(env or {}), **trial_env(processes, threads),
+                 "HARNESS_EVENTS": str(events_file), "PYTHONUNBUFFERED": "1",
+                 PARENT_ENV: parent_identity()}
     command = launch_command(output_dir, resume=resume, threads=threads,
-                             num_processes=processes_of(output_dir))
+                             num_processes=processes)
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                             start_new_session=True)
     try:

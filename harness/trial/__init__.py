@@ -1,4 +1,5 @@
-"""The child side of a trial: what `accelerate launch -m harness.trial DIR` runs.
+"""The child side of a trial: what `python -m harness.trial DIR` runs (each process of a
+data-parallel trial, under `accelerate launch`).
 
 `recipe` reads top to bottom: config -> `setup` (data, model, LoRA, optimizer) -> base eval
 (`evaluation`) -> `loop` (training, with evals and `checkpoint`s) -> eval -> `samples` ->

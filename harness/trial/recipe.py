@@ -1,4 +1,4 @@
-"""One LoRA fine-tune, start to finish: the entry point `accelerate launch` runs for a trial.
+"""One LoRA fine-tune, start to finish: the entry point of a trial's process.
 
 Why our own accelerate loop rather than transformers' Trainer: the parent needs an event at every
 optimizer step (loss, learning rate, grad norm, tokens/s), must be able to stop the child between

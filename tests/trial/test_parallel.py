@@ -39,13 +39,17 @@ def of_kind(result: TrialResult, kind: str) -> list[dict[str, Any]]:
     return [e for e in result.events if e["event"] == kind]
 
 
+@pytest.mark.parametrize("batching", ["grouped", "packed"])
 def test_two_processes_train_like_one_accumulating_both_batches(
-        tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
+        tmp_path: Path, tiny_model_dir: Path, home: Path, batching: str) -> None:
     common = {"max_steps": 3, "eval_steps": 2, "micro_batch_size": 2}
-    one = launched(config_for(tmp_path, tiny_model_dir, gradient_accumulation=2, **common),
-                   tmp_path / "one")
-    two = launched(config_for(tmp_path, tiny_model_dir, num_processes=2, **common),
-                   tmp_path / "two")
+    configs = [config_for(tmp_path, tiny_model_dir, gradient_accumulation=2, **common),
+               config_for(tmp_path, tiny_model_dir, num_processes=2, **common)]
+    for config in configs:
+        config.data.batching = batching
+        config.data.cutoff_len = 256  # examples shorter than a row, so rows pack
+    one = launched(configs[0], tmp_path / "one")
+    two = launched(configs[1], tmp_path / "two")
     assert one.reason == "finished", one.log_tail
     assert two.reason == "finished", two.log_tail
 
@@ -62,6 +66,10 @@ def test_two_processes_train_like_one_accumulating_both_batches(
     for name, tensor in weights[0].items():
         torch.testing.assert_close(weights[1][name], tensor, rtol=1e-4, atol=1e-6)
     assert (tmp_path / "two" / "samples" / "samples.json").is_file()
+    # the second trial generated only the adapter's side: the base's came from the cache
+    assert two.last("samples")["base_cached"]
+    assert [r["base"] for r in two.last("samples")["rows"]] == [
+        r["base"] for r in one.last("samples")["rows"]]
 
 
 def test_a_stop_reaches_both_processes_at_the_same_step(
@@ -88,8 +96,8 @@ def test_nan_in_a_two_process_4bit_trial_ends_it_as_nan(tmp_path: Path, tiny_mod
 
 
 def test_several_processes_launch_data_parallel_on_a_port_of_their_own(tmp_path: Path) -> None:
-    single = launch_command(tmp_path, resume=False)
-    assert "--multi_gpu" not in single and "--main_process_port" not in single
+    single = launch_command(tmp_path, resume=True)
+    assert single[1:] == ["-m", "harness.trial", str(tmp_path), "--resume"]  # no launcher
     a, b = (launch_command(tmp_path, resume=False, num_processes=2) for _ in range(2))
     assert a[a.index("--num_processes") + 1] == "2" and "--multi_gpu" in a
     port = a.index("--main_process_port") + 1
