@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/trial_speed.py
 	$(BIN)/python bench/sweep_speed.py
 	$(BIN)/python bench/scale_faults.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,484 @@
+"""Benchmark: the harness's batching modes against TRL's SFTTrainer, in real tokens/s, on MedQuAD.
+
+The harness's three `data.batching` modes and TRL's SFTTrainer padded, padding-free and packed,
+all measured in one run on the MedQuAD collections, with peak memory and eval loss beside.
+
+Every side runs in a fresh Python process and trains the same base model (the embedded
+SmolLM2-135M-Instruct by default), built by the harness's own `build_model` (same quantization,
+4-bit nf4 by default; LoRA r 16, alpha 32, dropout 0.05 on all linear layers; gradient
+checkpointing on by default, as TRL has it, non-reentrant everywhere), with AdamW at 1e-4 on a
+cosine schedule without warm-up, clipping at 1.0, one micro-batch per optimizer step, over the
+same number of training examples (--examples), once through:
+
+- harness padded / grouped / packed: a real trial (`run_trial`, as `harness train` runs it),
+  `data.batching` set, evaluated at the end only; figures from its step, eval, finished events.
+- trl-padded: `trl.SFTTrainer` batching as it does by default, each batch padded to its longest.
+- trl-padding-free: `padding_free=True`, a batch's examples laid end to end in one row.
+- trl-packed: `packing=True` (best fit decreasing): the examples packed into rows of cutoff_len
+  tokens first, then a batch of micro_batch_size rows laid end to end as in padding-free.
+
+TRL trains the harness's own encoded examples (the same chat rendering, tokens and response-only
+labels, given as `input_ids` + `completion_mask` with `completion_only_loss=True`; checked
+against the harness's labels) in the order of the harness's padded trial (sequential sampler).
+The harness's padded and packed trials and every TRL side thus train on the same examples; the
+grouped trial trains on as many, the first of its length-grouped order. TRL's packing makes fewer
+rows of those examples and so takes fewer, larger optimizer steps (hence the examples / steps
+column): its eval is after the same examples, not after as many steps.
+
+Measures. Real tokens/s: example tokens (no padding) of the steps after --warmup, over the time
+from the end of the last warm-up step to the end of the last (harness: step events; TRL: a
+TrainerCallback's on_step_end, tokens counted on the host by a wrapper around TRL's collator).
+Padding efficiency: example tokens per computed position, mean over the steps. Peak memory:
+`harness.trial.recipe.peak_memory_mb` (peak RSS on CPU, torch.cuda.max_memory_allocated on a
+GPU) at the end of each side's process. Eval loss: `harness.trial.evaluation.eval_loss` on the
+harness's eval split (kept small by --eval-fraction; the bench checks that every side saw the
+same split), the computation the trial itself runs. TRL processes get the thread count the
+harness gives its trials (`harness.sweep.runner.cpu_threads`).
+
+Left as TRL has them: its fused LM head and per-step entropy / token-accuracy metrics; bf16
+autocast on a bf16-capable GPU (the harness trial runs without autocast; its 4-bit matmuls use
+bf16 there). Undone: TRL casts a quantized model's adapter weights to bf16; the bench casts them
+back to fp32 so all sides train the same weights (--trl-bf16-adapter keeps TRL's cast).
+
+Usage: python bench/throughput.py [--quantization none|8bit|4bit] [--examples N] [--warmup N]
+           [--settings 512x8,128x4] [--sides harness-padded,...,trl-packed]
+           [--eval-fraction F] [--no-gradient-checkpointing] [--trl-bf16-adapter]
+       python bench/throughput.py --quick   (smoke test: 128x4, 2 steps, a handful of eval records)
+Needs the bench extra (`pip install -e '.[bench]'`: trl). Prints a Markdown table per setting
+for bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from harness.config import TrainConfig, from_mapping
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS_SIDES = ("harness-padded", "harness-grouped", "harness-packed")
+TRL_SIDES: dict[str, dict[str, Any]] = {
+    "trl-padded": {},
+    "trl-padding-free": {"padding_free": True},
+    "trl-packed": {"packing": True, "packing_strategy": "bfd"},
+}
+SIDES = (*HARNESS_SIDES, *TRL_SIDES)
+BASELINE = "harness-padded"
+
+
+@dataclass(frozen=True)
+class Setting:
+    cutoff_len: int
+    batch: int
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        cutoff, _, batch = text.partition("x")
+        return cls(int(cutoff), int(batch))
+
+    def __str__(self) -> str:
+        return f"{self.cutoff_len}x{self.batch}"
+
+
+def bench_config(args: argparse.Namespace, setting: Setting, batching: str,
+                 out: Path) -> TrainConfig:
+    return from_mapping(TrainConfig, {
+        "model": args.model,
+        "data": {"path": args.data, "format": "medquad", "cutoff_len": setting.cutoff_len,
+                 "eval_fraction": args.eval_fraction, "batching": batching},
+        "quantization": {"mode": args.quantization},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
+        "training": {"max_steps": args.examples // setting.batch,
+                     "micro_batch_size": setting.batch, "gradient_accumulation": 1,
+                     "learning_rate": 1e-4, "scheduler": "cosine", "warmup_steps": 0,
+                     "eval_steps": 0, "save_steps": 0, "logging_steps": 1,
+                     "gradient_checkpointing": args.gradient_checkpointing},
+        "samples": {"count": 0},
+        "tracking": {"uri": f"sqlite:///{out / 'unused.db'}"},
+        "output_dir": str(out),
+    })
+
+
+def throughput(ends: list[float], tokens: list[int], warmup: int) -> float:
+    """Tokens/s of the steps after ``warmup``, timed from the end of the last warm-up step."""
+    if len(ends) <= warmup:
+        return math.nan
+    return sum(tokens[warmup:]) / (ends[-1] - ends[warmup - 1])
+
+
+# --- the harness: a real trial ---------------------------------------------------------------
+
+def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, Any]:
+    from harness.sweep.runner import run_trial
+    from harness.sweep.train import write_trial_config
+
+    write_trial_config(config, out)
+    events: list[dict[str, Any]] = []
+    result = run_trial(out, on_event=events.append)
+    if not result.ok:
+        raise SystemExit(f"harness trial failed: {result.reason}: {result.message}\n"
+                         f"{result.log_tail}")
+    steps = [e for e in events if e["event"] == "step"]
+    started = _last(events, "started")
+    t = config.training
+    return {"tokens_per_second": throughput([e["time"] for e in steps],
+                                            [e["tokens"] for e in steps], warmup),
+            "padding_efficiency": statistics.fmean(e["padding_efficiency"] for e in steps),
+            "peak_memory_mb": _last(events, "finished")["peak_memory_mb"],
+            "eval_loss": _last(events, "eval")["loss"],
+            "base_eval_loss": _last(events, "base_eval")["loss"],
+            "examples": len(steps) * t.micro_batch_size * t.gradient_accumulation,
+            "steps": len(steps), "eval_examples": started["eval_examples"],
+            "eval_fingerprint": started["eval_fingerprint"]}
+
+
+def _last(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(e for e in reversed(events) if e["event"] == kind)
+
+
+# --- TRL: SFTTrainer in a process of its own -------------------------------------------------
+
+def trl_side(side: str, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """`trl_train` in a fresh interpreter, with the threads a harness trial gets."""
+    from harness.sweep.runner import cpu_threads
+
+    cmd = [sys.executable, __file__, "--side", side, "--side-config", json.dumps(asdict(config)),
+           "--warmup", str(args.warmup)]
+    if args.trl_bf16_adapter:
+        cmd.append("--trl-bf16-adapter")
+    env = {**os.environ, "OMP_NUM_THREADS": str(cpu_threads(1))}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if done.returncode:
+        raise SystemExit(f"{side} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class CountingCollator:
+    """TRL's collator, noting each batch's example tokens, positions and examples on the host.
+    Batches are collated in training order (the loader may run one ahead), so batch k is
+    step k's with one micro-batch per step."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.real: list[int] = []
+        self.computed: list[int] = []
+        self.examples: list[int] = []
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.inner(features)
+        self.real.append(sum(len(f["input_ids"]) for f in features))
+        self.computed.append(batch["input_ids"].numel())
+        # a packed row lists the lengths of the examples it holds
+        self.examples.append(sum(len(f["seq_lengths"]) if "seq_lengths" in f else 1
+                                 for f in features))
+        return batch
+
+
+def step_clock() -> Any:
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        """When each optimizer step ended."""
+
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ends.append(time.time())
+
+    return StepClock()
+
+
+def harness_order(train: list[Any], config: TrainConfig) -> list[Any]:
+    """The examples the harness's padded trial trains on, in its order."""
+    from harness.trial.batching import iterate
+
+    t = config.training
+    batches = iterate(train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0, skip=0,
+                      epochs=10_000, batching="padded")
+    micro_steps = t.max_steps * t.gradient_accumulation
+    return [e for _, batch in islice(batches, micro_steps) for e in batch]
+
+
+def as_dataset(examples: list[Any]) -> Any:
+    from datasets import Dataset
+
+    from harness.data.encode import IGNORE_INDEX
+
+    return Dataset.from_dict({
+        "input_ids": [e.input_ids for e in examples],
+        "completion_mask": [[int(x != IGNORE_INDEX) for x in e.labels] for e in examples]})
+
+
+def sft_config(side: str, config: TrainConfig, out: str) -> Any:
+    import torch
+    from trl import SFTConfig
+
+    from harness.trial.setup import REENTRANT_FREE
+
+    t, options = config.training, TRL_SIDES[side]
+    # padding-free without packing refuses a max_length (it would not enforce it); the
+    # harness's examples are cut to cutoff_len already
+    unpacked_free = options.get("padding_free") and not options.get("packing")
+    return SFTConfig(
+        output_dir=out, per_device_train_batch_size=t.micro_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation, num_train_epochs=1,
+        learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
+        lr_scheduler_type="constant_with_warmup" if t.scheduler == "constant" else t.scheduler,
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim="adamw_torch",
+        seed=t.seed, gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs=dict(REENTRANT_FREE),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        max_length=None if unpacked_free else config.data.cutoff_len,
+        # without it TRL ignores completion_mask on a pre-tokenized dataset (it decides from
+        # prompt/completion columns) and trains on the prompts too
+        completion_only_loss=True, train_sampling_strategy="sequential",
+        logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
+        disable_tqdm=True, **options)
+
+
+def check_prepared(trainer: Any, examples: list[Any], *, packed: bool) -> None:
+    """TRL's prepared dataset holds exactly the harness's examples and labels."""
+    prepared = trainer.train_dataset
+    if packed:
+        same = (sum(len(r) for r in prepared["seq_lengths"]) == len(examples)
+                and sum(map(len, prepared["input_ids"])) == sum(len(e.input_ids)
+                                                                for e in examples))
+    else:
+        same = prepared["labels"] == [e.labels for e in examples]
+    if not same:
+        raise SystemExit("TRL's prepared dataset differs from the harness's examples")
+
+
+def adapter_to_fp32(model: Any) -> None:
+    import torch
+
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+
+
+def trl_train(side: str, config: TrainConfig, *, warmup: int,
+              bf16_adapter: bool) -> dict[str, Any]:
+    from trl import SFTTrainer
+
+    from harness.trial.evaluation import eval_loss
+    from harness.trial.recipe import peak_memory_mb
+    from harness.trial.setup import build_model, prepare_data, seed_everything
+
+    seed_everything(config.training.seed)  # as a trial does: the same adapter initialisation
+    data = prepare_data(config)
+    examples = harness_order(data.train, config)
+    model = build_model(config)
+    clock = step_clock()
+    with tempfile.TemporaryDirectory() as out:
+        trainer = SFTTrainer(model=model, args=sft_config(side, config, out),
+                             train_dataset=as_dataset(examples), processing_class=data.tokenizer,
+                             callbacks=[clock])
+        check_prepared(trainer, examples, packed="packing" in TRL_SIDES[side])
+        if not bf16_adapter:
+            adapter_to_fp32(trainer.model)
+        # padding-free refuses a collator passed in, so the wrapper goes on afterwards
+        counter = CountingCollator(trainer.data_collator)
+        trainer.data_collator = counter
+        trainer.train()
+        loss = eval_loss(trainer.accelerator.unwrap_model(trainer.model), data.evals,
+                         batch_size=config.training.micro_batch_size,
+                         pad_id=data.tokenizer.pad_token_id, device=trainer.args.device)
+    n = len(clock.ends)
+    return {"tokens_per_second": throughput(clock.ends, counter.real[:n], warmup),
+            "padding_efficiency": statistics.fmean(
+                r / c for r, c in zip(counter.real[:n], counter.computed[:n], strict=True)),
+            "peak_memory_mb": peak_memory_mb(), "eval_loss": loss,
+            "examples": sum(counter.examples[:n]), "steps": n,
+            "eval_examples": len(data.evals), "eval_fingerprint": data.eval_fingerprint}
+
+
+# --- the run and its report ------------------------------------------------------------------
+
+def run_setting(args: argparse.Namespace, setting: Setting) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in args.sides:
+            out = Path(tmp) / side
+            batching = side.removeprefix("harness-") if side in HARNESS_SIDES else "padded"
+            config = bench_config(args, setting, batching, out)
+            began = time.perf_counter()
+            row = (harness_side(config, out, args.warmup) if side in HARNESS_SIDES
+                   else trl_side(side, config, args))
+            row["wall_s"] = time.perf_counter() - began
+            print(f"{setting} {side}: {row['wall_s']:.0f} s", file=sys.stderr, flush=True)
+            rows[side] = row
+    if len({r["eval_fingerprint"] for r in rows.values()}) > 1:
+        raise SystemExit(f"{setting}: the sides evaluated on different eval splits")
+    return rows
+
+
+def machine() -> str:
+    import torch
+
+    from harness.sweep.runner import cpu_threads
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    versions = ", ".join(f"{p} {_version(p)}" for p in
+                         ("torch", "transformers", "trl", "peft", "bitsandbytes"))
+    return (f"{platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs "
+            f"({cpu_threads(1)} threads per side), {gpu}, Python {platform.python_version()}, "
+            f"{versions}")
+
+
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
+                    "A10": 125.0}
+"""Dense bf16 peaks from the vendors' data sheets, by a part of the device's name; PEAK_TFLOPS
+in the environment overrides (and gives a CPU one)."""
+
+
+def peak_flops() -> float | None:
+    import torch
+
+    if os.environ.get("PEAK_TFLOPS"):
+        return float(os.environ["PEAK_TFLOPS"]) * 1e12
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((t * 1e12 for part, t in PEAK_BF16_TFLOPS.items() if part in name), None)
+
+
+def flops_per_token(model: str) -> float:
+    """Model FLOPs per trained token: 6 x parameters (forward 2N, backward 4N), the usual MFU
+    accounting; recomputation by gradient checkpointing is not counted as useful work."""
+    from random_llama import parameters
+
+    from harness.models import resolve_model
+
+    return 6.0 * parameters(Path(resolve_model(model)))
+
+
+def mfu(args: argparse.Namespace, row: dict[str, Any]) -> str:
+    peak = peak_flops()
+    if peak is None:
+        return "n/a"
+    return f"{row['tokens_per_second'] * flops_per_token(args.model) / peak:.1%}"
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:  # trl, where only the harness sides run
+        return "not installed"
+
+
+def report(args: argparse.Namespace, results: dict[Setting, dict[str, dict[str, Any]]]) -> None:
+    print(f"\nMachine: {machine()}\n\nCommand: `python {shlex.join(sys.argv)}`")
+    for setting, rows in results.items():
+        print(f"\n{heading(args, setting, rows)}\n")
+        print("| side | real tokens/s | ratio to harness padded | padding efficiency | "
+              "peak memory MB | examples (steps) | eval loss | eval loss vs harness padded "
+              f"| side wall s |{' MFU |' if args.mfu else ''}\n| --- | ---: | ---: | ---: | "
+              f"---: | ---: | ---: | ---: | ---: |{' ---: |' if args.mfu else ''}")
+        for side, row in rows.items():
+            print(table_row(side, row, rows.get(BASELINE))
+                  + (f" {mfu(args, row)} |" if args.mfu else ""))
+
+
+def heading(args: argparse.Namespace, setting: Setting, rows: dict[str, dict[str, Any]]) -> str:
+    evals = next(iter(rows.values()))["eval_examples"]
+    base = next((f", base model's eval loss {r['base_eval_loss']:.4f}"
+                 for r in rows.values() if "base_eval_loss" in r), "")
+    checkpointing = "on" if args.gradient_checkpointing else "off"
+    return (f"{args.model}, quantization {args.quantization}, cutoff_len {setting.cutoff_len}, "
+            f"micro-batch {setting.batch}, {args.examples} examples ({args.warmup} warm-up "
+            f"step(s) untimed), gradient checkpointing {checkpointing}, {evals} eval "
+            f"examples{base}")
+
+
+def table_row(side: str, r: dict[str, Any], base: dict[str, Any] | None) -> str:
+    return (f"| {side} | {r['tokens_per_second']:.1f} | "
+            f"{_vs(r['tokens_per_second'], base, 'tokens_per_second', ratio=True)} | "
+            f"{r['padding_efficiency']:.3f} | {r['peak_memory_mb']:.0f} | "
+            f"{r['examples']} ({r['steps']}) | {r['eval_loss']:.4f} | "
+            f"{_vs(r['eval_loss'], base, 'eval_loss', ratio=False)} | {r['wall_s']:.0f} |")
+
+
+def _vs(value: float, base: dict[str, Any] | None, key: str, *, ratio: bool) -> str:
+    if base is None:
+        return "n/a"
+    if ratio:
+        return f"{value / base[key]:.3f}"
+    return f"{(value - base[key]) / base[key]:+.2%}"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/medquad"),
+                        help="MedQuAD collections (format medquad)")
+    parser.add_argument("--quantization", default="4bit", choices=["none", "8bit", "4bit"])
+    parser.add_argument("--examples", type=int, default=48,
+                        help="training examples per side (a multiple of every micro-batch)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed first steps (>= 1)")
+    parser.add_argument("--settings", default="512x8,128x4",
+                        help="CUTOFFxMICROBATCH, comma-separated")
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"of {', '.join(SIDES)}")
+    parser.add_argument("--eval-fraction", type=float, default=0.005,
+                        help="the harness's eval split (0.005: 69 eval examples of MedQuAD)")
+    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                        default=True)
+    parser.add_argument("--trl-bf16-adapter", action="store_true",
+                        help="keep TRL's cast of a quantized model's adapter to bf16")
+    parser.add_argument("--mfu", action="store_true",
+                        help="add model FLOPs utilisation (6 x parameters per token) on a GPU")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 128x4, 2 steps, a handful of eval records")
+    parser.add_argument("--side", choices=list(TRL_SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--side-config", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.settings, args.examples, args.warmup, args.eval_fraction = "128x4", 8, 1, 0.0003
+    args.settings = [Setting.parse(s) for s in args.settings.split(",")]
+    args.sides = [s for s in args.sides.split(",") if s]
+    if not args.side:  # a side's own process gets its config whole
+        check_args(parser, args)
+    return args
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if unknown := [s for s in args.sides if s not in SIDES]:
+        parser.error(f"unknown sides: {', '.join(unknown)}")
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1: the timing starts at a step's end")
+    for s in args.settings:
+        if args.examples % s.batch or args.examples // s.batch <= args.warmup:
+            parser.error(f"--examples {args.examples} must be a multiple of {s.batch} and "
+                         f"give more than --warmup {args.warmup} steps")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.side:
+        config = from_mapping(TrainConfig, json.loads(args.side_config))
+        print(json.dumps(trl_train(args.side, config, warmup=args.warmup,
+                                   bf16_adapter=args.trl_bf16_adapter)), flush=True)
+        return
+    from harness.models import resolve_model
+
+    resolve_model(args.model)  # convert an embedded model before any side runs
+    report(args, {s: run_setting(args, s) for s in args.settings})
+
+
+if __name__ == "__main__":
+    main()
