@@ -9,6 +9,7 @@ whatever the first left. From the trial's event timestamps and the command's own
 
 - command -> first step: imports, data, model, base eval, up to the first optimizer step;
 - last step -> exit: the final eval, samples, the adapter, closing the MLflow run;
+- of which samples: the last eval -> the samples event (``--samples`` prompts, 8 by default);
 - training: first step -> last step (the part that is not overhead).
 
 With ``--sweep`` it also runs `harness sweep` on the demo space (``--sweep-trials`` trials) per
@@ -38,8 +39,9 @@ CACHES = ("base_eval", "base_samples", "encoded")
 """What HARNESS_HOME keeps per study; removed before each measured pair of trials."""
 
 
-def demo_configs(work: Path) -> list[Path]:
-    """Train configs of two demo trials (the enqueued one, and one with another rate)."""
+def demo_configs(work: Path, *, samples: int) -> list[Path]:
+    """Train configs of two demo trials (the enqueued one, and one with another rate), each
+    writing ``samples`` comparison samples."""
     from harness.sweep.space import load_space
 
     space = load_space(ROOT / "search_spaces" / "demo.yaml")
@@ -51,6 +53,7 @@ def demo_configs(work: Path) -> list[Path]:
         raw.pop("output_dir", None)
         raw["data"].pop("batching", None)  # older checkouts do not know it; new ones default
         raw["data"]["path"] = str(ROOT / raw["data"]["path"])
+        raw["samples"]["count"] = samples
         path = work / f"trial-{i}.json"
         path.write_text(json.dumps(raw))
         paths.append(path)
@@ -67,8 +70,11 @@ def timed_train(checkout: Path, config: Path, out: Path, env: dict[str, str]) ->
         raise SystemExit(f"harness train failed in {checkout}:\n{proc.stderr[-3000:]}")
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     steps = [e["time"] for e in events if e["event"] == "step"]
+    last_eval = [e["time"] for e in events if e["event"] == "eval"][-1]
+    sampled = next(e["time"] for e in events if e["event"] == "samples")
     return {"to_first_step": steps[0] - start, "after_last_step": end - steps[-1],
-            "training": steps[-1] - steps[0], "total": end - start}
+            "samples": sampled - last_eval, "training": steps[-1] - steps[0],
+            "total": end - start}
 
 
 def pair(checkout: Path, configs: list[Path], *, home: Path, work: Path) -> list[dict[str, float]]:
@@ -110,13 +116,15 @@ def sweep_cpu(checkout: Path, *, home: Path, work: Path, trials: int) -> dict[st
 
 def table(results: dict[str, list[list[dict[str, float]]]]) -> list[str]:
     lines = ["| checkout | trial | command -> first step s | last step -> exit s | "
-             "training s | total s |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+             "of which samples s | training s | total s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, rounds in results.items():
         for i, label in enumerate(("first of a study", "a later one")):
             rows = [r[i] for r in rounds]
             med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
             lines.append(f"| {name} | {label} | {med['to_first_step']:.1f} | "
-                         f"{med['after_last_step']:.1f} | {med['training']:.1f} | "
+                         f"{med['after_last_step']:.1f} | {med['samples']:.1f} | "
+                         f"{med['training']:.1f} | "
                          f"{med['total']:.1f} |")
     return lines
 
@@ -126,6 +134,7 @@ def main() -> None:
     parser.add_argument("--checkout", action="append", type=Path,
                         help="a clone with its own .venv (repeatable); default: this one")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=8, help="comparison samples per trial")
     parser.add_argument("--sweep", action="store_true", help="also measure the parent's CPU")
     parser.add_argument("--sweep-trials", type=int, default=2)
     args = parser.parse_args()
@@ -134,7 +143,7 @@ def main() -> None:
     results: dict[str, list[list[dict[str, float]]]] = {str(c): [] for c in checkouts}
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:
         work = Path(tmp)
-        configs = demo_configs(work)
+        configs = demo_configs(work, samples=args.samples)
         for _ in range(args.rounds):
             for checkout in checkouts:
                 results[str(checkout)].append(pair(checkout, configs, home=home, work=work))

@@ -44,7 +44,7 @@ def start_training(tmp_path: Path, model_dir: Path) -> tuple[subprocess.Popen, i
     """`harness train` as a user starts it; returns it and its trial's pid once it trains."""
     cmd = [sys.executable, "-m", "harness", "train", str(train_file(tmp_path, model_dir))]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=as_from_a_terminal)
     out = tmp_path / "out"
     deadline = time.monotonic() + 300  # a hang guard, not a timing
     while not any(e["event"] == "step" for e in events(out)):
@@ -53,6 +53,13 @@ def start_training(tmp_path: Path, model_dir: Path) -> tuple[subprocess.Popen, i
         time.sleep(0.2)
     started = next(e for e in events(out) if e["event"] == "started")
     return proc, started["pid"]
+
+
+def as_from_a_terminal() -> None:
+    """The stop signals as a command started from a terminal gets them: a test run under
+    `nohup` ignores SIGHUP, and `harness train` rightly keeps ignoring what it inherits."""
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def gone(pid: int) -> bool:
