@@ -127,14 +127,16 @@ def alive(pid: int) -> bool:
 
 def test_sigkill_leaves_no_running_run_and_no_orphan(tmp_path: Path, tiny_model_dir: Path,
                                                      home: Path) -> None:
+    """SIGKILL of the process the sweep started (a one-process trial runs directly)."""
     config = make_config(tmp_path, tiny_model_dir, max_steps=500)
     pids: dict[str, int] = {}
 
     def on_event(event: dict[str, Any]) -> None:
         if event["event"] == "started":
-            pids.update(trial=event["pid"], launcher=_parent_of(event["pid"]))
+            pids.update(trial=event["pid"], launcher=event["pid"])
+            assert _parent_of(event["pid"]) == os.getpid()  # no launcher between
         if event["event"] == "step" and event["step"] == 2:
-            os.kill(pids["launcher"], signal.SIGKILL)  # the trial would be orphaned
+            os.kill(pids["launcher"], signal.SIGKILL)
 
     write_trial_config(config, tmp_path / "out")
     run = TrialRun(config)
