@@ -24,6 +24,18 @@ def entry(home: Path, kind: str, key: dict[str, Any], *, suffix: str = ".json") 
     return home / kind / f"{digest}{suffix}"
 
 
+def base_model_entry(kind: str, config: Any, **depends: Any) -> Path:
+    """The ``kind`` entry of a result of the base model alone (no adapter): it depends on the
+    model and its quantization, plus ``depends``."""
+    from dataclasses import asdict
+
+    from harness.models import harness_home
+
+    return entry(harness_home(), kind, {"model": config.model,
+                                        "quantization": asdict(config.quantization),
+                                        **depends})
+
+
 def read_json(path: Path) -> Any | None:
     """The value stored at ``path``, or None when there is none (or it cannot be read)."""
     try:

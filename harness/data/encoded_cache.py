@@ -44,13 +44,14 @@ def tokenizer_key(tokenizer: Any) -> str:
     return hashlib.sha256((body + extra).encode("utf-8")).hexdigest()
 
 
-def cached_encoding(home: Path | None, *, key: dict[str, Any],
+def cached_encoding(home: Path | None, *, key: Callable[[], dict[str, Any]],
                     encode: Callable[[], dict[str, Indexed]]) -> dict[str, Indexed]:
-    """``encode()``'s result, from the cache under ``home`` when it holds one for ``key``
-    (stored there otherwise); no cache at all when ``home`` is None."""
+    """``encode()``'s result, from the cache under ``home`` when it holds one for ``key()``
+    (stored there otherwise); no cache at all, and no key computed (hashing the tokenizer and
+    every record), when ``home`` is None."""
     if home is None:
         return encode()
-    path = entry(home, "encoded", {**key, "format": FORMAT}, suffix=".pickle")
+    path = entry(home, "encoded", {**key(), "format": FORMAT}, suffix=".pickle")
     stored = read_pickle(path)
     if isinstance(stored, dict) and set(stored) == {"train", "eval"}:
         return stored

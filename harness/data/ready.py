@@ -49,9 +49,11 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
         return {side: _encode_indexed(records, tokenizer, renderer, **kw)
                 for side, records in split.items()}
 
-    key = {"tokenizer": tokenizer_key(tokenizer), "cutoff_len": config.cutoff_len,
-           "train_on": config.train_on,
-           **{side: records_key(records) for side, records in split.items()}}
+    def key() -> dict[str, str | int]:
+        return {"tokenizer": tokenizer_key(tokenizer), "cutoff_len": config.cutoff_len,
+                "train_on": config.train_on,
+                **{side: records_key(records) for side, records in split.items()}}
+
     encoded = cached_encoding(cache, key=key, encode=encode)
     train = [(split["train"][i], enc) for i, enc in encoded["train"]]
     evals = [(split["eval"][i], enc) for i, enc in encoded["eval"]]

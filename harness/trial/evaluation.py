@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.cache import entry, read_json, write_json
+from harness.cache import base_model_entry, read_json, write_json
+from harness.config import TrainConfig
 from harness.data.encode import IGNORE_INDEX, Encoded
 from harness.trial.batching import collate, eval_batches, forward
 from harness.trial.loop import TrainState
@@ -56,14 +56,10 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
-def base_loss_entry(config: Any, eval_fingerprint: str) -> Path:
+def base_loss_entry(config: TrainConfig, eval_fingerprint: str) -> Path:
     """Where the base model's eval loss on this eval split is cached."""
-    from harness.models import harness_home
-
-    return entry(harness_home(), "base_eval", {
-        "model": config.model, "quantization": asdict(config.quantization),
-        "eval": eval_fingerprint, "cutoff_len": config.data.cutoff_len,
-        "train_on": config.data.train_on})
+    return base_model_entry("base_eval", config, eval=eval_fingerprint,
+                            cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
 
 
 def read_base_loss(path: Path) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from harness.cache import entry, read_json, write_json
+from harness.cache import base_model_entry, read_json, write_json
 from harness.config import SampleSettings, TrainConfig
 from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
@@ -153,12 +153,8 @@ def write_samples(state: TrainState, data: Prepared) -> None:
 def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: bool) -> Path:
     """Where the base model's completions of these prompts are cached: they depend on the
     model, its quantization, the prompts and the decoding, never on the adapter."""
-    from harness.models import harness_home
-
-    return entry(harness_home(), "base_samples", {
-        "model": config.model, "quantization": asdict(config.quantization),
-        "prompts": [p.text for p in prompts], "chat": chat,
-        "decoding": asdict(config.samples), "batch": SAMPLE_BATCH})
+    return base_model_entry("base_samples", config, prompts=[p.text for p in prompts],
+                            chat=chat, decoding=asdict(config.samples), batch=SAMPLE_BATCH)
 
 
 def read_base_samples(path: Path, count: int) -> list[str] | None:
