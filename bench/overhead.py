@@ -97,14 +97,20 @@ def sweep_cpu(checkout: Path, *, home: Path, work: Path, trials: int) -> dict[st
     where = work / f"sweep-{checkout.name}-{time.monotonic_ns()}"
     where.mkdir()
     env = {**os.environ, "HARNESS_HOME": str(home)}
+    # The space's data path is relative to where the sweep runs, as for a user in the checkout.
+    (where / "datasets").symlink_to(checkout / "datasets")
+    log = where.with_suffix(".log")
     proc = subprocess.Popen([str(checkout / ".venv" / "bin" / "harness"), "sweep",
-                             str(ROOT / "search_spaces" / "demo.yaml"), "--trials", str(trials),
+                             str(checkout / "search_spaces" / "demo.yaml"), "--trials", str(trials),
                              "--no-promote", "--storage",
                              f"sqlite:///{where / 'optuna.db'}", "--tracking-uri",
                              f"sqlite:///{where / 'mlflow.db'}"],
                             cwd=where, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+                            stderr=log.open("w"))
+    status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+    if status is None or status.si_status != 0:
+        proc.wait()
+        raise SystemExit(f"harness sweep failed in {checkout}:\n{log.read_text()[-3000:]}")
     fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     own, children = (int(fields[11]) + int(fields[12])) / tick, \
@@ -144,17 +150,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as tmp:
         work = Path(tmp)
         configs = demo_configs(work, samples=args.samples)
-        for _ in range(args.rounds):
-            for checkout in checkouts:
+        for round_ in range(args.rounds):
+            # Alternating the order each round shows load during one side as rounds that
+            # disagree, instead of as a difference between checkouts.
+            for checkout in checkouts[::-1] if round_ % 2 else checkouts:
                 results[str(checkout)].append(pair(checkout, configs, home=home, work=work))
-        cpu = {str(c): sweep_cpu(c, home=home, work=work, trials=args.sweep_trials)
-               for c in checkouts} if args.sweep else {}
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python "
-          f"{platform.python_version()}; rounds {args.rounds}\n")
-    print("\n".join(table(results)))
-    for name, figures in cpu.items():
-        print(f"\n{name}: sweep parent {figures['parent_cpu_s']:.1f} CPU s, trials "
-              f"{figures['trials_cpu_s']:.1f} CPU s, parent / trials = {figures['share']:.3f}")
+        print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python "
+              f"{platform.python_version()}; rounds {args.rounds}\n")
+        print("\n".join(table(results)), flush=True)
+        for checkout in checkouts if args.sweep else ():
+            figures = sweep_cpu(checkout, home=home, work=work, trials=args.sweep_trials)
+            print(f"\n{checkout}: sweep parent {figures['parent_cpu_s']:.1f} CPU s, trials "
+                  f"{figures['trials_cpu_s']:.1f} CPU s, parent / trials = "
+                  f"{figures['share']:.3f}", flush=True)
 
 
 if __name__ == "__main__":
