@@ -100,15 +100,15 @@ def sweep_cpu(checkout: Path, *, home: Path, work: Path, trials: int) -> dict[st
     # The space's data path is relative to where the sweep runs, as for a user in the checkout.
     (where / "datasets").symlink_to(checkout / "datasets")
     log = where.with_suffix(".log")
-    proc = subprocess.Popen([str(checkout / ".venv" / "bin" / "harness"), "sweep",
-                             str(checkout / "search_spaces" / "demo.yaml"), "--trials", str(trials),
-                             "--no-promote", "--storage",
-                             f"sqlite:///{where / 'optuna.db'}", "--tracking-uri",
-                             f"sqlite:///{where / 'mlflow.db'}"],
-                            cwd=where, env=env, stdout=subprocess.DEVNULL,
-                            stderr=log.open("w"))
+    command = [str(checkout / ".venv" / "bin" / "harness"), "sweep",
+               str(checkout / "search_spaces" / "demo.yaml"), "--trials", str(trials),
+               "--no-promote", "--storage", f"sqlite:///{where / 'optuna.db'}",
+               "--tracking-uri", f"sqlite:///{where / 'mlflow.db'}"]
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(command, cwd=where, env=env, stdout=subprocess.DEVNULL,
+                                stderr=stderr)
     status = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
-    if status is None or status.si_status != 0:
+    if status.si_status != 0:
         proc.wait()
         raise SystemExit(f"harness sweep failed in {checkout}:\n{log.read_text()[-3000:]}")
     fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -13,8 +13,12 @@ import hashlib
 import json
 import os
 import pickle
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from harness.config import TrainConfig
+from harness.models import harness_home
 
 
 def entry(home: Path, kind: str, key: dict[str, Any], *, suffix: str = ".json") -> Path:
@@ -24,13 +28,9 @@ def entry(home: Path, kind: str, key: dict[str, Any], *, suffix: str = ".json") 
     return home / kind / f"{digest}{suffix}"
 
 
-def base_model_entry(kind: str, config: Any, **depends: Any) -> Path:
+def base_model_entry(kind: str, config: TrainConfig, **depends: Any) -> Path:
     """The ``kind`` entry of a result of the base model alone (no adapter): it depends on the
     model and its quantization, plus ``depends``."""
-    from dataclasses import asdict
-
-    from harness.models import harness_home
-
     return entry(harness_home(), kind, {"model": config.model,
                                         "quantization": asdict(config.quantization),
                                         **depends})
