@@ -188,7 +188,7 @@ def report_pruning(args: argparse.Namespace, results: dict[str, tuple[Any, float
 
 def pruner_settings(args: argparse.Namespace) -> dict[str, object]:
     """The pruner settings given on the command line; the rest are the space's defaults."""
-    given = {"startup_trials": args.startup_trials, "warmup_steps": args.warmup_steps,
+    given = {"min_peers": args.min_peers, "warmup_steps": args.warmup_steps,
              "warmup_fraction": args.warmup_fraction}
     return {key: value for key, value in given.items() if value is not None}
 
@@ -226,7 +226,7 @@ def main() -> None:
                         "alternating")
     parser.add_argument("--pruners", default="none,median",
                         help="pruning: the studies to run, in order")
-    parser.add_argument("--startup-trials", type=int, help="pruning: override the default")
+    parser.add_argument("--min-peers", type=int, help="pruning: override the default")
     parser.add_argument("--warmup-steps", type=int, help="pruning: override the default")
     parser.add_argument("--warmup-fraction", type=float, help="pruning: override the default")
     parser.add_argument("--keep", help="pruning: keep the studies in this directory")

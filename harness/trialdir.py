@@ -9,6 +9,7 @@ Layout (each entry recorded when written):
     checkpoint-N/       resumable state, rotated
     samples/            base versus adapter comparison
     adapter/            the final adapter (PEFT + MLflow model)
+    best-epoch/         the best epoch end's adapter weights while the trial runs
     .harness-files.json what of the above the harness wrote: the record below
 
 Every file the harness writes is listed in ``.harness-files.json`` under its entry. Replacing an
@@ -37,6 +38,7 @@ EVENTS_FILE = "events.jsonl"
 LOG_FILE = "trial.log"
 ADAPTER_DIR = "adapter"
 SAMPLES_DIR = "samples"
+BEST_DIR = "best-epoch"
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_STATE = "trainer_state.pt"
 """The harness's own file in every checkpoint: optimizer, scheduler, RNG states, position."""
@@ -207,7 +209,7 @@ def start_over(trial_dir: Path) -> list[Path]:
 def harness_named(path: Path) -> bool:
     """Whether ``path`` has a name the harness writes in a trial directory."""
     name = path.name
-    return (name in (CONFIG_FILE, LOG_FILE, ADAPTER_DIR, SAMPLES_DIR)
+    return (name in (CONFIG_FILE, LOG_FILE, ADAPTER_DIR, SAMPLES_DIR, BEST_DIR)
             or (name.startswith("events") and name.endswith(".jsonl"))
             or (name.startswith(CHECKPOINT_PREFIX) and name[len(CHECKPOINT_PREFIX):].isdigit()))
 

@@ -31,7 +31,7 @@ data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff
         eval_fraction: 0.2, train_on: all}}
 training: {{max_steps: {max_steps}, micro_batch_size: 2, eval_steps: 2, scheduler: constant}}
 samples: {{count: 1, max_new_tokens: 4}}
-study: {{sampler: random, seed: 0, pruner: median, startup_trials: 1, trials: {trials},
+study: {{sampler: random, seed: 0, pruner: median, min_peers: 1, trials: {trials},
          output_dir: {tmp_path / 'studies'}{study}}}
 registry: {{model_name: tiny-adapter, margin: 0.01}}
 search:

@@ -14,6 +14,7 @@ from harness.config.train import (
     DataConfig,
     LoraSettings,
     QuantConfig,
+    RetentionSettings,
     SampleSettings,
     TrackingSettings,
     TrainConfig,
@@ -23,7 +24,7 @@ from harness.config.train import (
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_REFUSAL_PHRASES", "DataConfig", "LoraSettings", "QuantConfig",
-    "RegistrySettings", "SampleSettings", "StudySettings", "TrackingSettings", "TrainConfig",
-    "TrainingSettings", "choice_problems", "choices", "from_mapping", "load_train_config",
-    "raise_problems",
+    "RegistrySettings", "RetentionSettings", "SampleSettings", "StudySettings",
+    "TrackingSettings", "TrainConfig", "TrainingSettings", "choice_problems", "choices",
+    "from_mapping", "load_train_config", "raise_problems",
 ]

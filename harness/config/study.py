@@ -8,7 +8,7 @@ from typing import Literal
 
 from harness.config.coerce import choice_problems, choices, raise_problems
 
-SamplerName = Literal["tpe", "random", "qmc", "cmaes"]
+SamplerName = Literal["tpe", "gp", "random", "qmc", "cmaes"]
 PrunerName = Literal["median", "successive_halving", "hyperband", "none"]
 Objective = Literal["eval_loss", "perplexity"]
 SecondObjective = Literal["peak_memory", "train_time"]
@@ -21,15 +21,21 @@ class StudySettings:
     name: str | None = None
     """Study name, also the MLflow experiment; None uses the space file's name."""
     sampler: SamplerName = "tpe"
-    """The Optuna sampler that proposes trials."""
+    """The Optuna sampler that proposes trials: tpe (multivariate, with constant liar so that
+    parallel trials spread), gp (Gaussian process), random, qmc or cmaes."""
     seed: int | None = 42
     """Sampler seed: the same seed proposes the same trials."""
+    startup_trials: int | None = None
+    """tpe and gp: trials (enqueued ones included) proposed at random before the model takes
+    over; None uses a quarter of `trials`, at least 2 (Optuna's own default, 10, makes any
+    sweep of 10 trials or fewer a random search)."""
     pruner: PrunerName = "median"
-    """median (a trial's latest eval against the finished trials' median at that step),
-    successive_halving, hyperband or none (single objective only)."""
-    startup_trials: int = 1
-    """Median pruner: trials that must finish before any is pruned (the warm-up share keeps a
-    single finished trial from cutting slow starters)."""
+    """median (a trial's latest eval against the median of every trial that reached the same
+    step, pruned ones included), successive_halving (asynchronous), hyperband or none
+    (single objective only)."""
+    min_peers: int = 2
+    """Median pruner: other trials that must have reached a step before a trial is judged at
+    it (with one, the pruner would cut every trial not leading)."""
     warmup_steps: int = 0
     """Any pruner: optimizer steps a trial trains before it can be pruned."""
     warmup_fraction: float = 0.25
@@ -55,8 +61,8 @@ class StudySettings:
         problems = choice_problems(self) + _objective_problems(self.objectives)
         if self.trials < 1:
             problems.append("trials: must be at least 1")
-        for key in ("startup_trials", "warmup_steps"):
-            if getattr(self, key) < 0:
+        for key in ("startup_trials", "min_peers", "warmup_steps"):
+            if (getattr(self, key) or 0) < 0:
                 problems.append(f"{key}: must be 0 or more")
         if not 0 <= self.warmup_fraction < 1:
             problems.append("warmup_fraction: must be at least 0 and below 1")
@@ -67,6 +73,12 @@ class StudySettings:
             if value is not None and value <= 0:
                 problems.append(f"{key}: must be positive seconds (or leave it out)")
         raise_problems(problems)
+
+    def sampler_startup(self) -> int:
+        """Trials proposed at random before TPE or GP models the finished ones."""
+        if self.startup_trials is not None:
+            return self.startup_trials
+        return max(2, -(-self.trials // 4))
 
     def may_prune(self, step: int, total_steps: int) -> bool:
         """Whether a trial of ``total_steps`` is past its warm-up at ``step``."""
@@ -84,13 +96,19 @@ class RegistrySettings:
     model_name: str | None = None
     """Registered model name; None uses `harness-STUDY`."""
     margin: float = 0.0
-    """Relative eval-loss improvement a new version needs to take `champion` (0.01 = 1 %)."""
+    """Relative improvement in held-out loss (test split, else eval) a new version needs to
+    take `champion` (0.01 = 1 %)."""
+    max_forgetting: float | None = 0.05
+    """How much higher than the base model's the adapter's loss on general text may be (0.05
+    = 5 %) for it to take `champion`; None: no such gate."""
     promote: bool = True
     """Promote at the end of every sweep (`harness promote` does it on demand)."""
 
     def __post_init__(self) -> None:
-        if not 0 <= self.margin < 1:
-            raise_problems([f"margin: {self.margin} must be in [0, 1)"])
+        problems = [] if 0 <= self.margin < 1 else [f"margin: {self.margin} must be in [0, 1)"]
+        if self.max_forgetting is not None and self.max_forgetting < 0:
+            problems.append(f"max_forgetting: {self.max_forgetting} must be 0 or more")
+        raise_problems(problems)
 
 
 def _objective_problems(objectives: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ ComputeDtype = Literal["auto", "float32", "bfloat16", "float16"]
 LoraBias = Literal["none", "all", "lora_only"]
 Scheduler = Literal["linear", "cosine", "constant"]
 Batching = Literal["grouped", "packed", "padded"]
+LoraInit = Literal["default", "gaussian", "orthogonal"]
 
 DEFAULT_REFUSAL_PHRASES = (
     "as an ai language model",
@@ -63,9 +64,13 @@ class DataConfig:
     min_chunk_tokens: int = 8
     """Raw text: shorter chunks (leftovers at the end of a part) are dropped."""
     eval_fraction: float = 0.1
-    """Share of records held out for evaluation, split by source document."""
+    """Share of records held out for evaluation, split by source document: trials are
+    judged, pruned and chosen by it."""
+    test_fraction: float = 0.1
+    """Share held out (by source document, like eval) for the final figures only: a sweep
+    never decides by it, so the best trial's test loss is not flattered by the choice."""
     seed: int = 42
-    """Seed of the train/eval split."""
+    """Seed of the train/eval/test split."""
     dedupe: bool = True
     """Leave out exact duplicates (after normalising whitespace and Unicode)."""
     refusal_phrases: list[str] = field(default_factory=lambda: list(DEFAULT_REFUSAL_PHRASES))
@@ -100,6 +105,9 @@ class DataConfig:
             out.append("min_chunk_tokens: must be at least 1")
         if not 0.0 <= self.eval_fraction < 1.0:
             out.append(f"eval_fraction: {self.eval_fraction} must be in [0, 1)")
+        if not 0.0 <= self.test_fraction < 1.0 - self.eval_fraction:
+            out.append(f"test_fraction: {self.test_fraction} must be at least 0, and with "
+                       f"eval_fraction ({self.eval_fraction}) leave some data to train on")
         return out
 
 
@@ -135,9 +143,23 @@ class LoraSettings:
     """`all-linear` (every linear layer but the output head) or a list of module names."""
     bias: LoraBias = "none"
     """Which biases train."""
+    rslora: bool = False
+    """rsLoRA: scale the update by alpha/sqrt(r) instead of alpha/r, so that a high rank is
+    not learned more slowly than a low one."""
+    dora: bool = False
+    """DoRA: learn each weight's magnitude apart from its direction (slower per step)."""
+    loraplus_ratio: float = 1.0
+    """LoRA+: the B matrices learn this many times faster than the A matrices (1: plain LoRA;
+    its authors suggest 16)."""
+    init: LoraInit = "default"
+    """How the A matrices start: default (Kaiming-uniform, B zero), gaussian or orthogonal.
+    (PiSSA and OLoRA change the base weights, so the adapter would not apply to the plain
+    base model: not offered.)"""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
+        if self.loraplus_ratio < 1:
+            problems.append(f"loraplus_ratio: {self.loraplus_ratio} must be at least 1")
         if self.r < 1:
             problems.append(f"r: {self.r} must be at least 1")
         if self.alpha <= 0:
@@ -232,6 +254,32 @@ class SampleSettings:
 
 
 @dataclass
+class RetentionSettings:
+    """General text the adapter should not forget: its loss there, beside the base model's,
+    measured once on the adapter a trial keeps (promotion gates on it)."""
+
+    enabled: bool = True
+    """Measure it (false: no retention figures, and promotion does not gate on them)."""
+    path: str | None = None
+    """Its data, in any data format; None: the general-instruction sample shipped with the
+    harness (unrelated to any one domain)."""
+    format: DataFormat = "auto"
+    """Its data format, as `data.format`."""
+    max_records: int = 64
+    """At most this many of its records are used (the first ones)."""
+    cutoff_len: int = 256
+    """Tokens each of its examples is cut to (its own: the training cutoff suits other data)."""
+
+    def __post_init__(self) -> None:
+        problems = choice_problems(self)
+        if self.max_records < 1:
+            problems.append("max_records: must be at least 1")
+        if self.cutoff_len < 8:
+            problems.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8")
+        raise_problems(problems)
+
+
+@dataclass
 class TrackingSettings:
     """Where the run is recorded."""
 
@@ -270,6 +318,8 @@ class TrainConfig:
     """The optimisation."""
     samples: SampleSettings = field(default_factory=SampleSettings)
     """The comparison samples."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    """The general-text check against forgetting."""
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     """Where the run is recorded."""
     output_dir: str = "runs/train"

@@ -26,14 +26,15 @@ def check(config: DataConfig, *, model: str | None = None, examples: int = 3) ->
     renderer = ChatRenderer(tokenizer)
     report = _summary(data, config)
     report["rendering"] = _rendering(data, config, renderer)
-    records = data.split.train + data.split.eval
+    records = data.split.train + data.split.eval + data.split.test
     trainable = {"train": len(data.split.train), "evals": len(data.split.eval)}
     if tokenizer is not None:
         kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
         train, dropped_train = encode_all(data.split.train, tokenizer, renderer, **kw)
         evals, dropped_eval = encode_all(data.split.eval, tokenizer, renderer, **kw)
-        encoded = train + evals
-        data.problems += dropped_train + dropped_eval
+        tests, dropped_test = encode_all(data.split.test, tokenizer, renderer, **kw)
+        encoded = train + evals + tests
+        data.problems += dropped_train + dropped_eval + dropped_test
         trainable = {"train": len(train), "evals": len(evals)}
         report.update(usable=len(encoded), skipped=data.skipped())
         report["tokens"] = token_stats([e for _, e in encoded], config.cutoff_len)
@@ -62,7 +63,8 @@ def _summary(data: Dataset, config: DataConfig) -> dict[str, Any]:
         "refusals": skipped.get("refusal", 0),
         "fingerprint": data.fingerprint,
         "split": {"train": len(data.split.train), "eval": len(data.split.eval),
-                  "eval_fraction": config.eval_fraction, "seed": config.seed},
+                  "test": len(data.split.test), "eval_fraction": config.eval_fraction,
+                  "test_fraction": config.test_fraction, "seed": config.seed},
         "notes": list(data.notes),
     }
     if data.format == "medquad":

@@ -43,8 +43,8 @@ def _overview(report: dict[str, Any]) -> Table:
         ("duplicates", str(report["duplicates"])),
         ("refusals filtered", str(report["refusals"])),
         ("defects", str(report["defects"])),
-        ("split", f"{split['train']} train / {split['eval']} eval (seed {split['seed']}, "
-                  f"by source document)"),
+        ("split", f"{split['train']} train / {split['eval']} eval / {split['test']} test "
+                  f"(seed {split['seed']}, by source document)"),
         ("fingerprint", report["fingerprint"]),
     ]
     for key, value in rows:

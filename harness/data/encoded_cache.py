@@ -21,7 +21,7 @@ Indexed = list[tuple[int, Encoded]]
 """Encoded examples with their record's position in the split (records that leave no
 trainable token are left out)."""
 
-FORMAT = 1
+FORMAT = 2
 """Raise when what an entry holds changes shape."""
 
 
@@ -53,7 +53,7 @@ def cached_encoding(home: Path | None, *, key: Callable[[], dict[str, Any]],
         return encode()
     path = entry(home, "encoded", {**key(), "format": FORMAT}, suffix=".pickle")
     stored = read_pickle(path)
-    if isinstance(stored, dict) and set(stored) == {"train", "eval"}:
+    if isinstance(stored, dict) and set(stored) == {"train", "eval", "test"}:
         return stored
     encoded = encode()
     write_pickle(path, encoded)

@@ -95,7 +95,8 @@ def load_dataset(config: DataConfig, *, tokenizer: Any = None) -> Dataset:
     if config.dedupe:
         records, dropped = drop_duplicates(records)
         problems += dropped
-    split = split_records(records, eval_fraction=config.eval_fraction, seed=config.seed)
+    split = split_records(records, eval_fraction=config.eval_fraction,
+                          test_fraction=config.test_fraction, seed=config.seed)
     if split.note:
         notes.append(split.note)
     return Dataset(fmt, str(root), [str(f) for f in files], records, problems,

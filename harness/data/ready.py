@@ -26,11 +26,12 @@ Pairs = list[tuple[Record, Encoded]]
 
 @dataclass
 class Ready:
-    """The dataset, its encoded train and eval sides, and the renderer that made them."""
+    """The dataset, its encoded train, eval and test sides, and the renderer that made them."""
 
     dataset: Dataset
     train: Pairs
     evals: Pairs
+    tests: Pairs
     renderer: ChatRenderer
 
 
@@ -42,7 +43,7 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
     data = load_dataset(config, tokenizer=tokenizer)
     data.require_usable(allow_defects=config.on_invalid == "skip")
     renderer = ChatRenderer(tokenizer)
-    split = {"train": data.split.train, "eval": data.split.eval}
+    split = {"train": data.split.train, "eval": data.split.eval, "test": data.split.test}
 
     def encode() -> dict[str, Indexed]:
         kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
@@ -55,14 +56,14 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
                 **{side: records_key(records) for side, records in split.items()}}
 
     encoded = cached_encoding(cache, key=key, encode=encode)
-    train = [(split["train"][i], enc) for i, enc in encoded["train"]]
-    evals = [(split["eval"][i], enc) for i, enc in encoded["eval"]]
+    train, evals, tests = ([(split[side][i], enc) for i, enc in encoded[side]]
+                           for side in ("train", "eval", "test"))
     problems = split_problems(data, config, train=len(train), evals=len(evals),
                               renderer=renderer)
     if problems:
         what, hint = problems[0]
         raise DataError(config.path, what, hint=hint)
-    return Ready(data, train, evals, renderer)
+    return Ready(data, train, evals, tests, renderer)
 
 
 def _encode_indexed(records: Sequence[Record], tokenizer: Any, renderer: ChatRenderer, *,

@@ -171,15 +171,19 @@ def fingerprint(records: Iterable[Record]) -> str:
 class Split:
     train: list[Record]
     eval: list[Record]
+    test: list[Record] = field(default_factory=list)
+    """Held out from everything a sweep decides by: only the final figures are measured on it."""
     note: str = ""
-    """Why the eval side came out empty or short, when it did."""
+    """Why the eval (or test) side came out empty or short, when it did."""
 
 
-def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int) -> Split:
-    """Deterministic train/eval split by seed that keeps every group on one side.
+def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int,
+                  test_fraction: float = 0.0) -> Split:
+    """Deterministic train/eval/test split by seed that keeps every group on one side.
 
     Groups are visited in an order fixed by hashing (seed, group); a group joins eval while it
-    fits under the target size. Adding records to one group never moves another group.
+    fits under eval's target size, then test while it fits under test's. Adding records to one
+    group never moves another group, and adding a test split never changes the eval split.
     """
     if eval_fraction <= 0 or not records:
         return Split(list(records), [])
@@ -189,21 +193,38 @@ def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int)
     if len(sizes) < 2:
         note = ("all records come from one source document, so none can be held out for "
                 "evaluation; add documents (or, for raw text, a hard-cut string between parts)")
-        return Split(list(records), [], note)
-    target = max(1, round(eval_fraction * len(records)))
+        return Split(list(records), [], note=note)
     order = sorted(sizes, key=lambda g: hashlib.sha256(f"{seed}\0{g}".encode()).hexdigest())
+    held, note = _hold_out(order, sizes, target=max(1, round(eval_fraction * len(records))))
+    test: set[str] = set()
+    if test_fraction > 0:
+        rest = [g for g in order if g not in held]
+        test = _fill(rest[:-1], sizes, target=max(1, round(test_fraction * len(records))))
+        if not test:
+            note = " ".join(filter(None, [note, (
+                "no test split: no source document left after the eval split fits under "
+                "data.test_fraction; final figures are the eval split's")]))
+    return Split([r for r in records if r.group not in held | test],
+                 [r for r in records if r.group in held],
+                 [r for r in records if r.group in test], note)
+
+
+def _hold_out(order: list[str], sizes: dict[str, int], *, target: int) -> tuple[set[str], str]:
+    """The eval groups, and a note when none fitted and the smallest was taken instead."""
+    chosen = _fill(order, sizes, target=target)
+    if chosen:
+        return chosen, ""
+    smallest = min(order, key=lambda g: sizes[g])
+    return {smallest}, (f"every source document holds more than the {target} eval records "
+                        f"asked for; held out the smallest ({sizes[smallest]} records)")
+
+
+def _fill(order: list[str], sizes: dict[str, int], *, target: int) -> set[str]:
+    """Groups taken in ``order`` while they fit under ``target`` records."""
     chosen: set[str] = set()
     taken = 0
     for group in order:
         if taken + sizes[group] <= target:
             chosen.add(group)
             taken += sizes[group]
-    note = ""
-    if not chosen:
-        smallest = min(order, key=lambda g: sizes[g])
-        chosen.add(smallest)
-        note = (f"every source document holds more than the {target} eval records asked for; "
-                f"held out the smallest ({sizes[smallest]} records)")
-    train = [r for r in records if r.group not in chosen]
-    held = [r for r in records if r.group in chosen]
-    return Split(train, held, note)
+    return chosen

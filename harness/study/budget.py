@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.study.record import REASON
+from harness.study.record import BASELINE, REASON
 from harness.study.storage import scheme_of
 
 STOPPED = ("interrupted", "disk_full")
@@ -86,6 +86,7 @@ def requeue(study: Any, trial: Any) -> bool:
     study.add_trial(optuna.trial.create_trial(
         state=optuna.trial.TrialState.WAITING, params=trial.params,
         distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k == BASELINE},
         system_attrs={"failed_trial": history[0], "retry_history": history}))
     return True
 

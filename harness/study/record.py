@@ -25,6 +25,12 @@ WORKER = "harness.worker"
 """A running trial's worker (host, pid, start time, process group): a system attribute."""
 HEARTBEAT = "harness.heartbeat"
 """A running trial's last sign of life on storages without Optuna heartbeats."""
+BASELINE = "harness.baseline"
+"""An enqueued trial's name (text-generation-webui's defaults, ...): the summary's yardstick."""
+TEST_LOSS, BASE_TEST_LOSS = "test_loss", "base_test_loss"
+"""A complete trial's loss on the test split, and the base model's (user attributes)."""
+RETENTION_CHANGE, SELECTED_EPOCH = "retention_change", "selected_epoch"
+"""Its general-text loss against the base model's (+0.02 = 2 % higher), and the epoch kept."""
 FINISHED_AT = "harness.finished_at"
 """[finished trials, status] when a worker last finished the study (plots, parent run,
 promotion), so that the study is finished once per state, not once per worker."""
@@ -44,6 +50,8 @@ class StudyRecord:
     """The registered model the study's best adapter is promoted to."""
     registry_margin: float = 0.0
     """How much better than the champion a new version must be to replace it."""
+    registry_max_forgetting: float | None = 0.05
+    """How far above the base model's a version's general-text loss may be for champion."""
     objectives: list[str] = field(default_factory=lambda: ["eval_loss"])
     """What the study minimises, first objective first."""
     tracking_uri: str = ""

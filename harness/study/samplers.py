@@ -96,18 +96,30 @@ def _factory(settings: StudySettings) -> SamplerFactory:
     if settings.sampler == "random":
         return lambda seed: optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "qmc":
-        return lambda seed: optuna.samplers.QMCSampler(
+        return lambda seed: _quiet(lambda: optuna.samplers.QMCSampler(
             seed=settings.seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-            warn_independent_sampling=False, warn_asynchronous_seeding=False)
+            warn_independent_sampling=False, warn_asynchronous_seeding=False))
     if settings.sampler == "cmaes":
         return lambda seed: optuna.samplers.CmaEsSampler(
             seed=seed, independent_sampler=optuna.samplers.RandomSampler(seed=seed),
             warn_independent_sampling=False)
 
-    def tpe(seed: int | None) -> BaseSampler:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=not multi,
-                                              group=not multi)
+    startup = settings.sampler_startup()
+    if settings.sampler == "gp":
+        return lambda seed: _quiet(lambda: optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=startup,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            warn_independent_sampling=False))
+    # Multivariate TPE models the parameters jointly (learning rate and rank interact);
+    # group splits the space where conditional parameters come and go; the constant liar
+    # counts running trials as bad, so parallel trials do not crowd one promising spot.
+    return lambda seed: _quiet(lambda: optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=startup, multivariate=not multi, group=not multi,
+        constant_liar=True))
 
-    return tpe
+
+def _quiet(build: Callable[[], BaseSampler]) -> BaseSampler:
+    """``build()``, without Optuna's warning that the options it is given are experimental."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return build()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.sweep.runner import TrialResult
@@ -25,6 +25,9 @@ class Verdict:
     """The end of a failed trial's log, kept with the trial."""
     message: str = ""
     """The trial's own words on how it ended."""
+    figures: dict[str, float] = field(default_factory=dict)
+    """A complete trial's held-out figures (test loss, the base model's, forgetting, the
+    epoch kept), kept with the trial for the summary."""
 
 
 def objective_value(event: dict[str, Any], objective: str) -> float:
@@ -48,15 +51,27 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
         return Verdict("PRUNED", result.reason)
     if not result.ok:
         return Verdict("FAIL", result.reason)
-    last_eval = result.last("eval")
-    if last_eval is None:
+    # A trial's value is its best epoch's (the adapter it kept), else its last eval's.
+    chosen = result.last("selected") or result.last("eval")
+    if chosen is None:
         return Verdict("FAIL", "crash")
-    values = [objective_value(last_eval, objectives[0])]
+    values = [objective_value(chosen, objectives[0])]
     if len(objectives) > 1:
         values.append(second_objective(result, objectives[1]))
     if not all(math.isfinite(v) for v in values):
         return Verdict("FAIL", "nan")
-    return Verdict("COMPLETE", "finished", values)
+    return Verdict("COMPLETE", "finished", values, figures=held_out_figures(result))
+
+
+def held_out_figures(result: TrialResult) -> dict[str, float]:
+    """The figures a finished trial measured on the adapter it kept, by user-attribute name."""
+    from harness.study.record import BASE_TEST_LOSS, RETENTION_CHANGE, SELECTED_EPOCH, TEST_LOSS
+
+    test, retention = result.last("test") or {}, result.last("retention") or {}
+    found = {TEST_LOSS: test.get("loss"), BASE_TEST_LOSS: test.get("base_loss"),
+             RETENTION_CHANGE: retention.get("change"),
+             SELECTED_EPOCH: (result.last("selected") or {}).get("epoch")}
+    return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
 
 
 class PruneWatch:

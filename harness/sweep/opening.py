@@ -12,7 +12,7 @@ from rich.console import Console
 
 from harness.errors import HarnessError
 from harness.names import check_name
-from harness.study.record import StudyRecord
+from harness.study.record import BASELINE, StudyRecord
 from harness.study.storage import (
     best_trial,
     load_study,
@@ -74,7 +74,9 @@ def create(ctx: SweepContext) -> StudyRun:
     if not ctx.joining:
         StudyRecord(space_path=str(Path(ctx.space.path).resolve()), space_text=ctx.space.text,
                     trials=ctx.total, registry_model=ctx.space.model_name,
-                    registry_margin=ctx.space.registry.margin, objectives=ctx.objectives,
+                    registry_margin=ctx.space.registry.margin,
+                    registry_max_forgetting=ctx.space.registry.max_forgetting,
+                    objectives=ctx.objectives,
                     tracking_uri=ctx.uri).save(ctx.study)
     parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text=ctx.space.text,
                       params=study_params(ctx))
@@ -103,5 +105,6 @@ def enqueue(ctx: SweepContext) -> None:
         names = {p.name for p in ctx.space.params}
         ctx.study.enqueue_trial({k: v for k, v in best.params.items() if k in names},
                                 skip_if_exists=True)
-    for params in ctx.space.enqueue:
-        ctx.study.enqueue_trial(ctx.space.as_params(params), skip_if_exists=True)
+    for params, name in zip(ctx.space.enqueue, ctx.space.baselines, strict=True):
+        ctx.study.enqueue_trial(ctx.space.as_params(params), skip_if_exists=True,
+                                user_attrs={BASELINE: name})

@@ -15,7 +15,7 @@ Every problem in a file is reported at once, each with its key path.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,12 @@ class SpaceFile:
     """The fixed train-config mapping every trial starts from."""
     params: list[Param]
     enqueue: list[dict[str, Any]]
+    """Parameter sets tried first, in order (their `name`s apart, in ``baselines``)."""
     text: str
     """The file as written, logged with the study."""
+    baselines: list[str] = field(default_factory=list)
+    """Each enqueued set's name (`name:` in the file, else `enqueued #N`): the sweep's summary
+    compares the best trial with them."""
 
     @property
     def study_name(self) -> str:
@@ -141,7 +145,9 @@ def parse_space(text: str, path: str) -> SpaceFile:
         enqueue = []
     if problems:
         raise ConfigError(problems, source=str(path))
-    space = SpaceFile(str(path), study, registry, base, params, enqueue, text)
+    names = [str(e.get("name") or f"enqueued #{i + 1}") for i, e in enumerate(enqueue)]
+    enqueue = [{k: v for k, v in e.items() if k != "name"} for e in enqueue]
+    space = SpaceFile(str(path), study, registry, base, params, enqueue, text, names)
     problems = validate(space)
     if problems:
         raise ConfigError(problems, source=str(path))

@@ -45,6 +45,8 @@ def tell(ctx: SweepContext, trial: Any, verdict: Verdict, *,
 
 def _record(trial: Any, verdict: Verdict, *, run: TrialRun | None) -> None:
     trial.set_user_attr(REASON, verdict.reason)
+    for name, value in verdict.figures.items():
+        trial.set_user_attr(name, value)
     if verdict.message:
         trial.set_user_attr(MESSAGE, verdict.message[:2000])
     if verdict.log_tail:

@@ -8,7 +8,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.study.record import MESSAGE, OUTPUT_DIR
+from harness.study.record import (
+    BASE_TEST_LOSS,
+    BASELINE,
+    MESSAGE,
+    OUTPUT_DIR,
+    RETENTION_CHANGE,
+    SELECTED_EPOCH,
+    TEST_LOSS,
+)
 
 
 @dataclass
@@ -82,7 +90,8 @@ def _state(row: TrialRow) -> str:
 
 
 def print_summary(console: Console, study: Any, *, objectives: list[str]) -> None:
-    """Counts by state, then the best trial or the Pareto front."""
+    """Counts by state, then for one objective what the search found against the baselines
+    and the base model (held-out test figures beside the eval ones), or the Pareto front."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -94,14 +103,67 @@ def print_summary(console: Console, study: Any, *, objectives: list[str]) -> Non
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return
-    best = study.best_trials if len(objectives) > 1 else [study.best_trial]
-    title = "Pareto front" if len(objectives) > 1 else "best trial"
-    table = Table(title=title)
-    for name in ("#", *objectives, "params"):
-        table.add_column(name)
-    for t in best:
-        table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), short_params(t.params))
-    console.print(table)
+    if len(objectives) > 1:
+        table = Table(title="Pareto front")
+        for name in ("#", *objectives, "params"):
+            table.add_column(name)
+        for t in study.best_trials:
+            table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values),
+                          short_params(t.params))
+        console.print(table)
+        return
+    best = study.best_trial
+    console.print(story_table(trials, best, objective=objectives[0]))
+    console.print(gain_line(trials, best))
+
+
+def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
+    """The base model, each baseline and the best trial, on eval and test."""
+    table = Table(title="what the search found", title_justify="left")
+    for name in ("", "trial", objective, "test loss", "general text", "epoch kept", "params"):
+        table.add_column(name, justify="left" if name in ("", "params") else "right")
+    base = next((t.user_attrs[BASE_TEST_LOSS] for t in trials if BASE_TEST_LOSS in
+                 t.user_attrs), None)
+    table.add_row("base model", "", "", _num(base), "", "", "")
+    shown = [(f"baseline: {t.user_attrs[BASELINE]}", t) for t in trials if BASELINE in
+             t.user_attrs and t.state.is_finished() and not _superseded(t, trials)]
+    shown.append(("best" if BASELINE not in best.user_attrs else "best (a baseline)", best))
+    for label, t in shown:
+        attrs = t.user_attrs
+        value = _num(t.values[0]) if t.values else t.state.name.lower()
+        change = attrs.get(RETENTION_CHANGE)
+        table.add_row(label, str(t.number), value, _num(attrs.get(TEST_LOSS)),
+                      "" if change is None else f"{change:+.1%}",
+                      _num_short(attrs.get(SELECTED_EPOCH)), short_params(t.params))
+    return table
+
+
+def gain_line(trials: list[Any], best: Any) -> str:
+    """What the search gained over the best finished baseline, on test (else eval) loss."""
+    done = [t for t in trials if BASELINE in t.user_attrs and t.values]
+    if not done:
+        return "no baseline finished: nothing to compare the best trial with"
+    key = TEST_LOSS if all(TEST_LOSS in t.user_attrs for t in [*done, best]) else None
+    def loss(t: Any) -> float:
+        return t.user_attrs[key] if key else t.values[0]
+    yardstick = min(done, key=loss)
+    name, split = yardstick.user_attrs[BASELINE], "test" if key else "eval"
+    if best.number == yardstick.number:
+        return (f"the best trial is the baseline {name!r}: the search found nothing better "
+                f"on eval loss in {len(trials)} trials")
+    gain = 1 - loss(best) / loss(yardstick)
+    return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
+            f"best baseline ({name!r}), {gain:+.1%} "
+            f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
+
+
+def _superseded(trial: Any, trials: list[Any]) -> bool:
+    """A stopped trial queued again: its retry is the one shown."""
+    return any(trial.number in t.system_attrs.get("retry_history", []) for t in trials)
+
+
+def _num_short(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def failure_lines(study: Any) -> list[str]:

@@ -1,10 +1,13 @@
 """Promotion of a study's best adapter to the MLflow Model Registry, and pulling it back.
 
 Promotion registers the best COMPLETE trial's adapter directory (an MLflow transformers model
-that is also a plain PEFT adapter directory) as a new version. The version takes alias
-`champion` only when it beats the current champion's eval loss, measured on the same eval data
-(same eval-split fingerprint), by the configured relative margin; otherwise `challenger`.
-Registering the same trial again changes nothing.
+that is also a plain PEFT adapter directory) as a new version. The study chose that trial by its
+eval loss; against the current champion it is measured on the test split, which no sweep ever
+decided by (the eval split where either version has no test figure). The version takes alias
+`champion` only when it beats the champion's loss on the same held-out data (same split
+fingerprint) by the configured relative margin; otherwise `challenger`. Registering the same
+trial again changes nothing. A version that forgets (its loss on general text more than
+`max_forgetting` above the base model's) becomes `challenger` whatever its held-out loss.
 
 Several promoters may race (the last workers of a study, or two studies on one model): each
 records whether its version passed the gate when it was registered, then settles the alias,
@@ -56,7 +59,8 @@ def promote_study(study: Any, *, console: Console | None = None,
     candidate = Candidate(study.study_name, best.number,
                           (record.objectives or ["eval_loss"])[0], best.values[0])
     promotion = promote_run(client, run, candidate, model=record.registry_model,
-                            margin=float(record.registry_margin))
+                            margin=float(record.registry_margin),
+                            max_forgetting=record.registry_max_forgetting)
     verb = "registered" if promotion.new else "already registered as"
     console.print(f"trial {best.number} {verb} {promotion.model} version {promotion.version}: "
                   f"@{promotion.alias} ({promotion.why})")
@@ -89,11 +93,11 @@ class Candidate:
 
 
 def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
-                margin: float) -> Promotion:
+                margin: float, max_forgetting: float | None = None) -> Promotion:
     """Register ``run``'s adapter once and give it `champion` or `challenger`. A version whose
     promotion was cut short (Ctrl-C, a crash between registering it and settling its gate) is
     settled now."""
-    eval_loss = run.data.metrics.get("eval/loss", math.nan)
+    eval_loss = _eval_loss(run.data.metrics)
     if run.info.status != "FINISHED" or not math.isfinite(eval_loss):
         raise HarnessError(f"run {run.info.run_id} is {run.info.status} with eval loss "
                            f"{eval_loss}: only finished trials with a finite loss are promoted")
@@ -108,10 +112,12 @@ def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
         return Promotion(model, existing.version, alias, "no change", new=False)
     if existing is not None:
         alias, why = _settle_gate(client, model, version=existing.version,
-                                  tags=existing.tags, margin=margin)
+                                  tags=existing.tags, margin=margin,
+                                  max_forgetting=max_forgetting)
         return Promotion(model, existing.version, alias,
                          f"its interrupted promotion settled now: {why}", new=False)
     tags = version_tags(run, candidate)
+    tags["retention_verdict"] = forgetting(tags, max_forgetting)[1]
     version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
                                           run_id=run.info.run_id, tags=tags)
     first = _version_of(client, model, study, trial)
@@ -119,7 +125,8 @@ def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
         client.delete_model_version(model, version.version)  # another promoter was first
         return Promotion(model, first.version, first.tags.get("harness.alias", ""),
                          "no change", new=False)
-    alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin)
+    alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin,
+                              max_forgetting=max_forgetting)
     return Promotion(model, version.version, alias, why, new=True)
 
 
@@ -139,9 +146,10 @@ def _settled(client: Any, model: str, version: Any) -> bool:
 
 
 def _settle_gate(client: Any, model: str, *, version: str, tags: dict[str, str],
-                 margin: float) -> tuple[str, str]:
+                 margin: float, max_forgetting: float | None) -> tuple[str, str]:
     """Judge ``version`` at the gate, record the verdict, move the alias; (alias, why)."""
-    alias, why = gate(client, model, tags, margin)
+    forgets, verdict = forgetting(tags, max_forgetting)
+    alias, why = (CHALLENGER, verdict) if forgets else gate(client, model, tags, margin)
     client.set_model_version_tag(model, version, GATE, "passed" if alias == CHAMPION
                                  else "held")
     client.set_model_version_tag(model, version, "harness.alias", alias)
@@ -170,11 +178,10 @@ def settle(client: Any, model: str) -> str | None:
             return None
         # Every version tags its gate result before it writes the alias, so the last writer's
         # settle sees every version that passed.
+        held_out = measure(champion.tags)
         passed = [v for v in client.search_model_versions(f"name = '{model}'")
-                  if v.tags.get(GATE) == "passed"
-                  and v.tags.get("eval_fingerprint") == champion.tags.get("eval_fingerprint")]
-        best = min([champion, *passed], key=lambda v: (float(v.tags["eval_loss"]),
-                                                       int(v.version)))
+                  if v.tags.get(GATE) == "passed" and measure(v.tags)[:2] == held_out[:2]]
+        best = min([champion, *passed], key=lambda v: (measure(v.tags)[2], int(v.version)))
         if best.version == champion.version:
             return champion.version
         client.set_registered_model_alias(model, CHAMPION, best.version)
@@ -212,11 +219,17 @@ def version_tags(run: Any, candidate: Candidate) -> dict[str, str]:
     return {
         "study": candidate.study, "trial": str(candidate.trial),
         "objective": candidate.objective, "objective_value": repr(candidate.value),
-        "eval_loss": repr(metrics["eval/loss"]),
+        "eval_loss": repr(_eval_loss(metrics)),
+        "selected_epoch": repr(metrics.get("selected/epoch", math.nan)),
         "perplexity_ratio_to_base": repr(metrics.get("eval/perplexity_ratio_to_base",
                                                      math.nan)),
+        "test_loss": repr(metrics.get("test/loss", math.nan)),
+        "retention_loss": repr(metrics.get("retention/loss", math.nan)),
+        "base_retention_loss": repr(metrics.get("base/retention_loss", math.nan)),
+        "base_test_loss": repr(metrics.get("base/test_loss", math.nan)),
         "dataset_fingerprint": run_tags.get("dataset.fingerprint", ""),
         "eval_fingerprint": run_tags.get("dataset.eval_fingerprint", ""),
+        "test_fingerprint": run_tags.get("dataset.test_fingerprint", ""),
         "base_model": run_tags.get("base_model", ""),
         "quantization": run_tags.get("quantization", ""),
         "harness_version": __version__, "git_commit": git_commit(),
@@ -224,21 +237,52 @@ def version_tags(run: Any, candidate: Candidate) -> dict[str, str]:
     }
 
 
+def _eval_loss(metrics: dict[str, float]) -> float:
+    """The eval loss of the adapter a trial kept: its best epoch's, else its last eval's."""
+    return metrics.get("selected/eval_loss", metrics.get("eval/loss", math.nan))
+
+
+def measure(tags: dict[str, str]) -> tuple[str, str, float]:
+    """What a version is compared by: (split, its fingerprint, the loss there). The test
+    split where the version has a figure on it, else the eval split."""
+    test = float(tags.get("test_loss", "nan"))
+    if math.isfinite(test) and tags.get("test_fingerprint"):
+        return "test", tags["test_fingerprint"], test
+    return "eval", tags.get("eval_fingerprint", ""), float(tags.get("eval_loss", "nan"))
+
+
+def forgetting(tags: dict[str, str], limit: float | None) -> tuple[bool, str]:
+    """Whether a version forgets more than ``limit`` allows, and the verdict in words."""
+    loss = float(tags.get("retention_loss", "nan"))
+    base = float(tags.get("base_retention_loss", "nan"))
+    if not (math.isfinite(loss) and math.isfinite(base) and base > 0):
+        return False, "not measured (retention off for this trial)"
+    share = loss / base - 1
+    if limit is None:
+        return False, f"general-text loss {share:+.1%} against the base model (no limit set)"
+    if share > limit:
+        return True, (f"forgets: its general-text loss {loss:.4f} is {share:+.1%} against the "
+                      f"base model's {base:.4f}, over the {limit:.0%} allowed")
+    return False, (f"passed: general-text loss {share:+.1%} against the base model "
+                   f"(limit {limit:.0%})")
+
+
 def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[str, str]:
-    """`champion` when there is none, or when this beats it on the same eval data."""
+    """`champion` when there is none, or when this beats it on the same held-out data."""
     from mlflow.exceptions import MlflowException
 
     try:
         champion = client.get_model_version_by_alias(model, CHAMPION)
     except MlflowException:
         return CHAMPION, "first champion"
-    if champion.tags.get("eval_fingerprint") != tags["eval_fingerprint"]:
-        return CHALLENGER, (f"version {champion.version} is champion on different eval data; "
-                            "compare them on one eval set before moving the alias")
-    old, new = float(champion.tags["eval_loss"]), float(tags["eval_loss"])
+    (split, data, new), (theirs, their_data, old) = measure(tags), measure(champion.tags)
+    if (split, data) != (theirs, their_data):
+        return CHALLENGER, (f"version {champion.version} is champion on different {theirs} "
+                            "data; compare them on one held-out set before moving the alias")
     if new < old * (1 - margin):
-        return CHAMPION, f"eval loss {new:.4f} beats version {champion.version}'s {old:.4f}"
-    return CHALLENGER, (f"eval loss {new:.4f} does not beat version {champion.version}'s "
+        return CHAMPION, (f"{split} loss {new:.4f} beats version {champion.version}'s "
+                          f"{old:.4f}")
+    return CHALLENGER, (f"{split} loss {new:.4f} does not beat version {champion.version}'s "
                         f"{old:.4f} by the {margin:.1%} margin")
 
 

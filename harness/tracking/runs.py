@@ -34,6 +34,12 @@ METRICS = {
     "eval": {"loss": "eval/loss", "perplexity": "eval/perplexity",
              "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
     "base_eval": {"loss": "base/eval_loss", "perplexity": "base/perplexity"},
+    "selected": {"loss": "selected/eval_loss", "perplexity": "selected/perplexity",
+                 "epoch": "selected/epoch"},
+    "test": {"loss": "test/loss", "perplexity": "test/perplexity",
+             "base_loss": "base/test_loss", "base_perplexity": "base/test_perplexity"},
+    "retention": {"loss": "retention/loss", "base_loss": "base/retention_loss",
+                  "change": "retention/loss_change_vs_base"},
     "finished": {"peak_memory_mb": "system/peak_memory_mb"},
 }
 
@@ -192,8 +198,9 @@ class TrialRun:
                               digest=fingerprint[:32])
         self.outbox.send("log_inputs", RUN, datasets=[DatasetInput(
             dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
-        for key in ("fingerprint", "eval_fingerprint"):
-            self.set_tag(f"dataset.{key}", event[key])
+        for key in ("fingerprint", "eval_fingerprint", "test_fingerprint"):
+            if event.get(key):
+                self.set_tag(f"dataset.{key}", event[key])
         self.set_tag("device", event.get("device", ""))
 
     def finish(self, result: TrialResult, output_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Evaluation loss and perplexity on the eval split, and the base model's, cached."""
+"""Evaluation loss and perplexity on the eval and test splits, and the base model's, cached."""
 
 from __future__ import annotations
 
@@ -56,9 +56,10 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
-def base_loss_entry(config: TrainConfig, eval_fingerprint: str) -> Path:
-    """Where the base model's eval loss on this eval split is cached."""
-    return base_model_entry("base_eval", config, eval=eval_fingerprint,
+def base_loss_entry(config: TrainConfig, split_fingerprint: str) -> Path:
+    """Where the base model's loss on a split (eval or test, told apart by its fingerprint) is
+    cached."""
+    return base_model_entry("base_eval", config, eval=split_fingerprint,
                             cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
 
 
@@ -70,28 +71,52 @@ def read_base_loss(path: Path) -> float | None:
         return None
 
 
-def base_eval(state: TrainState, data: Prepared) -> float:
-    """The base model's eval loss: cached per model, quantization and eval split. The main
-    process decides whether the cache serves, so all processes compute it or none does."""
+def base_loss(state: TrainState, examples: list[Any], *, fingerprint: str) -> tuple[float, bool]:
+    """The base model's loss on a split, and whether it came from the cache (per model,
+    quantization and split). The main process decides whether the cache serves, so all
+    processes compute it or none does."""
     accelerator = state.accelerator
-    path = base_loss_entry(state.config, data.eval_fingerprint)
+    path = base_loss_entry(state.config, fingerprint)
     loss = same_everywhere(accelerator, read_base_loss(path)
                            if accelerator.is_main_process else None)
-    cached = loss is not None
-    if loss is None:
-        with accelerator.unwrap_model(state.model).disable_adapter():
-            loss = shared_eval_loss(state, data.evals)
-        if accelerator.is_main_process:
-            write_json(path, {"eval_loss": loss})
+    if loss is not None:
+        return loss, True
+    with accelerator.unwrap_model(state.model).disable_adapter():
+        loss = shared_eval_loss(state, examples)
+    if accelerator.is_main_process:
+        write_json(path, {"eval_loss": loss})
+    return loss, False
+
+
+def base_eval(state: TrainState, data: Prepared) -> float:
+    """The base model's eval loss, as the `base_eval` event."""
+    loss, cached = base_loss(state, data.evals, fingerprint=data.eval_fingerprint)
     state.events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
     return loss
 
 
-def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float) -> None:
-    """The adapter's eval at ``step``, as an event beside the base model's."""
+def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float) -> float:
+    """The adapter's eval loss at ``step``, as an event beside the base model's."""
     loss = shared_eval_loss(state, data.evals)
     state.events.emit("eval", step=step, loss=loss, perplexity=perplexity(loss),
                       perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss))
+    return loss
+
+
+def measure_test(state: TrainState, data: Prepared) -> None:
+    """The kept adapter's loss on the test split and on the general text of the forgetting
+    check, each beside the base model's, as the `test` and `retention` events (none for a
+    set that is empty or off)."""
+    for event, examples, fingerprint in (("test", data.tests, data.test_fingerprint),
+                                         ("retention", data.retention,
+                                          data.retention_fingerprint)):
+        if not examples:
+            continue
+        base, _ = base_loss(state, examples, fingerprint=fingerprint)
+        loss = shared_eval_loss(state, examples)
+        state.events.emit(event, step=state.total_steps, loss=loss, perplexity=perplexity(loss),
+                          base_loss=base, base_perplexity=perplexity(base),
+                          change=loss / base - 1 if base else math.nan)
 
 
 def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:

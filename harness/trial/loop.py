@@ -52,6 +52,8 @@ class TrainState:
     """Optimizer steps done."""
     position: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "batch": 0})
     """Where in the batch order the next micro-batch comes from (epoch, batches done in it)."""
+    epoch_ends: dict[int, float] = field(default_factory=dict)
+    """Step -> epochs trained, where an epoch ends (and at the last step): each is evaluated."""
 
 
 def train_loop(state: TrainState, *, evaluate_now: Callable[[int], None]) -> None:
@@ -110,13 +112,14 @@ def _log_step(state: TrainState, *, loss: float, tokens: Tokens, grad_norm: floa
 
 
 def _on_schedule(state: TrainState, evaluate_now: Callable[[int], None]) -> None:
-    """A checkpoint and an eval where their steps fall (the last step has its own eval)."""
+    """A checkpoint and an eval where their steps fall, and an eval at each epoch's end (the
+    last step has its own eval)."""
     t, step = state.config.training, state.step
     if step >= state.total_steps:
         return
     if t.save_steps and step % t.save_steps == 0:
         checkpoint(state)
-    if t.eval_steps and step % t.eval_steps == 0:
+    if (t.eval_steps and step % t.eval_steps == 0) or step in state.epoch_ends:
         evaluate_now(step)
 
 

@@ -6,9 +6,10 @@ any two steps, and NaN/OOM/SIGTERM must each end with their own reason; checkpoi
 written atomically and resume bit-for-bit. Trainer can be bent to each of these with callbacks,
 but a forty-line loop does all of them plainly and keeps the hot path as lean as a bare peft loop.
 
-Reads top to bottom: config → data → model → LoRA → base eval → train (eval, checkpoints) →
-samples → adapter. Exit codes are in `harness.events.EXIT_CODES`. With `training.num_processes`
-above 1 the same loop runs data-parallel (see `harness.trial.parallel`).
+Reads top to bottom: config → data → model → LoRA → base eval → train (evals at eval_steps and
+at epoch ends, checkpoints) → the best epoch's adapter back → test eval → samples → adapter.
+Exit codes are in `harness.events.EXIT_CODES`. With `training.num_processes` above 1 the same
+loop runs data-parallel (see `harness.trial.parallel`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from harness.errors import disk_full, is_disk_full
 from harness.events import EXIT_CODES, EventWriter, events_path
 from harness.trial.loop import TrainState, train_loop
 from harness.trial.parallel import Events, events_for_rank, launched_rank
+from harness.trial.selection import epoch_ends
 from harness.trial.setup import (
     Prepared,
     build_model,
     build_optimizer,
     prepare_data,
     seed_everything,
+    steps_per_epoch,
 )
 from harness.trial.stopping import Stop, StopRequest
 from harness.trialdir import TrialDir
@@ -74,27 +77,49 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     from harness.models import resolve_model
     from harness.trial.adapter import save_adapter
     from harness.trial.checkpoint import resume_from
-    from harness.trial.evaluation import base_eval, evaluate
+    from harness.trial.evaluation import base_eval, evaluate, measure_test
     from harness.trial.samples import write_samples
+    from harness.trial.selection import EpochSelection
 
     state, data = build(config, out, events=events, stop=stop)
+    model = state.accelerator.unwrap_model(state.model)
+    selection = EpochSelection(out, ends=state.epoch_ends)
     base_loss = base_eval(state, data)
     if resume:
         state.step, state.position = resume_from(
-            out, model=state.accelerator.unwrap_model(state.model), optimizer=state.optimizer,
-            scheduler=state.scheduler, events=events)
+            out, model=model, optimizer=state.optimizer, scheduler=state.scheduler,
+            events=events)
+        selection.resume(state.step)
 
     def evaluate_now(step: int) -> None:
-        evaluate(state, data, step=step, base_loss=base_loss)
+        loss = evaluate(state, data, step=step, base_loss=base_loss)
+        selection.consider(model, step=step, loss=loss,
+                           main=state.accelerator.is_main_process)
 
     train_loop(state, evaluate_now=evaluate_now)
     evaluate_now(state.total_steps)
+    keep_best_epoch(state, selection)
+    measure_test(state, data)
     if not state.accelerator.is_main_process:
         return  # the main process writes samples and the adapter
     write_samples(state, data)
-    adapter_dir = save_adapter(config, state.accelerator.unwrap_model(state.model),
-                               data.tokenizer, out, base_path=resolve_model(config.model))
+    adapter_dir = save_adapter(config, model, data.tokenizer, out,
+                               base_path=resolve_model(config.model))
+    selection.discard()
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
+
+
+def keep_best_epoch(state: TrainState, selection: Any) -> None:
+    """Load the best epoch end's adapter back (every process, once the main one has written
+    it) and announce the choice: the trial's value is that epoch's eval loss."""
+    from harness.trial.evaluation import perplexity
+
+    state.accelerator.wait_for_everyone()
+    choice = selection.restore(state.accelerator.unwrap_model(state.model),
+                               last_step=state.total_steps)
+    if choice is not None:
+        state.events.emit("selected", step=choice.step, epoch=choice.epoch, loss=choice.loss,
+                          perplexity=perplexity(choice.loss), last_step=state.total_steps)
 
 
 def build(config: TrainConfig, out: Path, *, events: Events,
@@ -110,16 +135,20 @@ def build(config: TrainConfig, out: Path, *, events: Events,
     model = build_model(config)
     optimizer, scheduler, total_steps = build_optimizer(
         model, config, len(data.train), processes=accelerator.num_processes)
+    ends = epoch_ends(total_steps=total_steps, steps_per_epoch=steps_per_epoch(
+        config, len(data.train), processes=accelerator.num_processes))
     model, optimizer = accelerator.prepare(model, optimizer)
     events.emit("started", pid=os.getpid(), total_steps=total_steps,
                 train_examples=len(data.train), eval_examples=len(data.evals),
-                fingerprint=data.fingerprint, eval_fingerprint=data.eval_fingerprint,
+                test_examples=len(data.tests), fingerprint=data.fingerprint,
+                eval_fingerprint=data.eval_fingerprint, test_fingerprint=data.test_fingerprint,
                 device=str(accelerator.device), processes=accelerator.num_processes,
                 trainable_parameters=sum(p.numel() for p in model.parameters()
                                          if p.requires_grad))
     return TrainState(config=config, accelerator=accelerator, model=model, optimizer=optimizer,
                       scheduler=scheduler, train=data.train, pad=data.tokenizer.pad_token_id,
-                      events=events, out=out, total_steps=total_steps, stop=stop), data
+                      events=events, out=out, total_steps=total_steps, stop=stop,
+                      epoch_ends=ends), data
 
 
 def _failure(err: BaseException, out: Path) -> dict[str, str]:

@@ -34,23 +34,52 @@ class Prepared:
     """The encoded eval examples."""
     eval_records: list[Any]
     """The eval records themselves, for the comparison samples."""
+    tests: list[Any]
+    """The encoded test examples: measured once, on the adapter the trial keeps."""
     fingerprint: str
     """The dataset's fingerprint (its records and split)."""
     eval_fingerprint: str
     """The eval split's fingerprint: the base model's cached eval loss is keyed by it."""
+    test_fingerprint: str
+    """The test split's, likewise (empty without a test split)."""
+    retention: list[Any]
+    """The encoded general-text examples of the forgetting check (empty when it is off)."""
+    retention_fingerprint: str
+    """Their fingerprint."""
 
 
 def prepare_data(config: TrainConfig) -> Prepared:
     """The config's data loaded, checked, split and encoded, as `harness data check` does."""
     from harness.data.ready import ready_for_training
     from harness.data.records import fingerprint
+    from harness.data.retention import retention_data
     from harness.models import harness_home, training_tokenizer
 
     tokenizer = training_tokenizer(config.model)
     ready = ready_for_training(config.data, tokenizer, cache=harness_home())
-    return Prepared(tokenizer, ready.renderer, [e for _, e in ready.train],
-                    [e for _, e in ready.evals], [r for r, _ in ready.evals],
-                    ready.dataset.fingerprint, fingerprint(ready.dataset.split.eval))
+    split = ready.dataset.split
+    retention, retention_fingerprint = retention_data(config.retention, tokenizer=tokenizer,
+                                                      renderer=ready.renderer)
+    return Prepared(tokenizer, ready.renderer, train=[e for _, e in ready.train],
+                    evals=[e for _, e in ready.evals], eval_records=[r for r, _ in ready.evals],
+                    tests=[e for _, e in ready.tests], fingerprint=ready.dataset.fingerprint,
+                    eval_fingerprint=fingerprint(split.eval),
+                    test_fingerprint=fingerprint(split.test) if split.test else "",
+                    retention=retention, retention_fingerprint=retention_fingerprint)
+
+
+def _adamw(model: Any, config: TrainConfig) -> Any:
+    """AdamW over the adapter's parameters; with LoRA+ the B matrices in their own group."""
+    import torch
+
+    t, ratio = config.training, config.lora.loraplus_ratio
+    if ratio != 1:
+        from peft.optimizers import create_loraplus_optimizer
+
+        return create_loraplus_optimizer(model, torch.optim.AdamW, lr=t.learning_rate,
+                                         loraplus_lr_ratio=ratio, weight_decay=t.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
 
 
 # Non-reentrant checkpointing: the reentrant kind breaks DistributedDataParallel's gradient hooks.
@@ -59,11 +88,16 @@ REENTRANT_FREE = {"use_reentrant": False}
 
 def build_model(config: TrainConfig) -> Any:
     """The base model (quantized as configured) wrapped with a fresh LoRA adapter."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
     from harness.models import load_model
 
-    model = load_model(config.model, config.quantization)
+    return add_lora(load_model(config.model, config.quantization), config)
+
+
+def add_lora(model: Any, config: TrainConfig) -> Any:
+    """``model`` prepared for training as configured (k-bit, gradient checkpointing) and
+    wrapped with a fresh LoRA adapter."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
     if config.quantization.mode != "none":
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=config.training.gradient_checkpointing,
@@ -74,14 +108,23 @@ def build_model(config: TrainConfig) -> Any:
     lora = config.lora
     return get_peft_model(model, LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-        target_modules=lora.target_modules, bias=lora.bias, task_type="CAUSAL_LM"))
+        target_modules=lora.target_modules, bias=lora.bias, task_type="CAUSAL_LM",
+        use_rslora=lora.rslora, use_dora=lora.dora,
+        init_lora_weights=True if lora.init == "default" else lora.init))
+
+
+def steps_per_epoch(config: TrainConfig, n_train: int, *, processes: int = 1) -> float:
+    """Optimizer steps one pass over ``n_train`` examples takes."""
+    from harness.trial.batching import batches_per_epoch
+
+    t = config.training
+    return batches_per_epoch(n_train, t.micro_batch_size) / (t.gradient_accumulation * processes)
 
 
 def build_optimizer(model: Any, config: TrainConfig, n_train: int, *,
                     processes: int = 1) -> tuple[Any, Any, int]:
     """(optimizer, scheduler, total optimizer steps) for ``n_train`` examples over
     ``processes`` data-parallel processes."""
-    import torch
     from transformers import get_scheduler
 
     from harness.trial.batching import batches_per_epoch
@@ -90,8 +133,7 @@ def build_optimizer(model: Any, config: TrainConfig, n_train: int, *,
     per_epoch = batches_per_epoch(n_train, t.micro_batch_size)
     total = t.max_steps if t.max_steps > 0 else math.ceil(
         math.ceil(t.epochs * per_epoch) / (t.gradient_accumulation * processes))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    optimizer = _adamw(model, config)
     name = "constant_with_warmup" if t.scheduler == "constant" else t.scheduler
     scheduler = get_scheduler(name, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=total)

@@ -39,7 +39,7 @@ def data_file(tmp_path: Path, rows: list[dict[str, str]]) -> Path:
 
 
 def pairs(ready: Any) -> list[Any]:
-    return [(rec, enc) for rec, enc in ready.train] + [(rec, enc) for rec, enc in ready.evals]
+    return [(rec, enc) for side in (ready.train, ready.evals, ready.tests) for rec, enc in side]
 
 
 def test_the_second_read_is_served_from_the_cache_with_the_same_examples(
@@ -47,9 +47,9 @@ def test_the_second_read_is_served_from_the_cache_with_the_same_examples(
     config = DataConfig(path=str(data_file(tmp_path, ROWS)), eval_fraction=0.2, cutoff_len=256)
     home = tmp_path / "home"
     first = ready_for_training(config, tiny_tokenizer, cache=home)
-    assert encodes == [32, 8]
+    assert encodes == [28, 8, 4]  # train, eval and test
     again = ready_for_training(config, tiny_tokenizer, cache=home)
-    assert encodes == [32, 8]  # nothing tokenized the second time
+    assert encodes == [28, 8, 4]  # nothing tokenized the second time
     assert pairs(again) == pairs(first)
     assert pairs(first) == pairs(ready_for_training(config, tiny_tokenizer))  # and uncached
     assert list((home / "encoded").iterdir())
@@ -76,7 +76,7 @@ def test_what_changes_encoding_misses_the_cache(tmp_path: Path, tiny_tokenizer: 
         tokenizer = deepcopy(tiny_tokenizer)
         tokenizer.chat_template = "{{ messages }}"
     fresh = ready_for_training(config, tokenizer, cache=home)
-    assert len(encodes) == 4
+    assert len(encodes) == 6
     assert pairs(fresh) == pairs(ready_for_training(config, tokenizer))
 
 
@@ -88,5 +88,5 @@ def test_a_damaged_entry_is_encoded_again(tmp_path: Path, tiny_tokenizer: Any,
     (entry,) = (home / "encoded").iterdir()
     entry.write_bytes(entry.read_bytes()[:50])  # cut short, as by a full disk
     assert pairs(ready_for_training(config, tiny_tokenizer, cache=home)) == pairs(first)
-    assert len(encodes) == 4
+    assert len(encodes) == 6
     assert [p.name for p in (home / "encoded").iterdir()] == [entry.name]  # no temp file left

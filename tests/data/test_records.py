@@ -97,3 +97,22 @@ def test_split_with_only_large_groups_holds_out_the_smallest() -> None:
 def test_no_eval_fraction_means_everything_trains() -> None:
     records = [rec(i) for i in range(4)]
     assert split_records(records, eval_fraction=0.0, seed=1).train == records
+
+
+def test_the_test_split_holds_whole_groups_apart_from_train_and_eval() -> None:
+    records = [rec(i, f"a{i}", group=f"doc{i % 17}") for i in range(200)]
+    split = split_records(records, eval_fraction=0.15, test_fraction=0.15, seed=7)
+    sides = [{r.group for r in side} for side in (split.train, split.eval, split.test)]
+    assert all(sides) and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert len(split.train) + len(split.eval) + len(split.test) == 200
+    assert 0 < len(split.test) <= 30
+    # Adding a test split takes from train only: the eval split, and so every eval figure of
+    # an earlier study, stays as it was.
+    assert split.eval == split_records(records, eval_fraction=0.15, seed=7).eval
+
+
+def test_too_few_groups_for_a_test_split_say_so_and_keep_training_data() -> None:
+    records = [rec(i, f"a{i}", group=f"doc{i % 2}") for i in range(10)]
+    split = split_records(records, eval_fraction=0.3, test_fraction=0.3, seed=1)
+    assert split.test == [] and split.train and split.eval
+    assert "no test split" in split.note

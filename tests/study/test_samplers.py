@@ -4,8 +4,12 @@ seeded study proposes the same trials every time it is run from scratch."""
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import subprocess
 import sys
+import warnings
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +17,10 @@ import optuna
 import pytest
 
 from harness.config import StudySettings
-from harness.study.samplers import trial_seed
+from harness.study.samplers import PerTrialSampler, make_sampler, trial_seed
 from harness.study.storage import open_storage, open_study
 
-SAMPLERS = ["tpe", "random", "qmc", "cmaes"]
+SAMPLERS = ["tpe", "gp", "random", "qmc", "cmaes"]
 
 
 def _ask_and_tell(study: Any) -> dict[str, Any]:
@@ -83,3 +87,55 @@ def test_trial_seeds_differ_by_trial_and_by_study_seed() -> None:
     assert len(seeds) == 1000
     assert trial_seed(42, 3) == trial_seed(42, 3) != trial_seed(43, 3)
     assert trial_seed(None, 3) is None
+
+
+@pytest.mark.parametrize(("trials", "given", "startup"),
+                         [(6, None, 2), (10, None, 3), (40, None, 10), (6, 0, 0), (6, 5, 5)])
+def test_the_random_start_is_a_share_of_the_budget_unless_set(trials: int, given: int | None,
+                                                               startup: int) -> None:
+    assert StudySettings(trials=trials, startup_trials=given).sampler_startup() == startup
+
+
+def _lr_trial(study: optuna.Study) -> float:
+    trial = study.ask()
+    lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+    study.tell(trial, (math.log10(lr) + 3.5) ** 2)
+    return lr
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+def test_the_model_takes_over_after_the_startup_trials(sampler: str) -> None:
+    """Startup trials are drawn at random from the trial's seed; from trial `startup_trials`
+    on, the model proposes instead, so the proposal differs from the random one."""
+    def third(startup: int) -> float:
+        study = optuna.create_study(sampler=make_sampler(
+            StudySettings(sampler=sampler, seed=3, startup_trials=startup)))
+        return [_lr_trial(study) for _ in range(3)][2]
+
+    random_study = optuna.create_study(sampler=make_sampler(
+        StudySettings(sampler="random", seed=3)))
+    at_random = [_lr_trial(random_study) for _ in range(3)][2]
+    assert third(10) == pytest.approx(at_random)
+    assert third(2) != pytest.approx(at_random)
+
+
+def _parallel_spread(sampler: optuna.samplers.BaseSampler) -> float:
+    """Mean distance (in decades of learning rate) between four trials asked at once after
+    eight finished ones, as parallel slots ask."""
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(8):
+        _lr_trial(study)
+    running = [math.log10(study.ask().suggest_float("lr", 1e-5, 1e-2, log=True))
+               for _ in range(4)]
+    return statistics.mean(abs(a - b) for a, b in combinations(running, 2))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_parallel_trials_spread_out_instead_of_crowding_the_best_spot(seed: int) -> None:
+    ours = _parallel_spread(make_sampler(StudySettings(seed=seed, startup_trials=4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        no_liar = _parallel_spread(PerTrialSampler(
+            lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=4, multivariate=True,
+                                                 constant_liar=False), seed))
+    assert ours > 0.5 and ours > 1.5 * no_liar, (ours, no_liar)

@@ -33,6 +33,14 @@ EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
     (result("timeout"), Verdict("FAIL", "timeout")),
     (result("finished"), Verdict("FAIL", "crash")),  # finished without an eval: a bug, a crash
     (result("finished", {**EVAL, "loss": math.nan}), Verdict("FAIL", "nan")),
+    # the best epoch's value, the adapter the trial kept, not the last eval's
+    (result("finished", EVAL, {"event": "selected", "step": 6, "epoch": 1.0, "loss": 1.7,
+                               "perplexity": math.exp(1.7)},
+            {"event": "test", "loss": 1.9, "base_loss": 2.5},
+            {"event": "retention", "loss": 2.1, "change": 0.05}),
+     Verdict("COMPLETE", "finished", [1.7], figures={
+         "selected_epoch": 1.0, "test_loss": 1.9, "base_test_loss": 2.5,
+         "retention_change": 0.05})),
 ])
 def test_a_result_is_judged_by_how_it_ended_and_its_last_eval(
         given: TrialResult, verdict: Verdict) -> None:
@@ -71,7 +79,7 @@ def _watch(study: optuna.Study, curve: dict[int, float], *, total: int = 12,
 
 
 def test_a_trial_behind_the_median_is_pruned_after_its_warm_up() -> None:
-    study = _study(startup_trials=1)
+    study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     assert _watch(study, {4: 2.9, 8: 2.8}).pruned
     # The same curve inside the warm-up (a quarter of 40 steps is 10) is not judged yet.
@@ -79,13 +87,13 @@ def test_a_trial_behind_the_median_is_pruned_after_its_warm_up() -> None:
 
 
 def test_a_trial_ahead_of_the_median_runs_on() -> None:
-    study = _study(startup_trials=1)
+    study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     assert not _watch(study, {4: 2.4, 8: 2.2}).pruned
 
 
 def test_the_final_eval_is_the_result_never_an_intermediate_value() -> None:
-    study = _study(startup_trials=1)
+    study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     watch = _watch(study, {4: 2.4, 12: 9.0})  # step 12 of 12: the result
     assert not watch.pruned
@@ -93,7 +101,7 @@ def test_the_final_eval_is_the_result_never_an_intermediate_value() -> None:
 
 
 def test_a_pruned_trial_stays_pruned_even_if_a_later_eval_looks_better() -> None:
-    study = _study(startup_trials=1)
+    study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     assert _watch(study, {4: 2.9, 8: 2.8, 10: 1.0}).pruned
 
@@ -106,7 +114,7 @@ def test_a_multi_objective_study_reports_nothing_and_never_prunes() -> None:
 
 
 def test_the_warm_up_in_steps_holds_back_the_pruner() -> None:
-    study = _study(startup_trials=1)
+    study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     _finish(study, {4: 2.5, 8: 2.3, 10: 2.2})
     held = StudySettings(warmup_steps=10, warmup_fraction=0.0)

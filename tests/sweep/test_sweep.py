@@ -67,7 +67,7 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     assert {"plots/optimization_history.png", "plots/intermediate_values.png"} <= plots
     assert parent.data.tags["best_trial"] == "0"
     assert parent.data.params["pruner_settings"] == (
-        "startup_trials=1, warmup_steps=0, warmup_fraction=0.25")
+        "min_peers=1, warmup_steps=0, warmup_fraction=0.25")
     assert "space.yaml" in {a.path for a in mlflow.list_artifacts(parent.info.run_id)}
 
     champion = mlflow.get_model_version_by_alias("tiny-adapter", "champion")

@@ -19,15 +19,21 @@ def client(tmp_path: Path) -> MlflowClient:
     return MlflowClient(uri, registry_uri=uri)
 
 
-def finished_run(client: MlflowClient, tmp_path: Path, loss: float) -> Any:
+def finished_run(client: MlflowClient, tmp_path: Path, loss: float,
+                 **metrics: float) -> Any:
+    """A finished trial's run with eval loss ``loss`` and ``metrics`` (`test_loss` for
+    test/loss, ...), on the same eval and test splits as every other."""
     exp = (client.get_experiment_by_name("promote")
            or client.get_experiment(client.create_experiment(
                "promote", artifact_location=(tmp_path / "artifacts").as_uri())))
     adapter = tmp_path / "adapter"
     adapter.mkdir(exist_ok=True)
     (adapter / "adapter_config.json").write_text("{}")
-    run = client.create_run(exp.experiment_id, tags={"dataset.eval_fingerprint": "same"})
+    run = client.create_run(exp.experiment_id, tags={"dataset.eval_fingerprint": "same",
+                                                     "dataset.test_fingerprint": "held"})
     client.log_metric(run.info.run_id, "eval/loss", loss)
+    for name, value in metrics.items():
+        client.log_metric(run.info.run_id, name.replace("_", "/", 1), value)
     client.log_artifacts(run.info.run_id, str(adapter), "adapter")
     client.set_terminated(run.info.run_id, "FINISHED")
     return client.get_run(run.info.run_id)
@@ -54,10 +60,11 @@ class CutShort(MlflowClient):
         return cut
 
 
-def promote(client: MlflowClient, run: Any, *, trial: int = 0) -> Any:
+def promote(client: MlflowClient, run: Any, *, trial: int = 0,
+            max_forgetting: float | None = 0.05) -> Any:
     return promote_run(client, run, Candidate("s", trial, "eval_loss",
                                               run.data.metrics["eval/loss"]),
-                       model="m", margin=0.01)
+                       model="m", margin=0.01, max_forgetting=max_forgetting)
 
 
 @pytest.mark.parametrize("cut_at", [
@@ -101,6 +108,60 @@ def test_a_settled_later_version_still_faces_the_champion(
         promote(CutShort(client.tracking_uri, "set_model_version_tag"), worse, trial=1)
     settled = promote(client, worse, trial=1)
     assert settled.alias == "challenger"
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
+
+
+def test_versions_are_compared_on_the_test_split_the_sweep_never_chose_by(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5, test_loss=1.2), trial=0)
+    # Better on eval (which picked it), worse on test: the eval figure flatters it.
+    flattered = promote(client, finished_run(client, tmp_path, 1.0, test_loss=1.3), trial=1)
+    assert flattered.alias == "challenger" and "test loss 1.3000" in flattered.why
+    better = promote(client, finished_run(client, tmp_path, 1.6, test_loss=1.0), trial=2)
+    assert better.alias == CHAMPION
+    assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "2"
+
+
+def test_a_version_without_a_test_figure_is_not_ranked_against_one_with_it(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5, test_loss=1.2), trial=0)
+    other = promote(client, finished_run(client, tmp_path, 0.5), trial=1)
+    assert other.alias == "challenger" and "different test data" in other.why
+
+
+def test_the_best_epochs_eval_loss_is_what_a_version_records(
+        client: MlflowClient, tmp_path: Path) -> None:
+    run = finished_run(client, tmp_path, 1.5, selected_eval_loss=1.1)
+    promote(client, run)
+    assert client.get_model_version("m", "1").tags["eval_loss"] == "1.1"
+
+
+@pytest.mark.parametrize(("retained", "limit", "alias", "verdict"), [
+    (2.04, 0.05, CHAMPION, "passed"),      # 2 % above the base model's: allowed
+    (2.20, 0.05, "challenger", "forgets"),  # 10 % above: never champion
+    (2.20, None, CHAMPION, "no limit"),
+])
+def test_an_adapter_that_forgets_general_text_never_becomes_champion(
+        client: MlflowClient, tmp_path: Path, retained: float, limit: float | None,
+        alias: str, verdict: str) -> None:
+    run = finished_run(client, tmp_path, 1.0, test_loss=1.0, retention_loss=retained,
+                       base_retention_loss=2.0)
+    promotion = promote(client, run, max_forgetting=limit)
+    assert promotion.alias == alias
+    tags = client.get_model_version("m", promotion.version).tags
+    assert verdict in tags["retention_verdict"]
+    assert (tags["retention_loss"], tags["base_retention_loss"]) == (repr(retained), "2.0")
+    if alias != CHAMPION:
+        assert "forgets" in promotion.why and not client.get_registered_model("m").aliases.get(
+            CHAMPION)
+
+
+def test_a_forgetting_version_does_not_unseat_the_champion(
+        client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5, test_loss=1.5))
+    forgets = finished_run(client, tmp_path, 1.0, test_loss=1.0, retention_loss=3.0,
+                           base_retention_loss=2.0)
+    assert promote(client, forgets, trial=1).alias == "challenger"
     assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
 
 

@@ -14,6 +14,7 @@ from helpers import make_config
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
+from harness.sweep.judge import judge
 from harness.sweep.runner import TrialResult, run_trial
 from harness.sweep.train import write_trial_config
 from harness.tracking.runs import TrialRun
@@ -59,6 +60,32 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     assert len(samples) == 2 and {"base", "adapter", "reference", "rougeL_adapter"} <= set(
         samples[0])
     assert_loads_as_mlflow_pipeline(run, config)
+
+
+def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
+        tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=-1, epochs=3, eval_steps=0)
+    config.samples.count = 0
+    result, run = tracked_trial(config, tmp_path / "out")
+    assert result.reason == "finished", result.log_tail
+    started = result.last("started")
+    per_epoch = -(-started["train_examples"] // 2)
+    evals = {e["step"]: e["loss"] for e in result.events if e["event"] == "eval"}
+    assert list(evals) == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+    selected = result.last("selected")
+    assert selected["loss"] == min(evals.values()) and evals[selected["step"]] == selected["loss"]
+    assert selected["epoch"] == selected["step"] / per_epoch
+    assert judge(result, ["eval_loss"]).values == [selected["loss"]]
+    metrics = run.data.metrics
+    assert metrics["selected/eval_loss"] == selected["loss"]
+    assert metrics["selected/epoch"] == selected["epoch"]
+    # the test split and the general text, measured once on the adapter kept
+    assert started["test_examples"] > 0 and run.data.tags["dataset.test_fingerprint"]
+    for name in ("test/loss", "test/perplexity", "base/test_loss", "retention/loss",
+                 "base/retention_loss", "retention/loss_change_vs_base"):
+        assert name in metrics, name
+    assert [e["event"] for e in result.events].count("test") == 1
+    assert not (tmp_path / "out" / "best-epoch").exists()
 
 
 def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:

@@ -1,0 +1,79 @@
+"""The end-of-sweep summary: what the search found against the baselines and the base model."""
+
+from __future__ import annotations
+
+import io
+
+import optuna
+from rich.console import Console
+
+from harness.study.record import (
+    BASE_TEST_LOSS,
+    BASELINE,
+    RETENTION_CHANGE,
+    SELECTED_EPOCH,
+    TEST_LOSS,
+)
+from harness.sweep.view import print_summary
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _finish(study: optuna.Study, value: float | None, **attrs: object) -> None:
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+    for key, v in attrs.items():
+        trial.set_user_attr(key, v)
+    if value is None:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, value)
+
+
+def _summary(study: optuna.Study) -> str:
+    out = io.StringIO()
+    print_summary(Console(file=out, width=200), study, objectives=["eval_loss"])
+    return out.getvalue()
+
+
+def _study() -> optuna.Study:
+    study = optuna.create_study(study_name="s")
+    study.enqueue_trial({"lr": 3e-4}, user_attrs={BASELINE: "text-generation-webui defaults"})
+    study.enqueue_trial({"lr": 2e-4}, user_attrs={BASELINE: "QLoRA paper"})
+    return study
+
+
+def test_the_summary_tells_what_the_search_gained_over_the_best_baseline() -> None:
+    study = _study()
+    _finish(study, 2.10, **{TEST_LOSS: 2.30, BASE_TEST_LOSS: 2.90, RETENTION_CHANGE: 0.01,
+                            SELECTED_EPOCH: 3.0})
+    _finish(study, 2.20, **{TEST_LOSS: 2.20, BASE_TEST_LOSS: 2.90})
+    _finish(study, None)
+    _finish(study, 1.90, **{TEST_LOSS: 2.00, BASE_TEST_LOSS: 2.90, RETENTION_CHANGE: 0.03,
+                            SELECTED_EPOCH: 2.0})
+    text = _summary(study)
+    assert "3 complete, 1 pruned" in text
+    assert "base model" in text and "2.9000" in text
+    assert "baseline: text-generation-webui defaults" in text and "baseline: QLoRA paper" in text
+    assert "+3.0%" in text  # the best trial's general-text change
+    # the yardstick is the baseline best on test (QLoRA's 2.20), not the one best on eval
+    assert "test loss 2.0000 against 2.2000 for the best baseline ('QLoRA paper'), +9.1% lower" \
+        in text
+
+
+def test_a_baseline_that_stays_best_is_said_plainly() -> None:
+    study = _study()
+    _finish(study, 1.90, **{TEST_LOSS: 2.00})
+    _finish(study, 2.20, **{TEST_LOSS: 2.20})
+    _finish(study, None)
+    text = _summary(study)
+    assert "best (a baseline)" in text
+    assert "the best trial is the baseline 'text-generation-webui defaults'" in text
+
+
+def test_without_test_figures_the_gain_is_on_eval_loss() -> None:
+    study = _study()
+    _finish(study, 2.0)
+    _finish(study, 2.2)
+    _finish(study, 1.5)
+    assert "eval loss 1.5000 against 2.0000" in _summary(study)
