@@ -47,7 +47,7 @@ def test_a_missing_or_unusable_set_names_the_file_and_what_to_do(
                        tokenizer=tiny_tokenizer, renderer=renderer)
     path = tmp_path / "long.json"
     path.write_text(json.dumps([{"instruction": "word " * 200, "output": "ok"}]))
-    with pytest.raises(DataError, match="retention.cutoff_len") as err:
+    with pytest.raises(DataError, match=r"retention\.cutoff_len") as err:
         retention_data(RetentionSettings(path=str(path), cutoff_len=16),
                        tokenizer=tiny_tokenizer, renderer=renderer)
     assert str(path) in str(err.value)
