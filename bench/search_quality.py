@@ -117,10 +117,12 @@ class Bench:
         from harness.models import load_model
         from harness.trial.setup import prepare_data
 
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         self.config = config
         self.scratch = scratch
         self.data = prepare_data(config)
+        if not self.data.tests:
+            raise SystemExit(f"{config.data.path}: no test split (too few documents); give "
+                             "more data")
         self.base = load_model(config.model, config.quantization)
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
         self._model: Any = None
@@ -143,7 +145,7 @@ class Bench:
             seed_everything,
             steps_per_epoch,
         )
-        from harness.trial.stopping import StopRequest
+        from harness.trial.stopping import Stop, StopRequest
 
         config = trial_config(self.config, params, seed=seed)
         seed_everything(seed)
@@ -166,14 +168,16 @@ class Bench:
             selection.consider(model, step=step, loss=loss, main=True)
             on_eval(step, loss, total)
 
-        pruned = False
+        pruned = diverged = False
         try:
             train_loop(state, evaluate_now=evaluate_now)
             evaluate_now(total)
         except Pruned:
             pruned = True
-        value = evals[max(evals)] if evals else math.nan
-        if keep_best and not pruned:
+        except Stop:  # the loss became NaN: a failed trial, as in a sweep
+            diverged = True
+        value = math.nan if diverged or not evals else evals[max(evals)]
+        if keep_best and not (pruned or diverged):
             keep_best_epoch(state, selection)
             value = selection.best.loss if selection.best else value
         self._model = model
@@ -191,9 +195,11 @@ class Bench:
                          device=self.accelerator.device)
 
     def release(self) -> None:
-        """Take the last trial's adapter off the base model."""
+        """Take the last trial's adapter off the base model, and let the accelerator forget
+        the trial's model and optimizer (it keeps what it prepared)."""
         self.base = self.accelerator.unwrap_model(self._model).unload()
         self._model = None
+        self.accelerator.free_memory()
 
 
 def trial_config(base: TrainConfig, params: dict[str, Any], *, seed: int) -> TrainConfig:
@@ -211,34 +217,30 @@ def suggest(trial: optuna.Trial, *, epochs: int | None = None) -> dict[str, Any]
             "epochs": epochs or trial.suggest_int("epochs", *EPOCHS)}
 
 
-# Each method yields trials until told the budget is spent (the generator is closed).
-Method = Callable[[Bench, int], Iterator[Outcome]]
-
-
 def harness_method(bench: Bench, seed: int, *, expected: int,
                    epochs: int | None = None) -> Iterator[Outcome]:
     from harness.study.samplers import make_sampler
     from harness.sweep.pruners import make_pruner
 
     settings = StudySettings(seed=seed, trials=expected)
-    yield from optuna_trials(bench, seed, optuna.create_study(
-        sampler=make_sampler(settings), pruner=make_pruner(settings)),
+    yield from optuna_trials(bench, optuna.create_study(
+        sampler=make_sampler(settings), pruner=make_pruner(settings)), seed=seed,
         may_prune=settings.may_prune, keep_best=True, epochs=epochs)
 
 
 def stock_optuna(bench: Bench, seed: int) -> Iterator[Outcome]:
-    yield from optuna_trials(bench, seed, optuna.create_study(
+    yield from optuna_trials(bench, optuna.create_study(
         sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner()),
-        may_prune=lambda step, total: True, keep_best=False)
+        seed=seed, may_prune=lambda step, total: True, keep_best=False)
 
 
 def random_search(bench: Bench, seed: int) -> Iterator[Outcome]:
-    yield from optuna_trials(bench, seed, optuna.create_study(
+    yield from optuna_trials(bench, optuna.create_study(
         sampler=optuna.samplers.RandomSampler(seed=seed), pruner=optuna.pruners.NopPruner()),
-        may_prune=lambda step, total: False, keep_best=False)
+        seed=seed, may_prune=lambda step, total: False, keep_best=False)
 
 
-def optuna_trials(bench: Bench, seed: int, study: optuna.Study, *,
+def optuna_trials(bench: Bench, study: optuna.Study, *, seed: int,
                   may_prune: Callable[[int, int], bool], keep_best: bool,
                   epochs: int | None = None) -> Iterator[Outcome]:
     while True:
@@ -295,7 +297,7 @@ class Run:
         return sum(t.steps for t in self.trials)
 
 
-def run_method(name: str, trials: Iterator[Outcome], bench: Bench, *, budget: int) -> Run:
+def run_method(name: str, trials: Iterator[Outcome], *, bench: Bench, budget: int) -> Run:
     started = time.perf_counter()
     spent, best, curve, kept = 0, None, [], []
     for outcome in trials:
@@ -427,7 +429,7 @@ def main() -> None:
                                   b, s, expected=args.expected_trials, epochs=EPOCHS[1]),
                               "webui": webui, "grid": grid, "random": random_search,
                               "optuna": stock_optuna}[name](bench, seed)
-                    runs[name] = run_method(name, trials, bench, budget=args.budget)
+                    runs[name] = run_method(name, trials, bench=bench, budget=args.budget)
                 results[(dataset, seed)] = runs
     print("\n" + report(results, methods) + "\n\n" + curves(results))
     if args.json:

@@ -9,7 +9,7 @@ Layout (each entry recorded when written):
     checkpoint-N/       resumable state, rotated
     samples/            base versus adapter comparison
     adapter/            the final adapter (PEFT + MLflow model)
-    best-epoch/         the best epoch end's adapter weights while the trial runs
+    best-epoch/         the best epoch end's adapter weights (what adapter/ holds at the end)
     .harness-files.json what of the above the harness wrote: the record below
 
 Every file the harness writes is listed in ``.harness-files.json`` under its entry. Replacing an

@@ -25,7 +25,7 @@ class StudySettings:
     parallel trials spread), gp (Gaussian process), random, qmc or cmaes."""
     seed: int | None = 42
     """Sampler seed: the same seed proposes the same trials."""
-    startup_trials: int | None = None
+    random_start: int | None = None
     """tpe and gp: trials (enqueued ones included) proposed at random before the model takes
     over; None uses a quarter of `trials`, at least 2 (Optuna's own default, 10, makes any
     sweep of 10 trials or fewer a random search)."""
@@ -61,7 +61,7 @@ class StudySettings:
         problems = choice_problems(self) + _objective_problems(self.objectives)
         if self.trials < 1:
             problems.append("trials: must be at least 1")
-        for key in ("startup_trials", "min_peers", "warmup_steps"):
+        for key in ("random_start", "min_peers", "warmup_steps"):
             if (getattr(self, key) or 0) < 0:
                 problems.append(f"{key}: must be 0 or more")
         if not 0 <= self.warmup_fraction < 1:
@@ -76,8 +76,8 @@ class StudySettings:
 
     def sampler_startup(self) -> int:
         """Trials proposed at random before TPE or GP models the finished ones."""
-        if self.startup_trials is not None:
-            return self.startup_trials
+        if self.random_start is not None:
+            return self.random_start
         return max(2, -(-self.trials // 4))
 
     def may_prune(self, step: int, total_steps: int) -> bool:

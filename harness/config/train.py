@@ -152,14 +152,18 @@ class LoraSettings:
     """LoRA+: the B matrices learn this many times faster than the A matrices (1: plain LoRA;
     its authors suggest 16)."""
     init: LoraInit = "default"
-    """How the A matrices start: default (Kaiming-uniform, B zero), gaussian or orthogonal.
-    (PiSSA and OLoRA change the base weights, so the adapter would not apply to the plain
-    base model: not offered.)"""
+    """How the adapter starts: default (A Kaiming-uniform, B zero), gaussian (A normal, B
+    zero) or orthogonal (A and B from orthogonal halves of one random rotation, so both learn
+    from the first step while their product is still zero; needs an even r). Every choice starts
+    from the base model's outputs. (PiSSA and OLoRA change the base weights, so the adapter
+    would not apply to the plain base model: not offered.)"""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         if self.loraplus_ratio < 1:
             problems.append(f"loraplus_ratio: {self.loraplus_ratio} must be at least 1")
+        if self.init == "orthogonal" and self.r % 2:
+            problems.append(f"init: orthogonal needs an even r, and r is {self.r}")
         if self.r < 1:
             problems.append(f"r: {self.r} must be at least 1")
         if self.alpha <= 0:

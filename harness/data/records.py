@@ -186,7 +186,9 @@ def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int,
     group never moves another group, and adding a test split never changes the eval split.
     """
     if eval_fraction <= 0 or not records:
-        return Split(list(records), [])
+        unused = ("data.test_fraction is ignored: with data.eval_fraction 0 nothing is held out"
+                  if test_fraction > 0 and records else "")
+        return Split(list(records), [], note=unused)
     sizes: dict[str, int] = {}
     for rec in records:
         sizes[rec.group] = sizes.get(rec.group, 0) + 1

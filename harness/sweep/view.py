@@ -130,7 +130,8 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
     shown.append(("best" if BASELINE not in best.user_attrs else "best (a baseline)", best))
     for label, t in shown:
         attrs = t.user_attrs
-        value = _num(t.values[0]) if t.values else t.state.name.lower()
+        # a pruned trial's value is its last eval on the way, not a result
+        value = _num(t.values[0]) if _complete(t) else t.state.name.lower()
         change = attrs.get(RETENTION_CHANGE)
         table.add_row(label, str(t.number), value, _num(attrs.get(TEST_LOSS)),
                       "" if change is None else f"{change:+.1%}",
@@ -140,12 +141,14 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
 
 def gain_line(trials: list[Any], best: Any) -> str:
     """What the search gained over the best finished baseline, on test (else eval) loss."""
-    done = [t for t in trials if BASELINE in t.user_attrs and t.values]
+    done = [t for t in trials if BASELINE in t.user_attrs and _complete(t)]
     if not done:
-        return "no baseline finished: nothing to compare the best trial with"
+        return "no baseline completed: nothing to compare the best trial with"
     key = TEST_LOSS if all(TEST_LOSS in t.user_attrs for t in [*done, best]) else None
+
     def loss(t: Any) -> float:
         return t.user_attrs[key] if key else t.values[0]
+
     yardstick = min(done, key=loss)
     name, split = yardstick.user_attrs[BASELINE], "test" if key else "eval"
     if best.number == yardstick.number:
@@ -155,6 +158,10 @@ def gain_line(trials: list[Any], best: Any) -> str:
     return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
             f"best baseline ({name!r}), {gain:+.1%} "
             f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
+
+
+def _complete(trial: Any) -> bool:
+    return trial.state.name == "COMPLETE"
 
 
 def _superseded(trial: Any, trials: list[Any]) -> bool:

@@ -178,10 +178,11 @@ def settle(client: Any, model: str) -> str | None:
             return None
         # Every version tags its gate result before it writes the alias, so the last writer's
         # settle sees every version that passed.
-        held_out = measure(champion.tags)
+        split = "test" if _loss(champion.tags, "test") is not None else "eval"
         passed = [v for v in client.search_model_versions(f"name = '{model}'")
-                  if v.tags.get(GATE) == "passed" and measure(v.tags)[:2] == held_out[:2]]
-        best = min([champion, *passed], key=lambda v: (measure(v.tags)[2], int(v.version)))
+                  if v.tags.get(GATE) == "passed"
+                  and _loss(v.tags, split, like=champion.tags) is not None]
+        best = min([champion, *passed], key=lambda v: (_loss(v.tags, split), int(v.version)))
         if best.version == champion.version:
             return champion.version
         client.set_registered_model_alias(model, CHAMPION, best.version)
@@ -242,13 +243,26 @@ def _eval_loss(metrics: dict[str, float]) -> float:
     return metrics.get("selected/eval_loss", metrics.get("eval/loss", math.nan))
 
 
-def measure(tags: dict[str, str]) -> tuple[str, str, float]:
-    """What a version is compared by: (split, its fingerprint, the loss there). The test
-    split where the version has a figure on it, else the eval split."""
-    test = float(tags.get("test_loss", "nan"))
-    if math.isfinite(test) and tags.get("test_fingerprint"):
-        return "test", tags["test_fingerprint"], test
-    return "eval", tags.get("eval_fingerprint", ""), float(tags.get("eval_loss", "nan"))
+def _loss(tags: dict[str, str], split: str, *, like: dict[str, str] | None = None
+          ) -> float | None:
+    """A version's loss on ``split`` (test or eval), if it has a finite one there, measured
+    on the same data as the version ``like`` (same split fingerprint), when given."""
+    value = float(tags.get(f"{split}_loss", "nan"))
+    data = tags.get(f"{split}_fingerprint")
+    if not (math.isfinite(value) and data):
+        return None
+    if like is not None and like.get(f"{split}_fingerprint") != data:
+        return None
+    return value
+
+
+def compared_on(tags: dict[str, str], champion: dict[str, str]) -> str | None:
+    """The split two versions are compared on: test where both have a figure on the same test
+    data, else eval on the same eval data; None when they share neither."""
+    for split in ("test", "eval"):
+        if _loss(tags, split, like=champion) is not None and _loss(champion, split) is not None:
+            return split
+    return None
 
 
 def forgetting(tags: dict[str, str], limit: float | None) -> tuple[bool, str]:
@@ -275,10 +289,12 @@ def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[
         champion = client.get_model_version_by_alias(model, CHAMPION)
     except MlflowException:
         return CHAMPION, "first champion"
-    (split, data, new), (theirs, their_data, old) = measure(tags), measure(champion.tags)
-    if (split, data) != (theirs, their_data):
-        return CHALLENGER, (f"version {champion.version} is champion on different {theirs} "
-                            "data; compare them on one held-out set before moving the alias")
+    split = compared_on(tags, champion.tags)
+    if split is None:
+        return CHALLENGER, (f"version {champion.version} is champion on different eval and "
+                            "test data; compare them on one held-out set before moving the "
+                            "alias")
+    new, old = float(tags[f"{split}_loss"]), float(champion.tags[f"{split}_loss"])
     if new < old * (1 - margin):
         return CHAMPION, (f"{split} loss {new:.4f} beats version {champion.version}'s "
                           f"{old:.4f}")

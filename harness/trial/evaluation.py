@@ -56,11 +56,14 @@ def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
-def base_loss_entry(config: TrainConfig, split_fingerprint: str) -> Path:
-    """Where the base model's loss on a split (eval or test, told apart by its fingerprint) is
-    cached."""
-    return base_model_entry("base_eval", config, eval=split_fingerprint,
-                            cutoff_len=config.data.cutoff_len, train_on=config.data.train_on)
+def base_loss_entry(config: TrainConfig, split_fingerprint: str, *,
+                    encoding: tuple[int, str] | None = None) -> Path:
+    """Where the base model's loss on a split (eval, test or the general text, told apart by
+    its fingerprint) is cached; ``encoding`` is the split's (cutoff_len, train_on), by default
+    the training data's."""
+    cutoff_len, train_on = encoding or (config.data.cutoff_len, config.data.train_on)
+    return base_model_entry("base_eval", config, eval=split_fingerprint, cutoff_len=cutoff_len,
+                            train_on=train_on)
 
 
 def read_base_loss(path: Path) -> float | None:
@@ -71,12 +74,13 @@ def read_base_loss(path: Path) -> float | None:
         return None
 
 
-def base_loss(state: TrainState, examples: list[Any], *, fingerprint: str) -> tuple[float, bool]:
+def base_loss(state: TrainState, examples: list[Any], *, fingerprint: str,
+              encoding: tuple[int, str] | None = None) -> tuple[float, bool]:
     """The base model's loss on a split, and whether it came from the cache (per model,
-    quantization and split). The main process decides whether the cache serves, so all
-    processes compute it or none does."""
+    quantization, split and its encoding). The main process decides whether the cache
+    serves, so all processes compute it or none does."""
     accelerator = state.accelerator
-    path = base_loss_entry(state.config, fingerprint)
+    path = base_loss_entry(state.config, fingerprint, encoding=encoding)
     loss = same_everywhere(accelerator, read_base_loss(path)
                            if accelerator.is_main_process else None)
     if loss is not None:
@@ -107,12 +111,13 @@ def measure_test(state: TrainState, data: Prepared) -> None:
     """The kept adapter's loss on the test split and on the general text of the forgetting
     check, each beside the base model's, as the `test` and `retention` events (none for a
     set that is empty or off)."""
-    for event, examples, fingerprint in (("test", data.tests, data.test_fingerprint),
-                                         ("retention", data.retention,
-                                          data.retention_fingerprint)):
+    general = (state.config.retention.cutoff_len, "response")
+    for event, examples, fingerprint, encoding in (
+            ("test", data.tests, data.test_fingerprint, None),
+            ("retention", data.retention, data.retention_fingerprint, general)):
         if not examples:
             continue
-        base, _ = base_loss(state, examples, fingerprint=fingerprint)
+        base, _ = base_loss(state, examples, fingerprint=fingerprint, encoding=encoding)
         loss = shared_eval_loss(state, examples)
         state.events.emit(event, step=state.total_steps, loss=loss, perplexity=perplexity(loss),
                           base_loss=base, base_perplexity=perplexity(base),

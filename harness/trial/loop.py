@@ -117,10 +117,12 @@ def _on_schedule(state: TrainState, evaluate_now: Callable[[int], None]) -> None
     t, step = state.config.training, state.step
     if step >= state.total_steps:
         return
-    if t.save_steps and step % t.save_steps == 0:
-        checkpoint(state)
+    # The eval first: a checkpoint at this step then holds its epoch-end choice, so a trial
+    # resumed from it never skips an epoch end it did not judge.
     if (t.eval_steps and step % t.eval_steps == 0) or step in state.epoch_ends:
         evaluate_now(step)
+    if t.save_steps and step % t.save_steps == 0:
+        checkpoint(state)
 
 
 @dataclass

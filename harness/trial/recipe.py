@@ -27,7 +27,7 @@ from harness.errors import disk_full, is_disk_full
 from harness.events import EXIT_CODES, EventWriter, events_path
 from harness.trial.loop import TrainState, train_loop
 from harness.trial.parallel import Events, events_for_rank, launched_rank
-from harness.trial.selection import epoch_ends
+from harness.trial.selection import EpochSelection, epoch_ends
 from harness.trial.setup import (
     Prepared,
     build_model,
@@ -79,7 +79,6 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     from harness.trial.checkpoint import resume_from
     from harness.trial.evaluation import base_eval, evaluate, measure_test
     from harness.trial.samples import write_samples
-    from harness.trial.selection import EpochSelection
 
     state, data = build(config, out, events=events, stop=stop)
     model = state.accelerator.unwrap_model(state.model)
@@ -105,11 +104,10 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     write_samples(state, data)
     adapter_dir = save_adapter(config, model, data.tokenizer, out,
                                base_path=resolve_model(config.model))
-    selection.discard()
     events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
 
 
-def keep_best_epoch(state: TrainState, selection: Any) -> None:
+def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
     """Load the best epoch end's adapter back (every process, once the main one has written
     it) and announce the choice: the trial's value is that epoch's eval loss."""
     from harness.trial.evaluation import perplexity

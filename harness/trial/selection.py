@@ -4,8 +4,10 @@ its best epoch's, not its last.
 A LoRA run often overfits a small dataset in its later epochs: its last eval is then worse than
 an earlier one, and a sweep that takes the last value both misjudges the trial and promotes the
 worse adapter. Here the best epoch-end adapter's weights are kept on disk in the trial
-directory (``best-epoch/``, a few megabytes: only the adapter), so a resumed trial still knows
-it, and are loaded back before the test eval, the samples and the saved adapter.
+directory (``best-epoch/``, only the adapter's weights), so a resumed trial still knows it, and
+are loaded back before the test eval, the samples and the saved adapter. They stay there after
+the trial: a later `--resume` of it starts from its last checkpoint and must still know the best
+epoch end before that.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.trialdir import BEST_DIR, put_in_place, remove_recorded, scratch
+from harness.trialdir import BEST_DIR, put_in_place, scratch
 
 WEIGHTS = "adapter_weights.safetensors"
 CHOICE = "selection.json"
@@ -98,6 +100,3 @@ class EpochSelection:
             set_peft_model_state_dict(model, load_file(str(self.out / BEST_DIR / WEIGHTS)))
         return self.best
 
-    def discard(self) -> None:
-        """The kept weights are no longer needed once the final adapter is written."""
-        remove_recorded(self.out, BEST_DIR)

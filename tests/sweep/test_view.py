@@ -71,6 +71,16 @@ def test_a_baseline_that_stays_best_is_said_plainly() -> None:
     assert "the best trial is the baseline 'text-generation-webui defaults'" in text
 
 
+def test_a_pruned_baseline_is_shown_pruned_and_never_the_yardstick() -> None:
+    study = _study()
+    _finish(study, None)  # the webui baseline, pruned
+    _finish(study, 2.2, **{TEST_LOSS: 2.2})
+    _finish(study, 2.0, **{TEST_LOSS: 2.1})
+    text = _summary(study)
+    assert "pruned" in text.split("baseline: text-generation-webui defaults")[1].splitlines()[0]
+    assert "against 2.2000 for the best baseline ('QLoRA paper')" in text
+
+
 def test_without_test_figures_the_gain_is_on_eval_loss() -> None:
     study = _study()
     _finish(study, 2.0)

@@ -122,11 +122,22 @@ def test_versions_are_compared_on_the_test_split_the_sweep_never_chose_by(
     assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "2"
 
 
-def test_a_version_without_a_test_figure_is_not_ranked_against_one_with_it(
+def test_without_test_figures_on_both_sides_versions_are_compared_on_eval(
         client: MlflowClient, tmp_path: Path) -> None:
+    promote(client, finished_run(client, tmp_path, 1.5), trial=0)  # a champion from before
+    newer = promote(client, finished_run(client, tmp_path, 1.2, test_loss=1.9), trial=1)
+    assert newer.alias == CHAMPION and "eval loss 1.2000 beats" in newer.why
+    later = promote(client, finished_run(client, tmp_path, 1.0, test_loss=2.0), trial=2)
+    assert later.alias == "challenger" and "test loss 2.0000" in later.why  # both have test
+
+
+def test_versions_on_different_data_are_not_ranked(client: MlflowClient, tmp_path: Path) -> None:
     promote(client, finished_run(client, tmp_path, 1.5, test_loss=1.2), trial=0)
-    other = promote(client, finished_run(client, tmp_path, 0.5), trial=1)
-    assert other.alias == "challenger" and "different test data" in other.why
+    other = finished_run(client, tmp_path, 0.5, test_loss=0.5)
+    client.set_tag(other.info.run_id, "dataset.eval_fingerprint", "another")
+    client.set_tag(other.info.run_id, "dataset.test_fingerprint", "another")
+    promotion = promote(client, client.get_run(other.info.run_id), trial=1)
+    assert promotion.alias == "challenger" and "different eval and test data" in promotion.why
 
 
 def test_the_best_epochs_eval_loss_is_what_a_version_records(

@@ -85,7 +85,10 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
                  "base/retention_loss", "retention/loss_change_vs_base"):
         assert name in metrics, name
     assert [e["event"] for e in result.events].count("test") == 1
-    assert not (tmp_path / "out" / "best-epoch").exists()
+    kept = load_file(str(tmp_path / "out" / "best-epoch" / "adapter_weights.safetensors"))
+    final = load_file(str(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
+    assert {k.removesuffix(".weight") for k in kept} == {k.removesuffix(".weight") for k in final}
+    assert all(torch.equal(kept[k], final[k]) for k in kept)  # the adapter is the epoch kept
 
 
 def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:

@@ -45,8 +45,26 @@ def test_plain_lora_is_one_group_at_the_learning_rate(tmp_path: Path,
     assert [g["lr"] for g in optimizer.param_groups] == [config.training.learning_rate]
 
 
-def test_a_loraplus_ratio_below_one_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_every_init_starts_from_the_base_models_outputs(tmp_path: Path,
+                                                        tiny_model_dir: Path) -> None:
+    import torch
+
+    config = make_config(tmp_path, tiny_model_dir)
+    ids = torch.tensor([[1, 5, 9, 13, 17]])
+    base = build_model(config)
+    with base.disable_adapter(), torch.no_grad():
+        expected = base(input_ids=ids).logits
+    for init in ("default", "gaussian", "orthogonal"):
+        config.lora.init = init
+        with torch.no_grad():
+            got = build_model(config)(input_ids=ids).logits
+        assert torch.allclose(got, expected, atol=1e-5), init
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({"loraplus_ratio": 0.5}, "loraplus_ratio"), ({"init": "orthogonal", "r": 3}, "even r")])
+def test_impossible_variants_are_refused(settings: dict, said: str) -> None:
     from harness.config import LoraSettings
 
-    with pytest.raises(ConfigError, match="loraplus_ratio"):
-        LoraSettings(loraplus_ratio=0.5)
+    with pytest.raises(ConfigError, match=said):
+        LoraSettings(**settings)
