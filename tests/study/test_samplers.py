@@ -105,7 +105,7 @@ def _lr_trial(study: optuna.Study) -> float:
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
 def test_the_model_takes_over_after_the_startup_trials(sampler: str) -> None:
-    """Startup trials are drawn at random from the trial's seed; from trial `startup_trials`
+    """Startup trials are drawn at random from the trial's seed; from trial `random_start`
     on, the model proposes instead, so the proposal differs from the random one."""
     def third(startup: int) -> float:
         study = optuna.create_study(sampler=make_sampler(
