@@ -119,9 +119,11 @@ def print_summary(console: Console, study: Any, *, objectives: list[str]) -> Non
 
 def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
     """The base model, each baseline and the best trial, on eval and test."""
-    table = Table(title="what the search found", title_justify="left")
-    for name in ("", "trial", objective, "test loss", "general text", "epoch kept", "params"):
-        table.add_column(name, justify="left" if name in ("", "params") else "right")
+    table = Table(title=f"what the search found ({objective} and test loss; general text: "
+                  "loss change against the base model; the epoch kept)", title_justify="left")
+    for name in ("", "#", "eval", "test", "general", "epoch", "params"):
+        table.add_column(name, justify="left" if name in ("", "params") else "right",
+                         max_width=16 if name == "" else None)
     base = next((t.user_attrs[BASE_TEST_LOSS] for t in trials if BASE_TEST_LOSS in
                  t.user_attrs), None)
     table.add_row("base model", "", "", _num(base), "", "", "")
@@ -135,8 +137,26 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
         change = attrs.get(RETENTION_CHANGE)
         table.add_row(label, str(t.number), value, _num(attrs.get(TEST_LOSS)),
                       "" if change is None else f"{change:+.1%}",
-                      _num_short(attrs.get(SELECTED_EPOCH)), short_params(t.params))
+                      _num_short(attrs.get(SELECTED_EPOCH)), compact_params(t.params))
     return table
+
+
+SHORT_NAMES = {"alpha_per_rank": "a/r", "learning_rate": "lr", "epochs": "ep",
+               "quant_type": "", "mode": "", "double_quant": "dq"}
+"""Names shortened in the summary's narrow params column (empty: the value alone)."""
+
+
+def compact_params(params: dict[str, Any]) -> str:
+    """``short_params`` in fewer characters: r=32 a/r=2 lr=3.0e-04 ep=3 4bit nf4."""
+    parts = []
+    for name, value in params.items():
+        key = name.rsplit(".", 1)[-1]
+        key = SHORT_NAMES.get(key, key)
+        shown = str(value)
+        if isinstance(value, float):
+            shown = f"{value:.1e}" if 0 < abs(value) < 0.01 else f"{value:.3g}"
+        parts.append(f"{key}={shown}" if key else shown)
+    return " ".join(parts)
 
 
 def gain_line(trials: list[Any], best: Any) -> str:

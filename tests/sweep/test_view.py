@@ -87,3 +87,12 @@ def test_without_test_figures_the_gain_is_on_eval_loss() -> None:
     _finish(study, 2.2)
     _finish(study, 1.5)
     assert "eval loss 1.5000 against 2.0000" in _summary(study)
+
+
+def test_the_summary_params_fit_a_narrow_column() -> None:
+    from harness.sweep.view import compact_params
+
+    assert compact_params({"lora.r": 32, "lora.alpha_per_rank": 2,
+                           "training.learning_rate": 3e-4, "training.epochs": 3,
+                           "quantization.mode": "4bit", "quantization.quant_type": "nf4"}) == (
+        "r=32 a/r=2 lr=3.0e-04 ep=3 4bit nf4")
