@@ -123,7 +123,7 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
                   "loss change against the base model; the epoch kept)", title_justify="left")
     for name in ("", "#", "eval", "test", "general", "epoch", "params"):
         table.add_column(name, justify="left" if name in ("", "params") else "right",
-                         max_width=16 if name == "" else None)
+                         overflow="fold", ratio=2 if name in ("", "params") else None)
     base = next((t.user_attrs[BASE_TEST_LOSS] for t in trials if BASE_TEST_LOSS in
                  t.user_attrs), None)
     table.add_row("base model", "", "", _num(base), "", "", "")
