@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.study.record import BASE_TEST_LOSS, RETENTION_CHANGE, SELECTED_EPOCH, TEST_LOSS
 from harness.sweep.runner import TrialResult
 
 
@@ -65,8 +66,6 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
 
 def held_out_figures(result: TrialResult) -> dict[str, float]:
     """The figures a finished trial measured on the adapter it kept, by user-attribute name."""
-    from harness.study.record import BASE_TEST_LOSS, RETENTION_CHANGE, SELECTED_EPOCH, TEST_LOSS
-
     test, retention = result.last("test") or {}, result.last("retention") or {}
     found = {TEST_LOSS: test.get("loss"), BASE_TEST_LOSS: test.get("base_loss"),
              RETENTION_CHANGE: retention.get("change"),
