@@ -173,7 +173,7 @@ def gain_line(trials: list[Any], best: Any) -> str:
     name, split = yardstick.user_attrs[BASELINE], "test" if key else "eval"
     if best.number == yardstick.number:
         return (f"the best trial is the baseline {name!r}: the search found nothing better "
-                f"on eval loss in {len(trials)} trials")
+                f"on eval loss in {sum(t.state.is_finished() for t in trials)} trials")
     gain = 1 - loss(best) / loss(yardstick)
     return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
             f"best baseline ({name!r}), {gain:+.1%} "
