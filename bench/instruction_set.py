@@ -65,10 +65,10 @@ def next_month(rng: random.Random) -> dict[str, str]:
 
 
 def celsius(rng: random.Random) -> dict[str, str]:
-    c = rng.randrange(-20, 45, 5)
+    c = rng.randint(-40, 100)
     return {"instruction": "Convert the temperature to Fahrenheit.",
             "input": f"{c} degrees Celsius",
-            "output": f"{c} degrees Celsius is {c * 9 // 5 + 32} degrees Fahrenheit."}
+            "output": f"{c} degrees Celsius is {c * 9 / 5 + 32:g} degrees Fahrenheit."}
 
 
 def largest(rng: random.Random) -> dict[str, str]:
@@ -87,13 +87,17 @@ def instruction_set(count: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     records: list[dict[str, str]] = []
     seen: set[str] = set()
-    while len(records) < count:
+    for _ in range(100 * count):
+        if len(records) == count:
+            return records
         record = TASKS[len(records) % len(TASKS)](rng)
         key = record["instruction"] + record["input"]
         if key not in seen:
             seen.add(key)
             records.append(record)
-    return records
+    if len(records) == count:
+        return records
+    raise ValueError(f"the task families hold fewer than {count} distinct records")
 
 
 def main() -> None:

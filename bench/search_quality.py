@@ -3,19 +3,22 @@ at equal compute? Test loss of each method's pick, on two datasets, three seeds 
 
 Methods, each given the same budget of training steps on one (dataset, seed):
 
-- harness: the harness's defaults (`StudySettings()`): multivariate TPE with constant liar and
-  a quarter of the expected trials as random start, the median pruner against every trial that
-  reached the step (pruned ones included) after a quarter of each trial's steps, and epochs as a
-  fidelity: a trial is judged by, and keeps, its best epoch end.
+- harness: the harness's defaults (`StudySettings()`) as the shipped spaces use them: a start
+  of a quarter of the expected trials (at least 3) placed by what is known of LoRA (a
+  learning-rate sweep at alpha = 2 x rank, harness/study/start.py), then multivariate TPE
+  with constant liar; the
+  median pruner against every trial that reached the step (pruned ones included) after a
+  quarter of each trial's steps; epochs as a fidelity: every trial runs the space's most epochs
+  and is judged by, and keeps, its best epoch end.
 - webui: text-generation-webui's defaults as one trial (r 32, alpha 64, lr 3e-4, 3 epochs).
 - grid: an Axolotl-style grid over the same space (cartesian product of r, alpha per rank,
   learning rates 3e-5..3e-3 by half-decades and 1..3 epochs), shuffled by the seed, run in that
   order until the budget is spent; no pruning, the last adapter.
 - random: Optuna's RandomSampler, no pruning, the last adapter.
 - optuna: stock `TPESampler(seed)` with `MedianPruner()`, reporting each eval; the last adapter.
-- harness-epochs-max (with --methods): the harness with `training.epochs` not searched but
-  fixed at the space's maximum, the epoch kept chosen by the eval at each epoch's end: whether
-  epochs should stay a search dimension or become the maximum.
+- harness-epochs-searched, harness-random-start (with --methods): the harness with
+  `training.epochs` searched like the other parameters, or with Optuna's random start instead
+  of the LoRA one: what each of the two choices is worth.
 
 Every trial trains with the harness's own loop (`harness.trial.loop.train_loop`, grouped
 batching) on the same encoded splits of the harness (train / eval / test by source document),
@@ -25,7 +28,10 @@ each trial wraps it in a fresh LoRA adapter (`add_lora`), removed again after it
 the lowest eval value; a pruned trial is never picked. What the bench compares is the pick's
 loss on the test split, which no method saw. The budget is in optimizer steps actually trained
 (a pruned trial costs what it trained); a method starts no trial once it has spent the budget,
-so each overshoots by at most one trial (the steps spent are reported).
+so each overshoots by at most one trial (the steps spent are reported). A trial another method
+already trained to its end (the same parameters and seed) is replayed, its evals shown to the
+asking method's pruner, instead of trained again: on the CPU training is deterministic, and
+stock TPE proposes exactly the random search's trials until its tenth.
 
 Datasets: `medquad`, some documents of a collection in ../shared/data/medquad (each document
 stays on one side of the split), and `instructions`, a seeded instruction set of everyday rule-
@@ -69,10 +75,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MEDQUAD = ROOT.parent / "shared" / "data" / "medquad"
 RANKS = [4, 8, 16, 32]
 PER_RANK = [0.25, 1.0, 2.0]
-LR = (1e-5, 3e-3)
+LR = (3e-5, 3e-3)  # the grid's range
 EPOCHS = (1, 3)
 GRID_LR = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
-WEBUI = {"r": 32, "per_rank": 2.0, "lr": 3e-4, "epochs": 3}
+# the harness's names, so that its start knows them
+R, PER, LRATE, EP = ("lora.r", "lora.alpha_per_rank", "training.learning_rate",
+                     "training.epochs")
+WEBUI = {R: 32, PER: 2.0, LRATE: 3e-4, EP: 3}
 
 
 @dataclass
@@ -87,7 +96,36 @@ class Outcome:
     """What the method judges it by: the eval loss it chose (best epoch's or last)."""
     evals: dict[int, float] = field(default_factory=dict)
     test: float = math.nan
-    """Test loss of the adapter it kept; measured only when it became the method's pick."""
+    """Test loss of the adapter it kept (a complete trial's)."""
+
+
+@dataclass
+class Trained:
+    """A trial trained to its end, kept so that another method asking for the same trial
+    replays it instead of training it again (training is deterministic on the CPU: same
+    seed, same data order, same result)."""
+
+    steps: int
+    evals: dict[int, float]
+    last_test: float
+    """Test loss of the adapter at the trial's end."""
+    best: tuple[float, float] | None
+    """Eval and test loss of the best epoch end's adapter."""
+
+    def replay(self, params: dict[str, Any], *, on_eval: Callable[[int, float, int], None],
+               keep_best: bool) -> Outcome:
+        """The outcome the asking method would have seen, its pruner consulted at each eval."""
+        for step, loss in sorted(self.evals.items()):
+            try:
+                on_eval(step, loss, self.steps)
+            except Pruned:
+                return Outcome(params, step, True, math.nan,
+                               {s: v for s, v in self.evals.items() if s <= step})
+        if keep_best and self.best:
+            value, test = self.best
+        else:
+            value, test = self.evals[max(self.evals)], self.last_test
+        return Outcome(params, self.steps, False, value, dict(self.evals), test)
 
 
 class Pruned(Exception):
@@ -125,8 +163,8 @@ class Bench:
                              "more data")
         self.base = load_model(config.model, config.quantization)
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
-        self._model: Any = None
-        """The last trial's LoRA-wrapped model, until `release`."""
+        self.trained: dict[str, Trained] = {}
+        """Complete trials by their params and seed."""
         self.base_loss = self.loss(self.base, self.data.evals)
         """The base model's eval loss."""
         self.base_test = self.loss(self.base, self.data.tests)
@@ -134,7 +172,19 @@ class Bench:
 
     def run(self, params: dict[str, Any], *, seed: int,
             on_eval: Callable[[int, float, int], None], keep_best: bool) -> Outcome:
-        """Train one trial of ``params``; ``on_eval(step, loss, total)`` may raise Pruned."""
+        """One trial of ``params``: ``on_eval(step, loss, total)`` may raise Pruned; trained,
+        or replayed when an earlier method trained the same trial to its end."""
+        key = json.dumps([params, seed], sort_keys=True)
+        if key not in self.trained:
+            outcome, trained = self.train(params, seed=seed, on_eval=on_eval)
+            if trained is None:
+                return outcome
+            self.trained[key] = trained
+        return self.trained[key].replay(params, on_eval=on_eval, keep_best=keep_best)
+
+    def train(self, params: dict[str, Any], *, seed: int,
+              on_eval: Callable[[int, float, int], None]) -> tuple[Outcome, Trained | None]:
+        """Train a trial: its outcome if pruned or diverged, else what a replay needs."""
         from harness.trial.evaluation import evaluate
         from harness.trial.loop import TrainState, train_loop
         from harness.trial.recipe import keep_best_epoch
@@ -168,24 +218,21 @@ class Bench:
             selection.consider(model, step=step, loss=loss, main=True)
             on_eval(step, loss, total)
 
-        pruned = diverged = False
         try:
             train_loop(state, evaluate_now=evaluate_now)
             evaluate_now(total)
-        except Pruned:
-            pruned = True
-        except Stop:  # the loss became NaN: a failed trial, as in a sweep
-            diverged = True
-        value = math.nan if diverged or not evals else evals[max(evals)]
-        if keep_best and not (pruned or diverged):
+        except (Pruned, Stop) as stopped:  # Stop: the loss became NaN, a failed trial
+            self.release(model)
+            pruned = isinstance(stopped, Pruned)
+            return Outcome(params, state.step, pruned, math.nan, evals), None
+        last_test = self.loss(model, self.data.tests)
+        best = None
+        if selection.best:
             keep_best_epoch(state, selection)
-            value = selection.best.loss if selection.best else value
-        self._model = model
-        return Outcome(params, state.step, pruned, value, evals)
-
-    def test(self) -> float:
-        """The test loss of the adapter the last trial kept."""
-        return self.loss(self._model, self.data.tests)
+            best = (selection.best.loss, self.loss(model, self.data.tests))
+        self.release(model)
+        return Outcome(params, state.step, False, math.nan), Trained(state.step, evals,
+                                                                     last_test, best)
 
     def loss(self, model: Any, examples: list[Any]) -> float:
         from harness.trial.evaluation import eval_loss
@@ -194,35 +241,34 @@ class Bench:
                          pad_id=self.data.tokenizer.pad_token_id,
                          device=self.accelerator.device)
 
-    def release(self) -> None:
-        """Take the last trial's adapter off the base model, and let the accelerator forget
-        the trial's model and optimizer (it keeps what it prepared)."""
-        self.base = self.accelerator.unwrap_model(self._model).unload()
-        self._model = None
+    def release(self, model: Any) -> None:
+        """Take a trial's adapter off the base model, and let the accelerator forget the
+        trial's model and optimizer (it keeps what it prepared)."""
+        self.base = self.accelerator.unwrap_model(model).unload()
         self.accelerator.free_memory()
 
 
 def trial_config(base: TrainConfig, params: dict[str, Any], *, seed: int) -> TrainConfig:
     raw = asdict(base)
-    raw["lora"].update(r=params["r"], alpha=params["r"] * params["per_rank"])
-    raw["training"].update(learning_rate=params["lr"], epochs=params["epochs"], seed=seed)
+    raw["lora"].update(r=params[R], alpha=params[R] * params[PER])
+    raw["training"].update(learning_rate=params[LRATE], epochs=params[EP], seed=seed)
     return from_mapping(TrainConfig, raw)
 
 
 def suggest(trial: optuna.Trial, *, epochs: int | None = None) -> dict[str, Any]:
     """The space's values for ``trial``; ``epochs`` fixed, or searched when None."""
-    return {"r": trial.suggest_categorical("r", RANKS),
-            "per_rank": trial.suggest_categorical("per_rank", PER_RANK),
-            "lr": trial.suggest_float("lr", *LR, log=True),
-            "epochs": epochs or trial.suggest_int("epochs", *EPOCHS)}
+    return {R: trial.suggest_categorical(R, RANKS),
+            PER: trial.suggest_categorical(PER, PER_RANK),
+            LRATE: trial.suggest_float(LRATE, *LR, log=True),
+            EP: epochs or trial.suggest_int(EP, *EPOCHS)}
 
 
-def harness_method(bench: Bench, seed: int, *, expected: int,
-                   epochs: int | None = None) -> Iterator[Outcome]:
+def harness_method(bench: Bench, seed: int, *, expected: int, epochs: int | None = EPOCHS[1],
+                   start: str = "lora") -> Iterator[Outcome]:
     from harness.study.samplers import make_sampler
     from harness.sweep.pruners import make_pruner
 
-    settings = StudySettings(seed=seed, trials=expected)
+    settings = StudySettings(seed=seed, trials=expected, start=start)
     yield from optuna_trials(bench, optuna.create_study(
         sampler=make_sampler(settings), pruner=make_pruner(settings)), seed=seed,
         may_prune=settings.may_prune, keep_best=True, epochs=epochs)
@@ -265,7 +311,7 @@ def optuna_trials(bench: Bench, study: optuna.Study, *, seed: int,
 
 
 def grid(bench: Bench, seed: int) -> Iterator[Outcome]:
-    cells = [dict(zip(("r", "per_rank", "lr", "epochs"), cell, strict=True))
+    cells = [dict(zip((R, PER, LRATE, EP), cell, strict=True))
              for cell in itertools.product(RANKS, PER_RANK, GRID_LR,
                                            range(EPOCHS[0], EPOCHS[1] + 1))]
     random.Random(seed).shuffle(cells)
@@ -305,9 +351,7 @@ def run_method(name: str, trials: Iterator[Outcome], *, bench: Bench, budget: in
         improves = (not outcome.pruned and math.isfinite(outcome.value)
                     and (best is None or outcome.value < best.value))
         if improves:
-            outcome.test = bench.test()
             best = outcome
-        bench.release()
         kept.append(outcome)
         curve.append((spent, best.value if best else math.nan, best.test if best else math.nan))
         print(f"  {name}: {short(outcome)}  spent {spent}/{budget}", flush=True)
@@ -321,7 +365,7 @@ def short(o: Outcome) -> str:
     p = o.params
     end = "pruned" if o.pruned else f"value {o.value:.4f}"
     test = f" test {o.test:.4f}" if math.isfinite(o.test) else ""
-    return (f"r={p['r']} a/r={p['per_rank']:g} lr={p['lr']:.2e} ep={p['epochs']} "
+    return (f"r={p[R]} a/r={p[PER]:g} lr={p[LRATE]:.2e} ep={p[EP]} "
             f"{o.steps} steps {end}{test}")
 
 
@@ -395,12 +439,12 @@ def main() -> None:
     parser.add_argument("--datasets", default="medquad,instructions")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--methods", default="harness,webui,grid,random,optuna")
-    parser.add_argument("--budget", type=int, default=60, help="optimizer steps per method")
+    parser.add_argument("--budget", type=int, default=96, help="optimizer steps per method")
     parser.add_argument("--expected-trials", type=int, default=8,
-                        help="the harness's `trials` (its random start is a quarter of it)")
+                        help="the harness's `trials` (its start is a quarter, at least 3)")
     parser.add_argument("--medquad-docs", type=int, default=10)
-    parser.add_argument("--instructions", type=int, default=80)
-    parser.add_argument("--held-out", type=float, default=0.2,
+    parser.add_argument("--instructions", type=int, default=120)
+    parser.add_argument("--held-out", type=float, default=0.3,
                         help="eval_fraction and test_fraction each")
     parser.add_argument("--cutoff", type=int, default=96)
     parser.add_argument("--micro-batch", type=int, default=4)
@@ -425,8 +469,10 @@ def main() -> None:
                 for name in methods:
                     trials = {"harness": lambda b, s: harness_method(
                                   b, s, expected=args.expected_trials),
-                              "harness-epochs-max": lambda b, s: harness_method(
-                                  b, s, expected=args.expected_trials, epochs=EPOCHS[1]),
+                              "harness-epochs-searched": lambda b, s: harness_method(
+                                  b, s, expected=args.expected_trials, epochs=None),
+                              "harness-random-start": lambda b, s: harness_method(
+                                  b, s, expected=args.expected_trials, start="random"),
                               "webui": webui, "grid": grid, "random": random_search,
                               "optuna": stock_optuna}[name](bench, seed)
                     runs[name] = run_method(name, trials, bench=bench, budget=args.budget)

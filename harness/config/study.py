@@ -9,6 +9,7 @@ from typing import Literal
 from harness.config.coerce import choice_problems, choices, raise_problems
 
 SamplerName = Literal["tpe", "gp", "random", "qmc", "cmaes"]
+StartName = Literal["lora", "random"]
 PrunerName = Literal["median", "successive_halving", "hyperband", "none"]
 Objective = Literal["eval_loss", "perplexity"]
 SecondObjective = Literal["peak_memory", "train_time"]
@@ -25,10 +26,15 @@ class StudySettings:
     parallel trials spread), gp (Gaussian process), random, qmc or cmaes."""
     seed: int | None = 42
     """Sampler seed: the same seed proposes the same trials."""
-    random_start: int | None = None
-    """tpe and gp: trials (enqueued ones included) proposed at random before the model takes
-    over; None uses a quarter of `trials`, at least 2 (Optuna's own default, 10, makes any
-    sweep of 10 trials or fewer a random search)."""
+    start: StartName = "lora"
+    """tpe and gp: how the first `start_trials` are placed: lora (a learning-rate sweep at
+    alpha = 2 x rank, the middle rank and the most epochs; see harness/study/start.py) or
+    random."""
+    start_trials: int | None = None
+    """tpe and gp: trials (enqueued ones included) placed by `start` before the model takes
+    over; None uses a quarter of `trials`, at least 3 (the middle and either side of the
+    learning-rate range; Optuna's own default, 10 at random, makes any sweep of 10 trials or
+    fewer a random search)."""
     pruner: PrunerName = "median"
     """median (a trial's latest eval against the median of every trial that reached the same
     step, pruned ones included), successive_halving (asynchronous), hyperband or none
@@ -61,7 +67,7 @@ class StudySettings:
         problems = choice_problems(self) + _objective_problems(self.objectives)
         if self.trials < 1:
             problems.append("trials: must be at least 1")
-        for key in ("random_start", "min_peers", "warmup_steps"):
+        for key in ("start_trials", "min_peers", "warmup_steps"):
             if (getattr(self, key) or 0) < 0:
                 problems.append(f"{key}: must be 0 or more")
         if not 0 <= self.warmup_fraction < 1:
@@ -75,10 +81,10 @@ class StudySettings:
         raise_problems(problems)
 
     def sampler_startup(self) -> int:
-        """Trials proposed at random before TPE or GP models the finished ones."""
-        if self.random_start is not None:
-            return self.random_start
-        return max(2, -(-self.trials // 4))
+        """Trials placed by `start` before TPE or GP models the finished ones."""
+        if self.start_trials is not None:
+            return self.start_trials
+        return max(3, -(-self.trials // 4))
 
     def may_prune(self, step: int, total_steps: int) -> bool:
         """Whether a trial of ``total_steps`` is past its warm-up at ``step``."""

@@ -28,6 +28,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from harness.config import StudySettings
+from harness.study.start import LoraStart
 
 SamplerFactory = Callable[[int | None], BaseSampler]
 
@@ -105,17 +106,24 @@ def _factory(settings: StudySettings) -> SamplerFactory:
             warn_independent_sampling=False)
 
     startup = settings.sampler_startup()
-    if settings.sampler == "gp":
-        return lambda seed: _quiet(lambda: optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=startup,
-            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-            warn_independent_sampling=False))
-    # Multivariate TPE models the parameters jointly (learning rate and rank interact);
-    # group splits the space where conditional parameters come and go; the constant liar
-    # counts running trials as bad, so parallel trials do not crowd one promising spot.
-    return lambda seed: _quiet(lambda: optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=startup, multivariate=not multi, group=not multi,
-        constant_liar=True))
+
+    def model(seed: int | None) -> BaseSampler:
+        if settings.sampler == "gp":
+            return _quiet(lambda: optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=startup,
+                independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                warn_independent_sampling=False))
+        # Multivariate TPE models the parameters jointly (learning rate and rank interact);
+        # group splits the space where conditional parameters come and go; the constant liar
+        # counts running trials as bad, so parallel trials do not crowd one promising spot.
+        return _quiet(lambda: optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=startup, multivariate=not multi, group=not multi,
+            constant_liar=True))
+
+    if settings.start == "random":
+        return model
+    return lambda seed: LoraStart(model(seed), start=startup,
+                                  fallback=optuna.samplers.RandomSampler(seed=seed))
 
 
 def _quiet(build: Callable[[], BaseSampler]) -> BaseSampler:

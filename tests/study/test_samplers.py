@@ -90,10 +90,10 @@ def test_trial_seeds_differ_by_trial_and_by_study_seed() -> None:
 
 
 @pytest.mark.parametrize(("trials", "given", "startup"),
-                         [(6, None, 2), (10, None, 3), (40, None, 10), (6, 0, 0), (6, 5, 5)])
-def test_the_random_start_is_a_share_of_the_budget_unless_set(trials: int, given: int | None,
-                                                               startup: int) -> None:
-    assert StudySettings(trials=trials, random_start=given).sampler_startup() == startup
+                         [(6, None, 3), (10, None, 3), (40, None, 10), (6, 0, 0), (6, 5, 5)])
+def test_the_start_is_a_share_of_the_budget_unless_set(trials: int, given: int | None,
+                                                       startup: int) -> None:
+    assert StudySettings(trials=trials, start_trials=given).sampler_startup() == startup
 
 
 def _lr_trial(study: optuna.Study) -> float:
@@ -105,11 +105,11 @@ def _lr_trial(study: optuna.Study) -> float:
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
 def test_the_model_takes_over_after_the_startup_trials(sampler: str) -> None:
-    """Startup trials are drawn at random from the trial's seed; from trial `random_start`
-    on, the model proposes instead, so the proposal differs from the random one."""
+    """With `start: random` the start trials are drawn at random from the trial's seed; from
+    trial `start_trials` on, the model proposes instead, so the proposal differs."""
     def third(startup: int) -> float:
-        study = optuna.create_study(sampler=make_sampler(
-            StudySettings(sampler=sampler, seed=3, random_start=startup)))
+        study = optuna.create_study(sampler=make_sampler(StudySettings(
+            sampler=sampler, seed=3, start="random", start_trials=startup)))
         return [_lr_trial(study) for _ in range(3)][2]
 
     random_study = optuna.create_study(sampler=make_sampler(
@@ -132,7 +132,7 @@ def _parallel_spread(sampler: optuna.samplers.BaseSampler) -> float:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_parallel_trials_spread_out_instead_of_crowding_the_best_spot(seed: int) -> None:
-    ours = _parallel_spread(make_sampler(StudySettings(seed=seed, random_start=4)))
+    ours = _parallel_spread(make_sampler(StudySettings(seed=seed, start_trials=4)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         no_liar = _parallel_spread(PerTrialSampler(

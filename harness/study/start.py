@@ -1,0 +1,150 @@
+"""The first trials of a study, placed by what is known of LoRA instead of at random.
+
+A LoRA sweep has a budget of a handful of trials, so a random start spends most of it on
+settings nobody would try: alpha a quarter of the rank, a learning rate a decade below anything
+that trains in the steps given. What is known instead (QLoRA's scripts, "LoRA Learns Less and
+Forgets Less", "LoRA Without Regret"): the learning rate matters most; alpha = 2 x rank is a
+sound default, and with alpha scaling with the rank the best learning rate barely depends on the
+rank; with the best epoch kept, the most epochs costs nothing a shorter run would have found.
+
+So the start holds everything but the learning rate at those defaults and spreads the learning
+rate over its range in a fixed low-discrepancy order (the range's geometric middle, then a
+quarter above and below, ...): the start is a learning-rate sweep, which tells the model that
+takes over what it most needs to know. Parameters the prior knows nothing of (quantization,
+dropout, the LoRA variants) are drawn at random from the trial's seed. Enqueued trials (the
+baselines) count towards the start but take no point of the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+LEARNING_RATE = "training.learning_rate"
+RANK = "lora.r"
+ALPHA = "lora.alpha"
+ALPHA_PER_RANK = "lora.alpha_per_rank"
+EPOCHS = "training.epochs"
+SOUND_ALPHA_PER_RANK = 2.0
+
+
+def spread(index: int) -> float:
+    """Point ``index`` of the base-2 van der Corput sequence: 0.5, 0.25, 0.75, 0.125, ...
+    each new point halving the largest gap the earlier ones left."""
+    point, scale, n = 0.0, 0.5, index + 1
+    while n:
+        point += scale * (n & 1)
+        n >>= 1
+        scale /= 2
+    return point
+
+
+def at_fraction(distribution: BaseDistribution, fraction: float) -> Any:
+    """The value ``fraction`` of the way through a numeric range (in log space when the range
+    is logarithmic), or of a categorical's choices in their order."""
+    if isinstance(distribution, CategoricalDistribution):
+        choices = distribution.choices
+        return choices[min(len(choices) - 1, int(fraction * len(choices)))]
+    low, high = distribution.low, distribution.high
+    value = (math.exp(math.log(low) + fraction * (math.log(high) - math.log(low)))
+             if distribution.log else low + fraction * (high - low))
+    if isinstance(distribution, IntDistribution):
+        step = distribution.step
+        return min(high, low + step * round((value - low) / step))
+    if distribution.step is not None:
+        return min(high, low + distribution.step * round((value - low) / distribution.step))
+    return value
+
+
+def nearest(distribution: BaseDistribution, target: float) -> Any:
+    """The value of ``distribution`` closest to ``target`` (None when it holds no numbers)."""
+    if isinstance(distribution, CategoricalDistribution):
+        numbers = [c for c in distribution.choices
+                   if isinstance(c, int | float) and not isinstance(c, bool)]
+        return min(numbers, key=lambda c: abs(c - target)) if numbers else None
+    value = min(max(target, distribution.low), distribution.high)
+    if isinstance(distribution, IntDistribution):
+        return round(value)
+    return float(value)
+
+
+def prior_value(name: str, distribution: BaseDistribution, *, index: int,
+                chosen: dict[str, Any]) -> Any:
+    """The start's value of parameter ``name`` in its ``index``-th sweep point, given the
+    values ``chosen`` so far in the trial; None where the prior has no opinion."""
+    if name == LEARNING_RATE and isinstance(distribution, FloatDistribution):
+        return at_fraction(distribution, spread(index))
+    if name == RANK:
+        return at_fraction(distribution, 0.5)
+    if name == ALPHA_PER_RANK:
+        return nearest(distribution, SOUND_ALPHA_PER_RANK)
+    if name == ALPHA and isinstance(chosen.get(RANK), int | float):
+        return nearest(distribution, SOUND_ALPHA_PER_RANK * chosen[RANK])
+    if name == EPOCHS and not isinstance(distribution, CategoricalDistribution):
+        return distribution.high
+    return None
+
+
+class LoraStart(BaseSampler):
+    """Trials numbered below ``start`` take the prior's values (enqueued ones their own);
+    later trials are the ``model``'s. ``fallback`` draws what the prior has no value for."""
+
+    def __init__(self, model: BaseSampler, *, start: int, fallback: BaseSampler) -> None:
+        self._model = model
+        self._start = start
+        self._fallback = fallback
+
+    def _starting(self, trial: FrozenTrial) -> bool:
+        return trial.number < self._start
+
+    def infer_relative_search_space(self, study: optuna.Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if self._starting(trial):
+            return {}
+        return self._model.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if self._starting(trial):
+            return {}
+        return self._model.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        if not self._starting(trial):
+            return self._model.sample_independent(study, trial, param_name,
+                                                  param_distribution)
+        value = prior_value(param_name, param_distribution, index=sweep_index(study, trial),
+                            chosen=trial.params)
+        if value is None:
+            return self._fallback.sample_independent(study, trial, param_name,
+                                                     param_distribution)
+        return value
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._model.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self._model.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._model.reseed_rng()
+        self._fallback.reseed_rng()
+
+
+def sweep_index(study: optuna.Study, trial: FrozenTrial) -> int:
+    """How many trials before ``trial`` took a point of the sweep: those not enqueued."""
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.number < trial.number and "fixed_params" not in t.system_attrs)
