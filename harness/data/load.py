@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,9 +210,19 @@ def _read_all(root: Path, files: list[Path], reader: Reader) -> tuple[list[Recor
                 raise
             problems.append(Problem("unreadable_file", str(path), _short(err)))
             continue
-        records += got
+        records += [_placed(r, path=path, root=root) for r in got]
         problems += bad
     return records, problems
+
+
+def _placed(record: Record, *, path: Path, root: Path) -> Record:
+    """``record`` with a group named from its file's place under ``root`` rather than its full
+    path, so that the same data copied or moved elsewhere splits the same way."""
+    prefix = str(path)
+    if not record.group.startswith(prefix):
+        return record  # a group named by the document (MedQuAD, conversation ids)
+    place = path.name if root.is_file() else path.relative_to(root).as_posix()
+    return replace(record, group=place + record.group[len(prefix):])
 
 
 def _short(err: DataError) -> str:

@@ -9,10 +9,13 @@ rank; with the best epoch kept, the most epochs costs nothing a shorter run woul
 
 So the start holds everything but the learning rate at those defaults and spreads the learning
 rate over its range in a fixed low-discrepancy order (the range's geometric middle, then a
-quarter above and below, ...): the start is a learning-rate sweep, which tells the model that
-takes over what it most needs to know. Parameters the prior knows nothing of (quantization,
-dropout, the LoRA variants) are drawn at random from the trial's seed. Enqueued trials (the
-baselines) count towards the start but take no point of the sweep.
+quarter above it, a quarter below, ...): the start is a learning-rate sweep, which tells the
+model that takes over what it most needs to know. Above before below: the few steps a sweep
+affords favour the higher rates, and the point most likely hopeless, the low one, then comes
+when the median pruner has two trials to judge it by at its first epoch end. Parameters the
+prior knows nothing of (quantization, dropout, the LoRA variants) are drawn at random from the
+trial's seed. Enqueued trials (the baselines) count towards the start but take no point of
+the sweep.
 """
 
 from __future__ import annotations
@@ -40,14 +43,14 @@ SOUND_ALPHA_PER_RANK = 2.0
 
 
 def spread(index: int) -> float:
-    """Point ``index`` of the base-2 van der Corput sequence: 0.5, 0.25, 0.75, 0.125, ...
-    each new point halving the largest gap the earlier ones left."""
+    """Point ``index`` of the base-2 van der Corput sequence mirrored: 0.5, 0.75, 0.25, 0.875,
+    ... each new point halving the largest gap the earlier ones left, the upper side first."""
     point, scale, n = 0.0, 0.5, index + 1
     while n:
         point += scale * (n & 1)
         n >>= 1
         scale /= 2
-    return point
+    return 1 - point
 
 
 def at_fraction(distribution: BaseDistribution, fraction: float) -> Any:

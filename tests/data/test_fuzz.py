@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -166,6 +166,8 @@ def test_decode_errors_point_at_the_bad_byte(
 ) -> None:
     """The reported offset and line are those of the first invalid byte, BOM or no BOM."""
     head = bom + prefix.encode("utf-8")
+    # \xff then \xfe is UTF-16's byte-order mark: that file is UTF-16 text, not a bad byte
+    assume(not (head + bad + rest).startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)))
     result = attempt(lambda: read_json_records(write(tmp_path, "bad.json", head + bad + rest)))
     assert isinstance(result, DataError)
     match = re.search(r"byte 0x([0-9a-f]{2}) at offset (\d+) \(line (\d+)\)", result.what)

@@ -77,6 +77,24 @@ def test_fingerprint_follows_content_not_location(tmp_path: Path) -> None:
     assert load_dataset(DataConfig(path=str(two))).fingerprint != a.fingerprint
 
 
+
+@pytest.mark.parametrize("layout", ["file", "directory"])
+def test_the_split_follows_the_data_not_where_it_lies(tmp_path: Path, layout: str) -> None:
+    """Moving the data (a resumed study run from elsewhere, a bench in a temporary folder)
+    must not move records between train, eval and test."""
+    records = [{"instruction": f"task {i}", "output": f"answer {i}"} for i in range(40)]
+
+    def split_at(where: Path) -> list[set[int]]:
+        (where / "data").mkdir(parents=True)
+        (where / "data" / "tasks.json").write_text(json.dumps(records))
+        path = where / "data" if layout == "directory" else where / "data" / "tasks.json"
+        split = load_dataset(DataConfig(path=str(path), eval_fraction=0.2,
+                                        test_fraction=0.2)).split
+        return [{r.index for r in side} for side in (split.train, split.eval, split.test)]
+
+    here, there = split_at(tmp_path / "a"), split_at(tmp_path / "b" / "elsewhere")
+    assert here == there and all(here)
+
 def test_links_fifos_and_empty_files_in_a_directory_are_reported_never_opened(
         tmp_path: Path) -> None:
     import os

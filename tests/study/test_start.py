@@ -41,8 +41,8 @@ def _decades(fraction: float) -> float:
     return 10 ** (math.log10(LOW) + fraction * (math.log10(HIGH) - math.log10(LOW)))
 
 
-def test_the_sweep_order_halves_the_largest_gap_each_time() -> None:
-    assert [spread(i) for i in range(7)] == [0.5, 0.25, 0.75, 0.125, 0.625, 0.375, 0.875]
+def test_the_sweep_order_halves_the_largest_gap_each_time_upper_side_first() -> None:
+    assert [spread(i) for i in range(7)] == [0.5, 0.75, 0.25, 0.875, 0.375, 0.625, 0.125]
 
 
 def test_values_part_of_the_way_through_a_range() -> None:
@@ -59,7 +59,7 @@ def test_the_start_sweeps_the_learning_rate_at_sound_settings() -> None:
     study = _study(start_trials=3)
     start = [_lora_trial(study) for _ in range(3)]
     assert [p["training.learning_rate"] for p in start] == pytest.approx(
-        [_decades(0.5), _decades(0.25), _decades(0.75)])
+        [_decades(0.5), _decades(0.75), _decades(0.25)])
     for params in start:
         assert params["lora.r"] == 16  # the middle rank
         assert params["lora.alpha_per_rank"] == 2  # alpha = 2 x rank
@@ -84,7 +84,7 @@ def test_enqueued_baselines_count_towards_the_start_but_take_no_sweep_point() ->
     baseline, first, second = (_lora_trial(study) for _ in range(3))
     assert baseline["training.learning_rate"] == 3e-4
     assert [first["training.learning_rate"], second["training.learning_rate"]] == (
-        pytest.approx([_decades(0.5), _decades(0.25)]))
+        pytest.approx([_decades(0.5), _decades(0.75)]))
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
@@ -104,4 +104,4 @@ def test_the_same_seed_proposes_the_same_start_and_random_start_stays_random() -
 
     assert learning_rates() == learning_rates()
     at_random = learning_rates(start="random")
-    assert at_random != pytest.approx([_decades(0.5), _decades(0.25), _decades(0.75)])
+    assert at_random != pytest.approx([_decades(0.5), _decades(0.75), _decades(0.25)])
