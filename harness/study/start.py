@@ -28,7 +28,6 @@ import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
-    FloatDistribution,
     IntDistribution,
 )
 from optuna.samplers import BaseSampler
@@ -60,6 +59,8 @@ def at_fraction(distribution: BaseDistribution, fraction: float) -> Any:
         choices = distribution.choices
         return choices[min(len(choices) - 1, int(fraction * len(choices)))]
     low, high = distribution.low, distribution.high
+    if fraction >= 1:
+        return high
     value = (math.exp(math.log(low) + fraction * (math.log(high) - math.log(low)))
              if distribution.log else low + fraction * (high - low))
     if isinstance(distribution, IntDistribution):
@@ -86,17 +87,28 @@ def prior_value(name: str, distribution: BaseDistribution, *, index: int,
                 chosen: dict[str, Any]) -> Any:
     """The start's value of parameter ``name`` in its ``index``-th sweep point, given the
     values ``chosen`` so far in the trial; None where the prior has no opinion."""
-    if name == LEARNING_RATE and isinstance(distribution, FloatDistribution):
-        return at_fraction(distribution, spread(index))
+    if name == LEARNING_RATE:
+        return at_fraction(_ascending(distribution), spread(index))
     if name == RANK:
         return at_fraction(distribution, 0.5)
     if name == ALPHA_PER_RANK:
         return nearest(distribution, SOUND_ALPHA_PER_RANK)
     if name == ALPHA and isinstance(chosen.get(RANK), int | float):
         return nearest(distribution, SOUND_ALPHA_PER_RANK * chosen[RANK])
-    if name == EPOCHS and not isinstance(distribution, CategoricalDistribution):
-        return distribution.high
+    if name == EPOCHS:
+        return at_fraction(_ascending(distribution), 1.0)
     return None
+
+
+def _ascending(distribution: BaseDistribution) -> BaseDistribution:
+    """A categorical of numbers with its choices in ascending order (a list of learning rates
+    or epoch counts in any order); any other distribution as it is."""
+    if not isinstance(distribution, CategoricalDistribution):
+        return distribution
+    choices = distribution.choices
+    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices):
+        return CategoricalDistribution(sorted(choices))
+    return distribution
 
 
 class LoraStart(BaseSampler):

@@ -105,3 +105,14 @@ def test_the_same_seed_proposes_the_same_start_and_random_start_stays_random() -
     assert learning_rates() == learning_rates()
     at_random = learning_rates(start="random")
     assert at_random != pytest.approx([_decades(0.5), _decades(0.75), _decades(0.25)])
+
+
+def test_learning_rates_and_epochs_given_as_lists_are_swept_in_ascending_order() -> None:
+    study = _study(start_trials=3)
+    picked = []
+    for _ in range(3):
+        trial = study.ask()
+        picked.append((trial.suggest_categorical("training.learning_rate", [1e-3, 1e-4, 3e-4]),
+                       trial.suggest_categorical("training.epochs", [2, 5, 3])))
+        study.tell(trial, 1.0)
+    assert picked == [(3e-4, 5), (1e-3, 5), (1e-4, 5)]
