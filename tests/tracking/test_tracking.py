@@ -51,8 +51,8 @@ def test_runs_left_running_for_ended_trials_are_ended_with_their_reason(tmp_path
 
 def test_a_password_in_the_tracking_uri_is_never_printed(
         tmp_path: Path, tiny_model_dir: Path, capsys: Any, monkeypatch: Any) -> None:
+    from helpers import space_file
     from servers import free_port
-    from test_sweep import space_file
 
     from harness.cli import main
 
