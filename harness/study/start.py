@@ -33,10 +33,11 @@ from optuna.distributions import (
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.sweep.params import ALPHA_PER_RANK
+
 LEARNING_RATE = "training.learning_rate"
 RANK = "lora.r"
 ALPHA = "lora.alpha"
-ALPHA_PER_RANK = "lora.alpha_per_rank"
 EPOCHS = "training.epochs"
 SOUND_ALPHA_PER_RANK = 2.0
 
@@ -63,19 +64,14 @@ def at_fraction(distribution: BaseDistribution, fraction: float) -> Any:
         return high
     value = (math.exp(math.log(low) + fraction * (math.log(high) - math.log(low)))
              if distribution.log else low + fraction * (high - low))
-    if isinstance(distribution, IntDistribution):
-        step = distribution.step
-        return min(high, low + step * round((value - low) / step))
-    if distribution.step is not None:
-        return min(high, low + distribution.step * round((value - low) / distribution.step))
-    return value
+    step = distribution.step  # always set on an IntDistribution
+    return value if step is None else min(high, low + step * round((value - low) / step))
 
 
 def nearest(distribution: BaseDistribution, target: float) -> Any:
     """The value of ``distribution`` closest to ``target`` (None when it holds no numbers)."""
     if isinstance(distribution, CategoricalDistribution):
-        numbers = [c for c in distribution.choices
-                   if isinstance(c, int | float) and not isinstance(c, bool)]
+        numbers = [c for c in distribution.choices if _is_number(c)]
         return min(numbers, key=lambda c: abs(c - target)) if numbers else None
     value = min(max(target, distribution.low), distribution.high)
     if isinstance(distribution, IntDistribution):
@@ -105,10 +101,13 @@ def _ascending(distribution: BaseDistribution) -> BaseDistribution:
     or epoch counts in any order); any other distribution as it is."""
     if not isinstance(distribution, CategoricalDistribution):
         return distribution
-    choices = distribution.choices
-    if all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices):
-        return CategoricalDistribution(sorted(choices))
+    if all(_is_number(c) for c in distribution.choices):
+        return CategoricalDistribution(sorted(distribution.choices))
     return distribution
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class LoraStart(BaseSampler):
