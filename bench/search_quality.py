@@ -176,14 +176,14 @@ class Bench:
         or replayed when an earlier method trained the same trial to its end."""
         key = json.dumps([params, seed], sort_keys=True)
         if key not in self.trained:
-            outcome, trained = self.train(params, seed=seed, on_eval=on_eval)
-            if trained is None:
-                return outcome
+            trained = self.train(params, seed=seed, on_eval=on_eval)
+            if isinstance(trained, Outcome):
+                return trained  # pruned or diverged: nothing to replay
             self.trained[key] = trained
         return self.trained[key].replay(params, on_eval=on_eval, keep_best=keep_best)
 
     def train(self, params: dict[str, Any], *, seed: int,
-              on_eval: Callable[[int, float, int], None]) -> tuple[Outcome, Trained | None]:
+              on_eval: Callable[[int, float, int], None]) -> Outcome | Trained:
         """Train a trial: its outcome if pruned or diverged, else what a replay needs."""
         from harness.trial.evaluation import evaluate
         from harness.trial.loop import TrainState, train_loop
@@ -224,15 +224,14 @@ class Bench:
         except (Pruned, Stop) as stopped:  # Stop: the loss became NaN, a failed trial
             self.release(model)
             pruned = isinstance(stopped, Pruned)
-            return Outcome(params, state.step, pruned, math.nan, evals), None
+            return Outcome(params, state.step, pruned, math.nan, evals)
         last_test = self.loss(model, self.data.tests)
         best = None
         if selection.best:
             keep_best_epoch(state, selection)
             best = (selection.best.loss, self.loss(model, self.data.tests))
         self.release(model)
-        return Outcome(params, state.step, False, math.nan), Trained(state.step, evals,
-                                                                     last_test, best)
+        return Trained(state.step, evals, last_test, best)
 
     def loss(self, model: Any, examples: list[Any]) -> float:
         from harness.trial.evaluation import eval_loss
