@@ -1,9 +1,8 @@
-"""Subcommands of the sweep's life: sweep, promote, pull, ui."""
+"""Subcommands of the sweep's life: sweep, promote, pull, export, ui."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -16,6 +15,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_worker(sub)
     _add_promote(sub)
     _add_pull(sub)
+    _add_export(sub)
     _add_ui(sub)
 
 
@@ -144,7 +144,9 @@ def _report(outcome: Any) -> int:
         return EXIT_ALL_FAILED
     if outcome.promotion is not None:
         name = outcome.promotion.model
-        print(f"\nSee the runs:   harness ui   (then open http://127.0.0.1:5000)\n"
+        study = outcome.study.study_name
+        print(f"\nSee the runs:   harness ui --study {study}   (it prints the link once the "
+              "UI answers)\n"
               f"Get the adapter: harness pull {name}@{outcome.promotion.alias} --out "
               f"adapters/{name}", file=sys.stderr)
     return 0
@@ -187,25 +189,57 @@ def _pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="merge an adapter into its base: a plain transformers "
+                       "model directory")
+    p.add_argument("ref", help="NAME@alias, NAME/version, NAME (= NAME@champion), or a run id")
+    p.add_argument("--merged", required=True, metavar="DIR", help="directory to write the "
+                   "merged model to (empty or new, unless --force)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="precision of the saved weights (default: the adapter's training "
+                   "precision; float32 is exact)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty DIR: files of "
+                   "the model's names are replaced, everything else is kept")
+    p.add_argument("--tracking-uri", help="MLflow tracking/registry URI")
+    p.set_defaults(run=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from harness.tracking.export import export_merged
+
+    export_merged(args.ref, args.merged, tracking_uri=args.tracking_uri, dtype=args.dtype,
+                  force=args.force)
+    return 0
+
+
 def _add_ui(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ui", help="start the MLflow UI on the harness's store")
     p.add_argument("--port", default="5000", help="the port the UI listens on (default: 5000)")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address the UI listens on (default: 127.0.0.1, this machine only)")
     p.add_argument("--tracking-uri", help="store to show (default: as for sweep)")
+    p.add_argument("--study", help="the study whose runs the link opens (default: the latest)")
     p.set_defaults(run=_ui)
 
 
 def _ui(args: argparse.Namespace) -> int:
     from harness.tracking.runs import LOCAL_STORE, client_for, tracking_uri
+    from harness.tracking.ui import landing, mlflow_ui_command, serve, stop
     from harness.urls import redact
 
     store = tracking_uri(args.tracking_uri)
     LOCAL_STORE.mkdir(exist_ok=True)
-    client_for(store)  # create a new local store here, not racing a sweep in the UI server
-    print(f"MLflow UI for {redact(store)} at http://{args.host}:{args.port} (Ctrl-C to stop)",
+    client = client_for(store)  # a new local store is created here, not racing the server
+    base = f"http://{args.host}:{args.port}"
+    link = landing(base, client, args.study)
+    print(f"starting the MLflow UI for {redact(store)} (it can take a minute)...",
           file=sys.stderr)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
-           "--registry-store-uri", store, "--host", args.host, "--port", str(args.port)]
-    os.execv(sys.executable, cmd)
-    return 0
+    proc = serve(mlflow_ui_command(store, host=args.host, port=args.port),
+                 health=f"{base}/health")
+    print(f"ready: {link}   (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(proc)

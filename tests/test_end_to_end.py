@@ -57,7 +57,8 @@ output_dir: {tmp_path / 'run'}
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
-    pipe = mlflow.transformers.load_model(f"runs:/{run.info.run_id}/adapter")
+    (model,) = run.outputs.model_outputs  # the adapter is the run's logged model
+    pipe = mlflow.transformers.load_model(f"models:/{model.model_id}")
     assert isinstance(pipe.model, PeftModel)
     text = pipe("What is (are) High Blood Pressure ?", max_new_tokens=8, do_sample=False)
     assert text[0]["generated_text"].startswith("What is (are) High Blood Pressure ?")

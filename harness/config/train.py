@@ -49,6 +49,11 @@ class DataConfig:
     """The record key holding the response; None means `output` (alpaca) or `answer` (MedQuAD)."""
     train_on: TrainOn = "response"
     """`response`: loss on response tokens only (prompt masked); `all`: on the whole text."""
+    system_prompt: str = "default"
+    """The system prompt of conversations (chat data, MedQuAD) that have none of their own, in
+    training, evaluation and samples alike: `default` leaves it to the chat template (SmolLM2's
+    inserts its own, most templates none), `none` sends no system text (a template that inserts
+    a default when there is no system turn gets an empty one), anything else is the text."""
     cutoff_len: int = 256
     """Longest training sequence in tokens; longer examples are truncated."""
     batching: Batching = "grouped"
@@ -235,8 +240,9 @@ class TrainingSettings:
 class SampleSettings:
     """Seeded base-versus-adapter comparison samples on eval prompts."""
 
-    count: int = 4
-    """Prompts from the eval split (0 turns samples off)."""
+    count: int = 8
+    """Prompts from the eval split, from as many source documents as there are (0 turns
+    samples off)."""
     max_new_tokens: int = 60
     """Longest answer generated per prompt, in tokens."""
     do_sample: bool = False

@@ -23,7 +23,7 @@ def check(config: DataConfig, *, model: str | None = None, examples: int = 3) ->
 
         tokenizer = load_tokenizer(model)
     data = load_dataset(config, tokenizer=tokenizer)
-    renderer = ChatRenderer(tokenizer)
+    renderer = ChatRenderer(tokenizer, system_prompt=config.system_prompt)
     report = _summary(data, config)
     report["rendering"] = _rendering(data, config, renderer)
     records = data.split.train + data.split.eval + data.split.test

@@ -34,6 +34,17 @@ class Ready:
     tests: Pairs
     renderer: ChatRenderer
 
+    def profile(self, cutoff_len: int) -> dict[str, Any]:
+        """What `harness data check` would say in brief: records read and usable, skipped by
+        reason, examples per split, and token lengths against the cutoff."""
+        from harness.data.doctor import token_stats
+
+        encoded = [e for _, e in self.train + self.evals + self.tests]
+        return {"records": self.dataset.read, "usable": len(self.dataset.records),
+                "skipped": self.dataset.skipped(), "train": len(self.train),
+                "eval": len(self.evals), "test": len(self.tests),
+                "tokens": token_stats(encoded, cutoff_len)}
+
 
 def ready_for_training(config: DataConfig, tokenizer: Any, *,
                        cache: Path | None = None) -> Ready:
@@ -42,7 +53,7 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
     encoded splits are kept there and reused."""
     data = load_dataset(config, tokenizer=tokenizer)
     data.require_usable(allow_defects=config.on_invalid == "skip")
-    renderer = ChatRenderer(tokenizer)
+    renderer = ChatRenderer(tokenizer, system_prompt=config.system_prompt)
     split = {"train": data.split.train, "eval": data.split.eval, "test": data.split.test}
 
     def encode() -> dict[str, Indexed]:
@@ -52,7 +63,7 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
 
     def key() -> dict[str, str | int]:
         return {"tokenizer": tokenizer_key(tokenizer), "cutoff_len": config.cutoff_len,
-                "train_on": config.train_on,
+                "train_on": config.train_on, "system_prompt": config.system_prompt,
                 **{side: records_key(records) for side, records in split.items()}}
 
     encoded = cached_encoding(cache, key=key, encode=encode)

@@ -31,6 +31,9 @@ TEST_LOSS, BASE_TEST_LOSS = "test_loss", "base_test_loss"
 """A complete trial's loss on the test split, and the base model's (user attributes)."""
 RETENTION_CHANGE, SELECTED_EPOCH = "retention_change", "selected_epoch"
 """Its general-text loss against the base model's (+0.02 = 2 % higher), and the epoch kept."""
+FINAL_EVAL, FINAL_EVAL_STEP = "final_eval", "final_eval_step"
+"""A complete trial's last eval (its objective's value) and the step it was at: the end of its
+learning curve, which is its result and so never reported to Optuna as an intermediate value."""
 FINISHED_AT = "harness.finished_at"
 """[finished trials, status] when a worker last finished the study (plots, parent run,
 promotion), so that the study is finished once per state, not once per worker."""

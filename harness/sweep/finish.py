@@ -3,6 +3,7 @@ to stop, the plots, the parent run's end, the summary and the promotion."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.study.budget import budget_lock
@@ -13,6 +14,7 @@ from harness.sweep.deliveries import Deliveries
 from harness.sweep.recovery import recover
 from harness.sweep.source import running_elsewhere
 from harness.sweep.view import failure_lines, print_summary
+from harness.tracking.notes import NOTE, mark_best, study_note
 from harness.tracking.outbox import RUN
 from harness.tracking.runs import StudyRun
 
@@ -50,6 +52,8 @@ def finish(ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
     elif promote and best is not None:
         # also when already finished: a promotion cut short last time is settled now
         outcome.promotion = promote_best(ctx)
+        if outcome.promotion is not None:
+            describe_study(ctx, parent, version=outcome.promotion)
     return outcome
 
 
@@ -99,4 +103,28 @@ def end_parent(ctx: SweepContext, parent: StudyRun, *, interrupted: bool, best: 
         tags["best_trial"] = str(best.number)
         tags["best_run_id"] = best.user_attrs.get(RUN_ID, "")
         metrics = {f"best/{o}": v for o, v in zip(ctx.objectives, best.values, strict=True)}
+    tags[NOTE] = study_note(ctx.study, experiment_id=parent.experiment_id,
+                            objective=ctx.objectives[0])
     parent.end("KILLED" if interrupted else "FINISHED", tags=tags, metrics=metrics, plots=plots)
+    if best is not None and best.user_attrs.get(RUN_ID):
+        _best_effort(lambda: mark_best(parent.client, experiment_id=parent.experiment_id,
+                                       study=ctx.name, run_id=best.user_attrs[RUN_ID]))
+
+
+def describe_study(ctx: SweepContext, parent: StudyRun, *, version: Any) -> None:
+    """The parent run's description again, now with the registered version."""
+    note = study_note(ctx.study, experiment_id=parent.experiment_id,
+                      objective=ctx.objectives[0],
+                      version=(version.model, version.version, version.alias))
+    _best_effort(lambda: parent.client.set_tag(parent.run_id, NOTE, note))
+
+
+def _best_effort(write: Callable[[], Any]) -> None:
+    """A write the study does not depend on: a tracking server away for now is let be."""
+    from harness.tracking.outbox import is_transient
+
+    try:
+        write()
+    except Exception as err:
+        if not is_transient(err):
+            raise

@@ -8,7 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.study.record import BASE_TEST_LOSS, RETENTION_CHANGE, SELECTED_EPOCH, TEST_LOSS
+from harness.study.record import (
+    BASE_TEST_LOSS,
+    FINAL_EVAL,
+    FINAL_EVAL_STEP,
+    RETENTION_CHANGE,
+    SELECTED_EPOCH,
+    TEST_LOSS,
+)
+from harness.sweep.pruners import prune_reason
 from harness.sweep.runner import TrialResult
 
 
@@ -61,7 +69,12 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
         values.append(second_objective(result, objectives[1]))
     if not all(math.isfinite(v) for v in values):
         return Verdict("FAIL", "nan")
-    return Verdict("COMPLETE", "finished", values, figures=held_out_figures(result))
+    figures = held_out_figures(result)
+    last = result.last("eval")
+    if last is not None:
+        figures.update({FINAL_EVAL: objective_value(last, objectives[0]),
+                        FINAL_EVAL_STEP: last["step"]})
+    return Verdict("COMPLETE", "finished", values, figures=figures)
 
 
 def held_out_figures(result: TrialResult) -> dict[str, float]:
@@ -88,6 +101,8 @@ class PruneWatch:
         self.may_prune = may_prune
         self.total_steps: float = math.inf
         self.pruned = False
+        self.why = ""
+        """Where the pruner cut the trial and by how much it was behind, once it did."""
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -95,6 +110,12 @@ class PruneWatch:
             self.total_steps = event["total_steps"]
         if kind != "eval" or self.objective is None or event["step"] >= self.total_steps:
             return
-        self.trial.report(objective_value(event, self.objective), event["step"])
-        if self.may_prune(event["step"], self.total_steps):
-            self.pruned = self.pruned or self.trial.should_prune()
+        value = objective_value(event, self.objective)
+        self.trial.report(value, event["step"])
+        if self.pruned or not self.may_prune(event["step"], self.total_steps):
+            return
+        self.pruned = self.trial.should_prune()
+        if self.pruned:
+            label = "eval perplexity" if self.objective == "perplexity" else "eval loss"
+            self.why = prune_reason(self.trial.study, self.trial.number, step=event["step"],
+                                    value=value, total=self.total_steps, label=label)

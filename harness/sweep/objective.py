@@ -103,9 +103,13 @@ class Objective:
             storage_of(ctx.study).set_trial_system_attr(trial_id(trial), WORKER,
                                                         worker_id(pgid))
 
-        return run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
-                         timeout=ctx.space.study.trial_timeout, threads=slot.cpu_threads,
-                         env={**for_trial(trial.number), **slot.env()})
+        result = run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
+                           timeout=ctx.space.study.trial_timeout, threads=slot.cpu_threads,
+                           env={**for_trial(trial.number), **slot.env()})
+        if result.reason == "pruned" and watch.why:
+            # the child only knows it got a SIGTERM; the reason is the parent's
+            result = replace(result, message=watch.why)
+        return result
 
     def _crashed(self, trial: Any, err: Exception, *, run: TrialRun | None, out: Path) -> None:
         full = is_disk_full(err)

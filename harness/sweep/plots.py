@@ -1,7 +1,11 @@
-"""Study plots as PNG files, drawn with Optuna's matplotlib backend.
+"""Study plots: PNG files drawn with Optuna's matplotlib backend, and the same plots as one
+interactive HTML page (Optuna's plotly backend), which MLflow's artifact view shows.
 
-A plot that the study cannot support yet (importances need two finished trials with differing
-parameters; intermediate values need reports) is left out with the reason, never failing a sweep.
+A plot the study cannot support is left out with the reason, never failing a sweep, and never
+drawn where it would mislead: importances need enough complete trials to tell parameters apart
+(with one complete trial fANOVA gives every parameter the same share). The learning curves are
+the harness's own: Optuna's intermediate-values plot shows only reported values, and a trial's
+final eval is its result, never reported, so each curve would stop short of where it ended.
 """
 
 from __future__ import annotations
@@ -10,43 +14,161 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from harness.study.record import FINAL_EVAL, FINAL_EVAL_STEP
+
+MIN_COMPLETE_PER_PARAM = 2
+"""Importances are drawn with at least this many complete trials per varied parameter (and
+five at least)."""
+
 
 def plot_names(multi_objective: bool) -> list[str]:
     if multi_objective:
         return ["pareto_front", "param_importances"]
     return ["optimization_history", "param_importances", "parallel_coordinate",
-            "intermediate_values"]
+            "learning_curves"]
 
 
 def write_plots(study: Any, out: Path) -> dict[str, str]:
-    """Write every plot the study supports to ``out``; returns plot name -> why it is missing."""
+    """Write every plot the study supports to ``out`` (PNG each, and all in study.html);
+    returns plot name -> why it is missing."""
+    out.mkdir(parents=True, exist_ok=True)
+    multi = len(study.directions) > 1
+    skipped: dict[str, str] = {}
+    drawn: list[str] = []
+    for name in plot_names(multi):
+        why = unsupported(study, name)
+        if why:
+            skipped[name] = why
+            continue
+        try:
+            write_png(study, name, out / f"{name}.png", multi=multi)
+            drawn.append(name)
+        except Exception as err:  # a plot never stops a sweep
+            skipped[name] = f"{type(err).__name__}: {err}"
+    if drawn:
+        try:
+            write_html(study, drawn, out / "study.html", multi=multi)
+        except Exception as err:
+            skipped["study.html"] = f"{type(err).__name__}: {err}"
+    return skipped
+
+
+def unsupported(study: Any, name: str) -> str:
+    """Why ``name`` would say nothing true about the study yet; empty when it can be drawn."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if name == "param_importances":
+        varied = {k for t in complete for k in t.params
+                  if len({repr(u.params.get(k)) for u in complete}) > 1}
+        needed = max(5, MIN_COMPLETE_PER_PARAM * len(varied))
+        if len(complete) < needed:
+            return (f"too few complete trials to tell which parameter matters: {len(complete)}"
+                    f" complete, {needed} needed for {len(varied)} varied parameter(s)")
+    if name == "learning_curves" and not any(curve(t) for t in study.trials):
+        return "no trial has reported an eval yet"
+    if not complete and name != "learning_curves":
+        return "no complete trial yet"
+    return ""
+
+
+def curve(trial: Any) -> dict[int, float]:
+    """A trial's evals by step: what it reported, and its final eval (its result's curve end)."""
+    points = dict(trial.intermediate_values)
+    step, value = trial.user_attrs.get(FINAL_EVAL_STEP), trial.user_attrs.get(FINAL_EVAL)
+    if isinstance(step, int) and isinstance(value, int | float):
+        points[step] = float(value)
+    return dict(sorted(points.items()))
+
+
+def write_png(study: Any, name: str, path: Path, *, multi: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as ovm
 
-    out.mkdir(parents=True, exist_ok=True)
-    multi = len(study.directions) > 1
-    skipped: dict[str, str] = {}
-    for name in plot_names(multi):
-        kwargs: dict[str, Any] = {}
-        if multi and name == "param_importances":
-            kwargs["target"] = lambda t: t.values[0]
-            kwargs["target_name"] = "objective 0"
-        try:
+    try:
+        if name == "learning_curves":
+            figure = _curves_figure(study, plt)
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna flags its matplotlib backend experimental
-                axes = getattr(ovm, f"plot_{name}")(study, **kwargs)
+                axes = getattr(ovm, f"plot_{name}")(study, **_target(name, multi))
             figure = _figure(axes)
-            figure.set_size_inches(9, 5.5)
-            figure.tight_layout()
-            figure.savefig(out / f"{name}.png", dpi=110)
-            plt.close(figure)
-        except Exception as err:  # a plot never stops a sweep
-            skipped[name] = f"{type(err).__name__}: {err}"
-            plt.close("all")
-    return skipped
+        figure.set_size_inches(10, 6)
+        if name == "parallel_coordinate":
+            _readable_axis_labels(figure)
+        figure.tight_layout()
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close("all")
+
+
+def _curves_figure(study: Any, plt: Any) -> Any:
+    figure, ax = plt.subplots()
+    for trial in study.trials:
+        points = curve(trial)
+        if not points:
+            continue
+        state = trial.state.name.lower()
+        style = {"complete": "-", "pruned": ":"}.get(state, "--")
+        (line,) = ax.plot(list(points), list(points.values()), style, marker=".",
+                          label=f"trial {trial.number} ({state})")
+        if state == "pruned":  # where the pruner stopped it
+            last = max(points)
+            ax.plot([last], [points[last]], "x", color=line.get_color(), markersize=9)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("eval objective")
+    ax.set_title("Learning curves: every eval of every trial, the final one included")
+    ax.legend(fontsize="small", ncol=2)
+    return figure
+
+
+def _readable_axis_labels(figure: Any) -> None:
+    """Parallel-coordinate axis names (lora.alpha_per_rank, training.learning_rate) slanted
+    so that neighbours do not overlap or run off the figure."""
+    for ax in figure.axes:
+        for label in ax.get_xticklabels():
+            label.set_rotation(25)
+            label.set_horizontalalignment("right")
+
+
+def write_html(study: Any, names: list[str], path: Path, *, multi: bool) -> None:
+    """One self-contained page with every drawn plot, interactive (plotly.js inline once)."""
+    import optuna.visualization as ov
+
+    parts = []
+    for i, name in enumerate(names):
+        figure = _curves_plotly(study) if name == "learning_curves" else getattr(
+            ov, f"plot_{name}")(study, **_target(name, multi))
+        figure.update_layout(margin={"b": 120})
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=i == 0))
+    path.write_text(f"<!doctype html><meta charset=utf-8><title>study {study.study_name}"
+                    f"</title><h2>Study {study.study_name}</h2>" + "".join(parts))
+
+
+def _curves_plotly(study: Any) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for trial in study.trials:
+        points = curve(trial)
+        if points:
+            state = trial.state.name.lower()
+            figure.add_trace(go.Scatter(
+                x=list(points), y=list(points.values()), mode="lines+markers",
+                name=f"trial {trial.number} ({state})",
+                line={"dash": {"complete": "solid", "pruned": "dot"}.get(state, "dash")}))
+    figure.update_layout(title="Learning curves: every eval of every trial, the final one "
+                         "included", xaxis_title="optimizer step", yaxis_title="eval objective")
+    return figure
+
+
+def _target(name: str, multi: bool) -> dict[str, Any]:
+    if multi and name == "param_importances":
+        return {"target": lambda t: t.values[0], "target_name": "objective 0"}
+    return {}
 
 
 def _figure(axes: Any) -> Any:

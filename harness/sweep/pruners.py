@@ -70,6 +70,21 @@ def peer_values(study: optuna.Study, step: int, *, exclude: int) -> list[float]:
     return values
 
 
+def prune_reason(study: optuna.Study, trial: int, *, step: int, value: float, total: float,
+                 label: str) -> str:
+    """Why a trial was cut, in numbers a person can check: where, its value there, and what the
+    trials that reached the same step had (the median pruner's yardstick; for the others a
+    reference all the same)."""
+    where = f"pruned at step {step} of {total:g}" if math.isfinite(total) else \
+        f"pruned at step {step}"
+    peers = peer_values(study, step, exclude=trial)
+    if not peers:
+        return f"{where}: {label} {value:.4f}"
+    noun = "trial" if len(peers) == 1 else "trials"
+    return (f"{where}: {label} {value:.4f}, the median of {len(peers)} other {noun} "
+            f"there {statistics.median(peers):.4f}")
+
+
 def make_pruner(settings: StudySettings) -> optuna.pruners.BasePruner:
     if settings.pruner == "median":
         return LatestMedianPruner(settings.min_peers)

@@ -8,15 +8,20 @@ the queue. The trial's result lives in Optuna either way.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from harness.errors import DiskFullError, disk_full, is_disk_full
 from harness.urls import scrub
+
+Write = str | Callable[..., Any]
+"""A queued write: an MLflow client method's name, or a function of the client."""
 
 RETRY_SECONDS = 15.0
 RUN = object()
@@ -55,7 +60,7 @@ class Outbox:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.run_id: str | None = None
-        self.pending: deque[tuple[str, tuple[Any, ...], dict[str, Any]]] = deque()
+        self.pending: deque[tuple[Write, tuple[Any, ...], dict[str, Any]]] = deque()
         self.next_try = 0.0
         self.dropped: list[str] = []
         self.disk_full: DiskFullError | None = None
@@ -64,7 +69,9 @@ class Outbox:
         """Set once the run's last write (its final status) is queued."""
         self._lock = threading.Lock()  # a slot thread sends while the sweep's thread flushes
 
-    def send(self, method: str, *args: Any, **kwargs: Any) -> None:
+    def send(self, method: Write, *args: Any, **kwargs: Any) -> None:
+        """Queue ``method`` (a client method's name, or a function called with the client
+        first) with ``args``, `RUN` among them standing for the run id."""
         with self._lock:
             self.pending.append((method, args, kwargs))
             if method == "set_terminated":
@@ -83,8 +90,9 @@ class Outbox:
             while self.pending:
                 method, args, kwargs = self.pending[0]
                 try:
-                    result = getattr(self.client, method)(*(self.run_id if a is RUN else a
-                                                            for a in args), **kwargs)
+                    call = getattr(self.client, method) if isinstance(method, str) else \
+                        functools.partial(method, self.client)
+                    result = call(*(self.run_id if a is RUN else a for a in args), **kwargs)
                 except Exception as err:
                     if is_disk_full(err):
                         self.disk_full = disk_full(err, store_location(self.client))
@@ -95,8 +103,8 @@ class Outbox:
                         return False
                     # Refused for good; without its run, none of the later writes can land.
                     lost = list(self.pending) if method == "create_run" else [self.pending[0]]
-                    self.dropped += [m for m, _, _ in lost]
-                    log.warning("MLflow refused %s (%s); %d write(s) dropped", method,
+                    self.dropped += [_name(m) for m, _, _ in lost]
+                    log.warning("MLflow refused %s (%s); %d write(s) dropped", _name(method),
                                 scrub(str(err), self.client.tracking_uri), len(lost))
                     for _ in lost:
                         self.pending.popleft()
@@ -106,6 +114,10 @@ class Outbox:
                 self.pending.popleft()
             self.disk_full = None
             return True
+
+
+def _name(method: Write) -> str:
+    return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
 
 
 def store_location(client: Any) -> str:

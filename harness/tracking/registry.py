@@ -16,16 +16,18 @@ so that `champion` ends on the best version that passed, whatever the interleavi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from harness.errors import HarnessError
+from harness.tracking.provenance import git_commit
+from harness.tracking.runs import short_fingerprint
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -118,8 +120,7 @@ def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
                          f"its interrupted promotion settled now: {why}", new=False)
     tags = version_tags(run, candidate)
     tags["retention_verdict"] = forgetting(tags, max_forgetting)[1]
-    version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
-                                          run_id=run.info.run_id, tags=tags)
+    version = create_version(client, model, run, tags=tags)
     first = _version_of(client, model, study, trial)
     if first is not None and first.version != version.version:
         client.delete_model_version(model, version.version)  # another promoter was first
@@ -128,6 +129,79 @@ def promote_run(client: Any, run: Any, candidate: Candidate, *, model: str,
     alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin,
                               max_forgetting=max_forgetting)
     return Promotion(model, version.version, alias, why, new=True)
+
+
+def create_version(client: Any, model: str, run: Any, *, tags: dict[str, str]) -> Any:
+    """A new version of ``model`` from the run's logged adapter model (from its `adapter`
+    artifact for a run logged before adapters were models), described with how to load it."""
+    from harness.tracking.logged_model import adapter_model_id
+
+    model_id = adapter_model_id(client, run)
+    if model_id is None:
+        version = client.create_model_version(model, source=f"{run.info.artifact_uri}/adapter",
+                                              run_id=run.info.run_id, tags=tags)
+    else:
+        with _resolvable_models_uri(client.tracking_uri):
+            version = client.create_model_version(model, source=f"models:/{model_id}",
+                                                  run_id=run.info.run_id, tags=tags,
+                                                  model_id=model_id)
+    client.update_model_version(model, version.version, description=version_description(
+        model, version.version, tags=tags))
+    return version
+
+
+@contextlib.contextmanager
+def _resolvable_models_uri(uri: str) -> Iterator[None]:
+    """MLflow's SQL registry store looks a models:/ source up with a client on the process-wide
+    tracking URI, not its own (a TODO in its code), and would create ./mlflow.db: for that one
+    call the process-wide URI is the store's. A server resolves it with its own."""
+    if uri.startswith(("http://", "https://", "databricks")):
+        yield
+        return
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def version_description(model: str, version: str, *, tags: dict[str, str]) -> str:
+    """The version's description in the registry: what it is, and three ways to load it."""
+    test = float(tags.get("test_loss", "nan"))
+    figures = f"{tags.get('objective', 'eval_loss')} {float(tags['objective_value']):.4f}" + (
+        f", test loss {test:.4f}" if math.isfinite(test) else "")
+    base = tags.get("base_model", "")
+    return f"""LoRA adapter on `{base}` from study `{tags.get('study')}`, trial \
+{tags.get('trial')} ({figures}).
+
+Pull it, checked on its base model:
+
+```
+harness pull {model}/{version} --out adapters/{model}
+```
+
+Load base + adapter as a text-generation pipeline with MLflow:
+
+```python
+import mlflow
+pipe = mlflow.transformers.load_model("models:/{model}/{version}")
+print(pipe("What are the symptoms of glaucoma?", max_new_tokens=60)[0]["generated_text"])
+```
+
+Or with PEFT, from the pulled directory (`harness pull` prints where the base model is):
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base = AutoModelForCausalLM.from_pretrained("{base}")
+model = PeftModel.from_pretrained(base, "adapters/{model}")
+tokenizer = AutoTokenizer.from_pretrained("adapters/{model}")
+```
+"""
 
 
 def _settled(client: Any, model: str, version: Any) -> bool:
@@ -251,7 +325,9 @@ def _loss(tags: dict[str, str], split: str, *, like: dict[str, str] | None = Non
     data = tags.get(f"{split}_fingerprint")
     if not (math.isfinite(value) and data):
         return None
-    if like is not None and like.get(f"{split}_fingerprint") != data:
+    # versions registered before fingerprints were shortened hold all 64 digits
+    theirs = like.get(f"{split}_fingerprint", "") if like is not None else ""
+    if like is not None and short_fingerprint(theirs) != short_fingerprint(data):
         return None
     return value
 
@@ -300,18 +376,6 @@ def gate(client: Any, model: str, tags: dict[str, str], margin: float) -> tuple[
                           f"{old:.4f}")
     return CHALLENGER, (f"{split} loss {new:.4f} does not beat version {champion.version}'s "
                         f"{old:.4f} by the {margin:.1%} margin")
-
-
-def git_commit() -> str:
-    """The harness's commit: from git, else HARNESS_GIT_COMMIT (set in images built without
-    .git), else unknown."""
-    fallback = os.environ.get("HARNESS_GIT_COMMIT", "unknown")
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return fallback
-    return done.stdout.strip() if done.returncode == 0 else fallback
 
 
 def parse_ref(ref: str) -> str:

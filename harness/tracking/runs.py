@@ -19,7 +19,9 @@ from typing import Any
 from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.sweep.runner import TrialResult
+from harness.tracking.logged_model import LINKED, log_adapter
 from harness.tracking.outbox import RUN, Outbox
+from harness.tracking.provenance import source_tags
 from harness.trialdir import TrialDir
 from harness.urls import redact, scrub
 
@@ -41,7 +43,13 @@ METRICS = {
     "retention": {"loss": "retention/loss", "base_loss": "base/retention_loss",
                   "change": "retention/loss_change_vs_base"},
     "finished": {"peak_memory_mb": "system/peak_memory_mb"},
+    "samples": {"rougeL_base": "samples/rougeL_base", "rougeL_adapter": "samples/rougeL_adapter",
+                "rougeL_gain": "samples/rougeL_gain"},
 }
+
+STEP_ZERO = {"loss": "eval/loss", "perplexity": "eval/perplexity"}
+"""The base model's eval, also logged as the adapter's eval curve at step 0: LoRA (DoRA and
+rsLoRA too) starts as the base model, so every curve shows the improvement from where it began."""
 
 
 LOCAL_STORE = Path("mlruns")
@@ -127,8 +135,10 @@ def experiment_id(client: Any, name: str) -> str:
         return found.experiment_id
     if client.tracking_uri == local_store_uri():
         LOCAL_STORE.mkdir(exist_ok=True)
+    from harness.tracking.ui import KIND_TAG, TRAINING
+
     return client.create_experiment(name, artifact_location=artifact_location(
-        client.tracking_uri, name))
+        client.tracking_uri, name), tags={KIND_TAG: TRAINING})
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -137,7 +147,32 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
         for k, v in value.items():
             out.update(flatten(v, f"{prefix}{k}."))
         return out
-    return {prefix.rstrip("."): json.dumps(value) if isinstance(value, list) else str(value)}
+    return {prefix.rstrip("."): shown(value)}
+
+
+def shown(value: Any) -> str:
+    """A param's value as it would be written in the space file: lists as JSON, and a string
+    that whitespace or control characters would hide (``"\n\n\n"`` shows blank) quoted."""
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, str) and (value != value.strip() or not value.isprintable()):
+        return repr(value)
+    return str(value)
+
+
+MACHINE_LOCAL = {"output_dir": "harness.output_dir"}
+"""Config fields that name a place on the machine that ran the trial: tags, not params, so that
+comparing runs compares what was trained. (The tracking URI is left out altogether: the run is
+in that store, and a server's URI may carry credentials.)"""
+LEFT_OUT = {"tracking.uri"}
+
+
+def run_params(config: TrainConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """The trial's params, and its machine-local settings as tags."""
+    flat = flatten(asdict(config))
+    tags = {MACHINE_LOCAL[k]: v for k, v in flat.items() if k in MACHINE_LOCAL}
+    params = {k: v for k, v in flat.items() if k not in MACHINE_LOCAL and k not in LEFT_OUT}
+    return params, tags
 
 
 class TrialRun:
@@ -153,13 +188,17 @@ class TrialRun:
         self.client = client_for(config.tracking.uri)
         self.outbox = Outbox(self.client)
         exp_id = exp_id or experiment_id(self.client, experiment or config.tracking.experiment)
+        self.experiment_id = exp_id
+        self.datasets: dict[str, tuple[str, str]] = {}
+        """Each split's dataset input (name, digest), by context (training, eval, test)."""
+        values, local = run_params(config)
         all_tags = {"base_model": config.model, "quantization": config.quantization.mode,
-                    **(tags or {})}
+                    **source_tags(), **local, **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         self.outbox.send("create_run", exp_id, run_name=run_name or config.tracking.run_name,
                          tags=all_tags)
-        params = [Param(k, v[:6000]) for k, v in flatten(asdict(config)).items()]
+        params = [Param(k, v[:6000]) for k, v in values.items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.outbox.send("log_batch", RUN, params=params[i:i + 100])
 
@@ -178,29 +217,45 @@ class TrialRun:
         kind = event.get("event")
         names = METRICS.get(kind or "")
         if names:
-            from mlflow.entities import Metric
-
-            step = int(event.get("step", 0) or 0)
-            stamp = int(event.get("time", 0) * 1000)
-            metrics = [Metric(names[k], float(event[k]), stamp, step)
-                       for k in names if isinstance(event.get(k), int | float)]
-            self.outbox.send("log_batch", RUN, metrics=metrics)
+            self._log_metrics(event, names)
+        if kind == "base_eval":
+            self._log_metrics({**event, "step": 0}, STEP_ZERO)
         if kind == "started":
             self._log_dataset(event)
 
-    def _log_dataset(self, event: dict[str, Any]) -> None:
-        from mlflow.data.meta_dataset import MetaDataset
-        from mlflow.entities import DatasetInput, InputTag
+    def _log_metrics(self, event: dict[str, Any], names: dict[str, str]) -> None:
+        from mlflow.entities import Metric
 
-        fingerprint = event["fingerprint"]
+        step = int(event.get("step", 0) or 0)
+        stamp = int(event.get("time", 0) * 1000)
+        metrics = [Metric(names[k], float(event[k]), stamp, step)
+                   for k in names if isinstance(event.get(k), int | float)]
+        self.outbox.send("log_batch", RUN, metrics=metrics)
+
+    def _log_dataset(self, event: dict[str, Any]) -> None:
+        """The train, eval and test splits as the run's dataset inputs, each digest the
+        fingerprint its `dataset.*` tag spells the same; the data's profile with the train
+        input."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
         source_path = str(Path(self.config.data.path).resolve())
-        dataset = MetaDataset(source=_source(source_path), name=Path(source_path).name,
-                              digest=fingerprint[:32])
-        self.outbox.send("log_inputs", RUN, datasets=[DatasetInput(
-            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])])
-        for key in ("fingerprint", "eval_fingerprint", "test_fingerprint"):
-            if event.get(key):
-                self.set_tag(f"dataset.{key}", event[key])
+        source = _source(source_path)
+        name = Path(source_path).name
+        inputs = []
+        for side, key, context in (("", "fingerprint", "training"),
+                                   (" eval", "eval_fingerprint", "eval"),
+                                   (" test", "test_fingerprint", "test")):
+            if not event.get(key):
+                continue
+            digest = short_fingerprint(event[key])
+            self.set_tag(f"dataset.{key}", digest)
+            profile = json.dumps(event["profile"]) if context == "training" and \
+                event.get("profile") else None
+            self.datasets[context] = (f"{name}{side}", digest)
+            inputs.append(DatasetInput(Dataset(
+                f"{name}{side}", digest, source._get_source_type(), source.to_json(),
+                profile=profile), tags=[InputTag("mlflow.data.context", context)]))
+        self.outbox.send("log_inputs", RUN, datasets=inputs)
         self.set_tag("device", event.get("device", ""))
 
     def finish(self, result: TrialResult, output_dir: Path) -> None:
@@ -216,12 +271,57 @@ class TrialRun:
                 self.outbox.send("log_artifacts", RUN, samples["dir"], "samples")
             adapter = TrialDir(output_dir).adapter
             if result.ok and adapter.is_dir():
-                self.outbox.send("log_artifacts", RUN, str(adapter), "adapter")
+                self.outbox.send(log_adapter, RUN, experiment_id=self.experiment_id,
+                                 adapter_dir=str(adapter), params=model_params(self.config),
+                                 metrics=final_metrics(result), step=final_step(result),
+                                 datasets=self.datasets)
             if not result.ok:
                 self.set_tag("trial.message", result.message[:5000])
+            if result.reason == "pruned":
+                self.set_tag("mlflow.note.content", result.message[:5000])
+            elif not result.ok:  # a pruned trial did nothing wrong: its log is no failure
                 self.outbox.send("log_text", RUN, result.log_tail, "failure/log_tail.txt")
         finally:
             self.terminate(STATUS.get(result.reason, "FAILED"))
+
+
+MODEL_PARAMS = ("model", "lora.", "quantization.", "training.learning_rate", "training.epochs",
+                "data.path", "data.cutoff_len", "data.system_prompt")
+"""The params a logged adapter model carries: what it is and how it was trained."""
+
+
+def model_params(config: TrainConfig) -> dict[str, str]:
+    values, _ = run_params(config)
+    return {k: v for k, v in values.items() if k.startswith(MODEL_PARAMS)}
+
+
+def final_metrics(result: TrialResult) -> dict[str, float]:
+    """The figures of the adapter a finished trial kept, by metric name: its best epoch's eval
+    (else its last eval), its test and general-text losses."""
+    found: dict[str, float] = {}
+    kinds = ("selected", "test", "retention") if result.last("selected") else (
+        "eval", "test", "retention")
+    for kind in kinds:
+        event = result.last(kind) or {}
+        for key, name in METRICS[kind].items():
+            if name in LINKED and isinstance(event.get(key), int | float):
+                found[name] = float(event[key])
+    return found
+
+
+def final_step(result: TrialResult) -> int:
+    """The step the kept adapter was saved at (its epoch's end), else the trial's last."""
+    for kind in ("selected", "eval"):
+        step = (result.last(kind) or {}).get("step")
+        if isinstance(step, int):
+            return step
+    return int((result.last("started") or {}).get("total_steps", 0))
+
+
+def short_fingerprint(fingerprint: str) -> str:
+    """A split's fingerprint as MLflow shows it everywhere: its first 32 hex digits (MLflow
+    keeps at most 36 characters of a dataset's digest)."""
+    return fingerprint[:32]
 
 
 def _source(path: str) -> Any:
@@ -241,8 +341,11 @@ class StudyRun:
                  params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
+        from harness.tracking.ui import mark_training
+
         self.client = client_for(uri)
         self.experiment_id = experiment_id(self.client, study)
+        mark_training(self.client, self.experiment_id)  # one a harness made before it did
         found = self.client.search_runs(
             [self.experiment_id], max_results=1,
             filter_string=f"tags.`{self.ROLE_TAG}` = 'study' and tags.`optuna.study` = '{study}'")
@@ -252,7 +355,7 @@ class StudyRun:
             self.client.update_run(self.run_id, status="RUNNING")
             return
         run = self.client.create_run(self.experiment_id, run_name=f"study {study}", tags={
-            self.ROLE_TAG: "study", "optuna.study": study})
+            self.ROLE_TAG: "study", "optuna.study": study, **source_tags()})
         self.run_id = self.outbox.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
         self.client.log_text(self.run_id, space_text, "space.yaml")

@@ -63,7 +63,7 @@ def base_loss_entry(config: TrainConfig, split_fingerprint: str, *,
     the training data's."""
     cutoff_len, train_on = encoding or (config.data.cutoff_len, config.data.train_on)
     return base_model_entry("base_eval", config, eval=split_fingerprint, cutoff_len=cutoff_len,
-                            train_on=train_on)
+                            train_on=train_on, system_prompt=config.data.system_prompt)
 
 
 def read_base_loss(path: Path) -> float | None:

@@ -140,6 +140,7 @@ def build(config: TrainConfig, out: Path, *, events: Events,
                 train_examples=len(data.train), eval_examples=len(data.evals),
                 test_examples=len(data.tests), fingerprint=data.fingerprint,
                 eval_fingerprint=data.eval_fingerprint, test_fingerprint=data.test_fingerprint,
+                profile=data.profile,
                 device=str(accelerator.device), processes=accelerator.num_processes,
                 trainable_parameters=sum(p.numel() for p in model.parameters()
                                          if p.requires_grad))

@@ -25,22 +25,68 @@ from harness.trialdir import SAMPLES_DIR, TrialDir, put_in_place, scratch
 @dataclass(frozen=True)
 class Prompt:
     text: str
+    """The prompt as the model sees it (chat template, system prompt and all)."""
+    question: str
+    """What was asked, as a person reads it: the last user turn, or the prompt's own text."""
     reference: str
+    """The record's answer, without the template's special tokens."""
     origin: str
+    """file#index of the record."""
 
 
-def sample_prompts(records: Sequence[Record], renderer: ChatRenderer, count: int) -> list[Prompt]:
-    """The first ``count`` eval records, cut where the model's answer begins."""
+def sample_prompts(records: Sequence[Record], renderer: ChatRenderer, count: int, *,
+                   special: Sequence[str] = ()) -> list[Prompt]:
+    """``count`` eval records cut where the model's answer begins, one per source document
+    before a second from any (`spread`). ``special`` are the tokenizer's special tokens,
+    taken off the reference's ends."""
     prompts = []
-    for rec in records[:count]:
+    for rec in spread(records):
+        if len(prompts) == count:
+            break
         segments = render(rec, renderer)
         first = next((i for i, s in enumerate(segments) if s.trainable), None)
         if first is None or first == 0:
             continue
         text = "".join(s.text for s in segments[:first])
-        reference = segments[first].text
-        prompts.append(Prompt(text, reference, f"{rec.path}#{rec.index}"))
+        prompts.append(Prompt(text, question_of(rec, text),
+                              strip_special(segments[first].text, special),
+                              f"{rec.path}#{rec.index}"))
     return prompts
+
+
+def spread(records: Sequence[Record]) -> list[Record]:
+    """The records in rounds: each document's first, then each one's second, ... (in the order
+    documents first appear), so that a few samples cover as many documents as they can."""
+    by_group: dict[str, list[Record]] = {}
+    for rec in records:
+        by_group.setdefault(rec.group, []).append(rec)
+    rounds = max((len(g) for g in by_group.values()), default=0)
+    return [g[i] for i in range(rounds) for g in by_group.values() if i < len(g)]
+
+
+def question_of(record: Record, prompt: str) -> str:
+    """The last user turn before the first answer; a text prompt (a format file's) as it is."""
+    if record.messages:
+        first = next(i for i, m in enumerate(record.messages) if m.role == "assistant")
+        asked = [m.content for m in record.messages[:first] if m.role == "user"]
+        if asked:
+            return asked[-1]
+    return prompt.strip()
+
+
+def strip_special(text: str, special: Sequence[str]) -> str:
+    """``text`` without special tokens (``<|im_end|>``, ``</s>``) at its ends."""
+    tokens = sorted((t for t in special if t), key=len, reverse=True)
+    text = text.strip()
+    changed = True
+    while changed:
+        changed = False
+        for token in tokens:
+            if text.endswith(token):
+                text, changed = text[:-len(token)].rstrip(), True
+            if text.startswith(token):
+                text, changed = text[len(token):].lstrip(), True
+    return text
 
 
 SAMPLE_BATCH = 16
@@ -93,10 +139,20 @@ def comparison_rows(prompts: Sequence[Prompt], base: Sequence[str],
     base_scores = rouge_l_scores(list(base), references)
     tuned_scores = rouge_l_scores(list(tuned), references)
     return [
-        {"prompt": p.text, "reference": p.reference, "base": b, "adapter": t,
-         "rougeL_base": round(bs, 4), "rougeL_adapter": round(ts, 4), "source": p.origin}
+        {"question": p.question, "reference": p.reference, "base": b, "adapter": t,
+         "rougeL_base": round(bs, 4), "rougeL_adapter": round(ts, 4), "source": p.origin,
+         "prompt": p.text}
         for p, b, t, bs, ts in zip(prompts, base, tuned, base_scores, tuned_scores, strict=True)
     ]
+
+
+def rouge_summary(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean ROUGE-L of the base model's and the adapter's answers, and the adapter's gain."""
+    if not rows:
+        return {}
+    base = sum(r["rougeL_base"] for r in rows) / len(rows)
+    tuned = sum(r["rougeL_adapter"] for r in rows) / len(rows)
+    return {"rougeL_base": base, "rougeL_adapter": tuned, "rougeL_gain": tuned - base}
 
 
 def write_reports(rows: Sequence[dict[str, Any]], out_dir: Path, settings: SampleSettings) -> None:
@@ -108,20 +164,22 @@ def write_reports(rows: Sequence[dict[str, Any]], out_dir: Path, settings: Sampl
     (out_dir / "samples.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     md = [f"# Base vs adapter samples\n\n{header}\n"]
     for i, r in enumerate(rows, 1):
-        md.append(f"## {i}. {r['source']}\n\n**Prompt**\n\n```\n{r['prompt']}\n```\n\n"
-                  f"**Reference**\n\n{r['reference']}\n\n"
+        md.append(f"## {i}. {r['source']}\n\n**Question**\n\n{r['question']}\n\n"
+                  f"<details><summary>The prompt as the model sees it</summary>\n\n"
+                  f"```\n{r['prompt']}\n```\n\n</details>\n\n**Reference**\n\n{r['reference']}\n\n"
                   f"**Base** (ROUGE-L {r['rougeL_base']:.3f})\n\n{r['base']}\n\n"
                   f"**Adapter** (ROUGE-L {r['rougeL_adapter']:.3f})\n\n{r['adapter']}\n")
     (out_dir / "samples.md").write_text("\n".join(md))
     cells = "".join(
-        f"<tr><td><pre>{html.escape(r['prompt'])}</pre></td><td>{html.escape(r['reference'])}"
+        f"<tr><td>{html.escape(r['question'])}<details><summary>prompt</summary><pre>"
+        f"{html.escape(r['prompt'])}</pre></details></td><td>{html.escape(r['reference'])}"
         f"</td><td>{html.escape(r['base'])}<br><i>ROUGE-L {r['rougeL_base']:.3f}</i></td>"
         f"<td>{html.escape(r['adapter'])}<br><i>ROUGE-L {r['rougeL_adapter']:.3f}</i></td></tr>"
         for r in rows)
     (out_dir / "samples.html").write_text(
         "<!doctype html><meta charset=utf-8><title>Base vs adapter</title>"
         "<style>td{vertical-align:top;border:1px solid #ccc;padding:4px}pre{white-space:"
-        f"pre-wrap}}</style><p>{html.escape(header)}</p><table><tr><th>prompt</th>"
+        f"pre-wrap}}</style><p>{html.escape(header)}</p><table><tr><th>question</th>"
         f"<th>reference</th><th>base</th><th>adapter</th></tr>{cells}</table>")
 
 
@@ -129,7 +187,8 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     """Base and adapter answers to the seeded eval prompts, side by side in the trial's
     `samples/` and as a `samples` event."""
     settings = state.config.samples
-    prompts = sample_prompts(data.eval_records, data.renderer, settings.count)
+    prompts = sample_prompts(data.eval_records, data.renderer, settings.count,
+                             special=data.tokenizer.all_special_tokens)
     if not prompts:
         return
     unwrapped = state.accelerator.unwrap_model(state.model)
@@ -147,7 +206,7 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     write_reports(rows, written, settings)
     put_in_place(state.out, written, entry=SAMPLES_DIR)
     state.events.emit("samples", rows=rows, dir=str(TrialDir(state.out).samples),
-                      base_cached=cached)
+                      base_cached=cached, **rouge_summary(rows))
 
 
 def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: bool) -> Path:

@@ -46,6 +46,8 @@ class Prepared:
     """The encoded general-text examples of the forgetting check (empty when it is off)."""
     retention_fingerprint: str
     """Their fingerprint."""
+    profile: dict[str, Any]
+    """The data's profile (`Ready.profile`), logged with the run's dataset inputs."""
 
 
 def prepare_data(config: TrainConfig) -> Prepared:
@@ -65,7 +67,8 @@ def prepare_data(config: TrainConfig) -> Prepared:
                     tests=[e for _, e in ready.tests], fingerprint=ready.dataset.fingerprint,
                     eval_fingerprint=fingerprint(split.eval),
                     test_fingerprint=fingerprint(split.test) if split.test else "",
-                    retention=retention, retention_fingerprint=retention_fingerprint)
+                    retention=retention, retention_fingerprint=retention_fingerprint,
+                    profile=ready.profile(config.data.cutoff_len))
 
 
 def _adamw(model: Any, config: TrainConfig) -> Any:

@@ -25,7 +25,8 @@ EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
 
 @pytest.mark.parametrize(("given", "verdict"), [
     (result("finished", {"event": "eval", "step": 4, "loss": 3.0, "perplexity": 20.0}, EVAL),
-     Verdict("COMPLETE", "finished", [2.0])),
+     Verdict("COMPLETE", "finished", [2.0],
+             figures={"final_eval": 2.0, "final_eval_step": 12})),  # the curve's end
     (result("finished", EVAL, interrupted=True), Verdict("FAIL", "interrupted")),
     (result("pruned", EVAL), Verdict("PRUNED", "pruned")),
     (result("oom"), Verdict("PRUNED", "oom")),
@@ -40,7 +41,7 @@ EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
             {"event": "retention", "loss": 2.1, "change": 0.05}),
      Verdict("COMPLETE", "finished", [1.7], figures={
          "selected_epoch": 1.0, "test_loss": 1.9, "base_test_loss": 2.5,
-         "retention_change": 0.05})),
+         "retention_change": 0.05, "final_eval": 2.0, "final_eval_step": 12})),
 ])
 def test_a_result_is_judged_by_how_it_ended_and_its_last_eval(
         given: TrialResult, verdict: Verdict) -> None:
@@ -51,7 +52,7 @@ def test_the_objectives_read_the_right_numbers() -> None:
     assert objective_value(EVAL, "perplexity") == pytest.approx(math.exp(2.0))
     timed = result("finished", {"event": "started", "time": 100.0, "total_steps": 12}, EVAL,
                    {"event": "finished", "time": 130.5, "peak_memory_mb": 812.0})
-    assert judge(timed, ["eval_loss", "train_time"]) == Verdict("COMPLETE", "finished", [2.0, 30.5])
+    assert judge(timed, ["eval_loss", "train_time"]).values == [2.0, 30.5]
     assert judge(timed, ["perplexity", "peak_memory"]).values == [pytest.approx(math.exp(2.0)),
                                                                812.0]
 
@@ -120,3 +121,19 @@ def test_the_warm_up_in_steps_holds_back_the_pruner() -> None:
     held = StudySettings(warmup_steps=10, warmup_fraction=0.0)
     assert not _watch(study, {4: 2.9, 8: 2.8}, settings=held).pruned
     assert _watch(study, {4: 2.9, 8: 2.8, 10: 2.8}, settings=held).pruned
+
+
+def test_a_pruned_trial_is_told_where_and_by_how_much_it_was_behind() -> None:
+    study = _study(min_peers=2)
+    _finish(study, {4: 2.5, 8: 2.3})
+    _finish(study, {4: 2.6, 8: 2.5})
+    watch = _watch(study, {4: 2.9, 8: 2.8, 10: 2.7})
+    assert watch.pruned
+    assert watch.why == ("pruned at step 4 of 12: eval loss 2.9000, the median of 2 other "
+                         "trials there 2.5500")
+
+
+def test_a_trial_that_runs_on_has_no_prune_reason() -> None:
+    study = _study(min_peers=1)
+    _finish(study, {4: 2.5, 8: 2.3})
+    assert _watch(study, {4: 2.4, 8: 2.2}).why == ""

@@ -63,8 +63,21 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     assert "samples/comparison.json" in names
     failure = {a.path for a in mlflow.list_artifacts(children[2].info.run_id, "failure")}
     assert "failure/log_tail.txt" in failure
+    # A pruned trial says where and by how much it was behind, and leaves no failure log.
+    pruned = children[1]
+    assert pruned.data.tags["trial.message"].startswith("pruned at step ")
+    assert "the median of 1 other trial there" in pruned.data.tags["trial.message"]
+    assert pruned.data.tags["mlflow.note.content"] == pruned.data.tags["trial.message"]
+    assert study.trials[1].user_attrs["harness.message"] == pruned.data.tags["trial.message"]
+    assert not mlflow.list_artifacts(pruned.info.run_id, "failure")
+    # Every curve starts at the base model's eval loss, at step 0.
+    curve = mlflow.get_metric_history(best.info.run_id, "eval/loss")
+    assert min(m.step for m in curve) == 0
+    assert [m.value for m in curve if m.step == 0] == [best.data.metrics["base/eval_loss"]]
     plots = {a.path for a in mlflow.list_artifacts(parent.info.run_id, "plots")}
-    assert {"plots/optimization_history.png", "plots/intermediate_values.png"} <= plots
+    assert {"plots/optimization_history.png", "plots/learning_curves.png",
+            "plots/study.html"} <= plots
+    assert "too few complete trials" in parent.data.tags["plot.param_importances.skipped"]
     assert parent.data.tags["best_trial"] == "0"
     assert parent.data.params["pruner_settings"] == (
         "min_peers=1, warmup_steps=0, warmup_fraction=0.25")
@@ -73,9 +86,25 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     champion = mlflow.get_model_version_by_alias("tiny-adapter", "champion")
     assert champion.tags["study"] == "tiny" and champion.tags["trial"] == "0"
     assert champion.run_id == best.info.run_id
+    # registered from the best run's logged model, and described with how to load it
+    (output,) = mlflow.get_run(best.info.run_id).outputs.model_outputs
+    assert champion.source == f"models:/{output.model_id}"
+    assert f"harness pull tiny-adapter/{champion.version} --out" in champion.description
+    assert f'load_model("models:/tiny-adapter/{champion.version}")' in champion.description
+    assert not Path("mlflow.db").exists()  # MLflow's default store was never touched
     for key in ("objective_value", "perplexity_ratio_to_base", "dataset_fingerprint",
                 "base_model", "quantization", "harness_version", "git_commit"):
         assert champion.tags[key], key
+
+    # The study run describes the study and links the best run and its version.
+    note = mlflow.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
+    exp = experiment.experiment_id
+    assert note.startswith("**Study `tiny`**: 3 trials (1 complete, 1 fail, 1 pruned)")
+    assert f"Best: [trial 0](#/experiments/{exp}/runs/{best.info.run_id})" in note
+    assert (f"[tiny-adapter version {champion.version}](#/models/tiny-adapter/versions/"
+            f"{champion.version}) with alias `@champion`") in note
+    assert "| pruned |" in note and "pruned at step" in note
+    assert [r.data.tags.get("harness.best_trial") for r in children] == ["true", None, None]
 
     # Promoting again changes nothing.
     assert main(["promote", "--study", "tiny", "--storage", stores["storage"]]) == 0

@@ -50,8 +50,14 @@ def test_basic_auth_server_needs_credentials_then_tracks_the_sweep(
         runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
         assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]
         champion = client.get_model_version_by_alias("tiny-adapter", "champion")
-        files = {a.path for a in client.list_artifacts(champion.run_id, "adapter")}
-        assert "adapter/adapter_config.json" in files
+        assert champion.source.startswith("models:/m-")
+        import mlflow
+
+        got = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri("tiny-adapter",
+                                                               champion.version),
+            dst_path=str(tmp_path / "got"), tracking_uri=server.url))
+        assert (got / "adapter_config.json").is_file()
     finally:
         server.stop()
 

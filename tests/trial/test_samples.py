@@ -54,7 +54,7 @@ def test_batched_greedy_completions_are_those_of_one_prompt_at_a_time(
     model, tokenizer = tiny_lora(tiny_model_dir)
     model.eval()
     settings = SampleSettings(count=len(PROMPTS), max_new_tokens=12)
-    prompts = [Prompt(text, "", f"p{i}") for i, text in enumerate(PROMPTS)]
+    prompts = [Prompt(text, text, "", f"p{i}") for i, text in enumerate(PROMPTS)]
     # stop on a token the first completion makes early, so rows of one batch end apart
     first = model.generate(**tokenizer(PROMPTS[0], return_tensors="pt"), max_new_tokens=4,
                            do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -69,7 +69,7 @@ def test_batched_greedy_completions_are_those_of_one_prompt_at_a_time(
 def test_more_prompts_than_a_batch_keep_their_order(tiny_model_dir: Path) -> None:
     model, tokenizer = tiny_lora(tiny_model_dir)
     settings = SampleSettings(count=SAMPLE_BATCH + 3, max_new_tokens=4)
-    prompts = [Prompt(PROMPTS[i % len(PROMPTS)] + " " * (i // len(PROMPTS)), "", str(i))
+    prompts = [Prompt(PROMPTS[i % len(PROMPTS)] + " " * (i // len(PROMPTS)), "", "", str(i))
                for i in range(SAMPLE_BATCH + 3)]
     batched = generate(model, tokenizer, prompts, settings, chat=False, device="cpu")
     assert batched == one_at_a_time(model, tokenizer, prompts, settings)
@@ -81,7 +81,7 @@ def test_the_base_samples_cache_is_keyed_by_all_they_depend_on(
 
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
     config = from_mapping(TrainConfig, {"data": {"path": "d.json"}})
-    prompts = [Prompt("a question", "an answer", "d.json#0")]
+    prompts = [Prompt("a question", "a question", "an answer", "d.json#0")]
     path = base_samples_entry(config, prompts=prompts, chat=True)
     assert path == base_samples_entry(config, prompts=prompts, chat=True)
     assert path.is_relative_to(tmp_path)
@@ -97,7 +97,7 @@ def test_the_base_samples_cache_is_keyed_by_all_they_depend_on(
         elif change == "decoding":
             changed.samples.max_new_tokens += 1
         elif change == "prompts":
-            p = [Prompt("another question", "an answer", "d.json#1")]
+            p = [Prompt("another question", "another question", "an answer", "d.json#1")]
         else:
             changed.model = "another-model"
         others.append(base_samples_entry(changed, prompts=p, chat=True))
@@ -109,3 +109,37 @@ def test_the_base_samples_cache_is_keyed_by_all_they_depend_on(
     assert read_base_samples(path, 2) is None  # a count that does not match is not trusted
     path.write_text("{torn")
     assert read_base_samples(path, 1) is None
+
+
+def _qa(group: str, index: int) -> Any:
+    from harness.data.records import Message, Record
+
+    return Record(f"{group}.xml", index, group, messages=(
+        Message("user", f"Question {index} of {group}?"),
+        Message("assistant", f"Answer {index}.")))
+
+
+def test_samples_show_the_question_and_a_clean_reference_from_distinct_documents() -> None:
+    from harness.data.render import ChatRenderer
+    from harness.trial.samples import sample_prompts
+
+    records = [_qa("a", 0), _qa("a", 1), _qa("a", 2), _qa("b", 0), _qa("c", 0), _qa("c", 1)]
+    prompts = sample_prompts(records, ChatRenderer(None), 4, special=["<|im_end|>"])
+    # one from each document before a second from any
+    assert [p.origin for p in prompts] == ["a.xml#0", "b.xml#0", "c.xml#0", "a.xml#1"]
+    first = prompts[0]
+    assert first.question == "Question 0 of a?"
+    assert first.text.endswith("<|im_start|>assistant\n") and "<|im_start|>user" in first.text
+    assert first.reference == "Answer 0."  # no <|im_end|>
+
+
+def test_mean_rouge_of_base_and_adapter_and_the_gain() -> None:
+    from harness.trial.samples import comparison_rows, rouge_summary
+
+    prompts = [Prompt("p", "q", "the flu is a virus", "x#0"), Prompt("p", "q", "rest", "x#1")]
+    rows = comparison_rows(prompts, ["xyz", "rest"], ["the flu is a virus", "rest"])
+    assert list(rows[0])[:4] == ["question", "reference", "base", "adapter"]
+    summary = rouge_summary(rows)
+    assert summary["rougeL_adapter"] == pytest.approx(1.0)
+    assert summary["rougeL_base"] == pytest.approx(0.5)
+    assert summary["rougeL_gain"] == pytest.approx(0.5)

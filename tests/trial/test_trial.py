@@ -20,6 +20,12 @@ from harness.sweep.train import write_trial_config
 from harness.tracking.runs import TrialRun
 
 
+def run_client(config: TrainConfig) -> Any:
+    from harness.tracking.runs import client_for
+
+    return client_for(config.tracking.uri)
+
+
 def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialResult, Any]:
     write_trial_config(config, out)
     run = TrialRun(config, run_name=out.name)
@@ -47,9 +53,25 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
         assert name in metrics, name
     assert 0 < metrics["train/padding_efficiency"] <= 1
     assert run.data.tags["quantization"] == "4bit"
-    assert run.data.tags["dataset.fingerprint"] == result.last("started")["fingerprint"]
-    assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags[
-        "dataset.fingerprint"][:32]
+    # params as written, machine-local places as tags, and who ran it at which commit
+    assert run.data.params["data.hard_cut"] == repr("\n\n\n")
+    assert "output_dir" not in run.data.params and "tracking.uri" not in run.data.params
+    assert run.data.tags["harness.output_dir"] == str(tmp_path / "out")
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert run.data.tags["mlflow.source.name"].startswith("harness")
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    started = result.last("started")
+    assert run.data.tags["dataset.fingerprint"] == started["fingerprint"][:32]
+    # train and eval inputs, each digest spelled as its tag, the profile with the train input
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "eval", "test"}
+    assert inputs["training"].digest == run.data.tags["dataset.fingerprint"]
+    assert inputs["eval"].digest == run.data.tags["dataset.eval_fingerprint"]
+    assert inputs["eval"].name == inputs["training"].name + " eval"
+    profile = json.loads(inputs["training"].profile)
+    assert profile["train"] == started["train_examples"] and profile["records"] >= profile[
+        "usable"] > 0
+    assert profile["tokens"]["cutoff_len"] == config.data.cutoff_len
     steps = [e["step"] for e in result.events if e["event"] == "eval"]
     assert steps == [2, 4]
     adapter = tmp_path / "out" / "adapter"
@@ -57,8 +79,13 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
                  "train_config.json"):
         assert (adapter / name).is_file()
     samples = json.loads((tmp_path / "out" / "samples" / "samples.json").read_text())
-    assert len(samples) == 2 and {"base", "adapter", "reference", "rougeL_adapter"} <= set(
-        samples[0])
+    assert len(samples) == 2 and {"question", "base", "adapter", "reference",
+                                  "rougeL_adapter"} <= set(samples[0])
+    assert not samples[0]["reference"].endswith("<|im_end|>")
+    mean = sum(s["rougeL_adapter"] - s["rougeL_base"] for s in samples) / 2
+    assert metrics["samples/rougeL_gain"] == pytest.approx(mean, abs=1e-4)
+    eval_curve = run_client(config).get_metric_history(run.info.run_id, "eval/loss")
+    assert [m.value for m in eval_curve if m.step == 0] == [metrics["base/eval_loss"]]
     assert_loads_as_mlflow_pipeline(run, config)
 
 
@@ -94,10 +121,20 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
 def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:
     """The logged adapter directory is an MLflow transformers model of base + adapter."""
     import mlflow
+    from mlflow.models import Model
     from peft import PeftModel
 
-    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="adapter",
+    client = run_client(config)
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.source_run_id == run.info.run_id and logged.status == "READY"
+    assert {m.key for m in logged.metrics} >= {"selected/eval_loss", "test/loss"}
+    test_loss = next(m for m in logged.metrics if m.key == "test/loss")
+    assert test_loss.dataset_digest == run.data.tags["dataset.test_fingerprint"]
+    assert logged.params["lora.r"] == str(config.lora.r)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=logged.artifact_location,
                                                 tracking_uri=config.tracking.uri)
+    assert Model.load(local).model_id == logged.model_id  # the MLmodel names its model
     pipe = mlflow.transformers.load_model(local)
     assert isinstance(pipe.model, PeftModel)
     ids = pipe.tokenizer("What is a test?", return_tensors="pt")

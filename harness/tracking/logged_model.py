@@ -1,0 +1,79 @@
+"""A complete trial's adapter as an MLflow logged model of its run: the model the run's Models
+column and the experiment's Models tab show, with the trial's final figures linked to it (each
+with the split it was measured on), and what a registered version points at.
+
+Logging is one write that may be retried whole (the outbox retries it while the tracking server
+is away): a model this run already logged is found again and finished, never logged twice.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+NAME = "adapter"
+"""The logged model's name within its run."""
+MODEL_TYPE = "peft-lora-adapter"
+
+LINKED = {"selected/eval_loss": "eval", "selected/perplexity": "eval", "eval/loss": "eval",
+          "test/loss": "test", "test/perplexity": "test", "retention/loss": None}
+"""The final figures linked to the model, and the split (dataset input) each was measured on."""
+
+
+def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: str,
+                params: dict[str, str], metrics: dict[str, float], step: int,
+                datasets: dict[str, tuple[str, str]]) -> str:
+    """Log ``adapter_dir`` as the run's logged model; its id. ``datasets`` maps a split
+    (eval, test) to its dataset input's (name, digest)."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
+    model = find_adapter(client, experiment_id=experiment_id, run_id=run_id)
+    if model is None:
+        model = client.create_logged_model(experiment_id, name=NAME, source_run_id=run_id,
+                                           params=params, model_type=MODEL_TYPE)
+    elif model.status == LoggedModelStatus.READY:
+        return model.model_id
+    stamp(Path(adapter_dir), model_id=model.model_id, run_id=run_id)
+    client.log_model_artifacts(model.model_id, adapter_dir)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+    now = int(time.time() * 1000)
+    linked = []
+    for key, value in metrics.items():
+        name, digest = datasets.get(LINKED.get(key) or "", (None, None))
+        linked.append(Metric(key, value, now, step, model_id=model.model_id,
+                             dataset_name=name, dataset_digest=digest))
+    if linked:
+        client.log_batch(run_id, metrics=linked)
+    return model.model_id
+
+
+def find_adapter(client: Any, *, experiment_id: str, run_id: str) -> Any | None:
+    """The adapter model ``run_id`` logged, if it did."""
+    found = client.search_logged_models([experiment_id], filter_string=(
+        f"source_run_id = '{run_id}' AND name = '{NAME}'"), max_results=1)
+    return found[0] if found else None
+
+
+def stamp(adapter_dir: Path, *, model_id: str, run_id: str) -> None:
+    """The MLmodel file names the logged model and run it belongs to (MLflow's own log_model
+    writes both; save_model, which the trial used, cannot know them)."""
+    from mlflow.models import Model
+
+    path = adapter_dir / "MLmodel"
+    if not path.is_file():
+        return
+    mlmodel = Model.load(str(path))
+    mlmodel.model_id, mlmodel.run_id = model_id, run_id
+    mlmodel.save(str(path))
+
+
+def adapter_model_id(client: Any, run: Any) -> str | None:
+    """The logged adapter model of a finished run (None for runs from before they were
+    logged models, whose adapter is the run artifact `adapter`)."""
+    outputs = getattr(run, "outputs", None)
+    for output in getattr(outputs, "model_outputs", None) or []:
+        return output.model_id
+    model = find_adapter(client, experiment_id=run.info.experiment_id, run_id=run.info.run_id)
+    return model.model_id if model is not None else None

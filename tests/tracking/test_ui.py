@@ -1,0 +1,62 @@
+"""`harness ui`: a study's experiment is a model-training page, and the command says when the
+server answers, with a link to the study's runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from harness.sweep.runner import free_port
+from harness.tracking.runs import StudyRun, client_for, experiment_id
+from harness.tracking.ui import KIND_TAG, TRAINING, landing
+
+
+def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
+        tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = client_for(uri)
+    assert landing("http://h:1", client, None) == "http://h:1/#/experiments"
+    StudyRun(uri=uri, study="first", space_text="x: 1", params={})
+    older = client.create_experiment("made-elsewhere")  # e.g. by a harness before the tag
+    StudyRun(uri=uri, study="made-elsewhere", space_text="x: 1", params={})
+    second = experiment_id(client, "second")
+    for name in ("first", "made-elsewhere", "second"):
+        assert client.get_experiment_by_name(name).tags[KIND_TAG] == TRAINING, name
+    assert landing("http://h:1", client, None) == f"http://h:1/#/experiments/{second}/runs"
+    assert landing("http://h:1", client, "made-elsewhere") == (
+        f"http://h:1/#/experiments/{older}/runs")
+
+
+def test_harness_ui_says_when_it_answers_and_stops_with_its_server(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    study = experiment_id(client_for(uri), "demo")
+    port = str(free_port())
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--tracking-uri", uri,
+                             "--port", port, "--study", "demo"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert first.startswith("starting the MLflow UI"), first
+        ready = ""
+        while not ready.startswith("ready:") and proc.poll() is None:
+            ready = proc.stderr.readline()  # the server's own lines come in between
+        link = f"http://127.0.0.1:{port}/#/experiments/{study}/runs"
+        assert ready.startswith(f"ready: {link}"), ready
+        # it said ready: the server answers now, not later
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait()
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+        answered = True
+    except OSError:
+        answered = False
+    assert not answered, "the MLflow server outlived `harness ui`"
