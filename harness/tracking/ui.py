@@ -1,10 +1,10 @@
 """`harness ui`: the MLflow UI on the harness's store, announced only once it answers, with a
 link that lands on a study's runs table.
 
-MLflow's experiment page opens on its GenAI overview ("Traces 0") unless the experiment says it
-is for model training: the experiment tag `mlflow.experimentKind` set to
-`custom_model_development`, which the UI reads to choose its view. The harness sets it on every
-study's experiment (`mark_training`).
+MLflow's experiment page opens on its GenAI overview ("Traces 0"). Two things say otherwise: the
+experiment tag `mlflow.experimentKind` = `custom_model_development`, which the harness sets on
+every study's experiment (`mark_training`) for UIs that choose their view by it, and the UI's
+`workflowType=machine_learning` parameter, which MLflow 3.17 follows first and the link carries.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from typing import Any
 from harness.errors import HarnessError
 
 KIND_TAG, TRAINING = "mlflow.experimentKind", "custom_model_development"
+WORKFLOW = "machine_learning"
+"""The UI's "Model training" switch as a URL parameter: MLflow 3.17's UI follows the switch
+(remembered per browser, GenAI at first) before the experiment's kind, so the link sets it."""
 READY_SECONDS = 300.0
 """How long the server may take to answer (about 40 s on two busy cores)."""
 
@@ -39,7 +42,7 @@ def landing(base: str, client: Any, study: str | None) -> str:
     experiment = _study_experiment(client, study)
     if experiment is None:
         return f"{base}/#/experiments"
-    return f"{base}/#/experiments/{experiment.experiment_id}/runs"
+    return f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType={WORKFLOW}"
 
 
 def _study_experiment(client: Any, study: str | None) -> Any | None:

@@ -26,9 +26,9 @@ def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
     second = experiment_id(client, "second")
     for name in ("first", "made-elsewhere", "second"):
         assert client.get_experiment_by_name(name).tags[KIND_TAG] == TRAINING, name
-    assert landing("http://h:1", client, None) == f"http://h:1/#/experiments/{second}/runs"
+    assert landing("http://h:1", client, None) == f"http://h:1/#/experiments/{second}/runs?workflowType=machine_learning"
     assert landing("http://h:1", client, "made-elsewhere") == (
-        f"http://h:1/#/experiments/{older}/runs")
+        f"http://h:1/#/experiments/{older}/runs?workflowType=machine_learning")
 
 
 def test_harness_ui_says_when_it_answers_and_stops_with_its_server(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_harness_ui_says_when_it_answers_and_stops_with_its_server(tmp_path: Pat
         ready = ""
         while not ready.startswith("ready:") and proc.poll() is None:
             ready = proc.stderr.readline()  # the server's own lines come in between
-        link = f"http://127.0.0.1:{port}/#/experiments/{study}/runs"
+        link = f"http://127.0.0.1:{port}/#/experiments/{study}/runs?workflowType=machine_learning"
         assert ready.startswith(f"ready: {link}"), ready
         # it said ready: the server answers now, not later
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
