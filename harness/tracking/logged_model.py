@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 NAME = "adapter"
-"""The logged model's name within its run."""
+"""The logged model's name when its run has none (else RUN-NAME-adapter, e.g. trial-4-adapter,
+so that the experiment's Models tab tells a study's adapters apart)."""
 MODEL_TYPE = "peft-lora-adapter"
 
 LINKED = {"selected/eval_loss": "eval", "selected/perplexity": "eval", "eval/loss": "eval",
@@ -23,14 +24,15 @@ LINKED = {"selected/eval_loss": "eval", "selected/perplexity": "eval", "eval/los
 
 def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: str,
                 params: dict[str, str], metrics: dict[str, float], step: int,
-                datasets: dict[str, tuple[str, str]]) -> str:
+                datasets: dict[str, tuple[str, str]], run_name: str | None = None) -> str:
     """Log ``adapter_dir`` as the run's logged model; its id. ``datasets`` maps a split
     (eval, test) to its dataset input's (name, digest)."""
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
 
     model = find_adapter(client, experiment_id=experiment_id, run_id=run_id)
     if model is None:
-        model = client.create_logged_model(experiment_id, name=NAME, source_run_id=run_id,
+        name = f"{run_name}-{NAME}" if run_name else NAME
+        model = client.create_logged_model(experiment_id, name=name, source_run_id=run_id,
                                            params=params, model_type=MODEL_TYPE)
     elif model.status == LoggedModelStatus.READY:
         return model.model_id
@@ -52,7 +54,7 @@ def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: st
 def find_adapter(client: Any, *, experiment_id: str, run_id: str) -> Any | None:
     """The adapter model ``run_id`` logged, if it did."""
     found = client.search_logged_models([experiment_id], filter_string=(
-        f"source_run_id = '{run_id}' AND name = '{NAME}'"), max_results=1)
+        f"source_run_id = '{run_id}'"), max_results=1)
     return found[0] if found else None
 
 

@@ -189,6 +189,7 @@ class TrialRun:
         self.outbox = Outbox(self.client)
         exp_id = exp_id or experiment_id(self.client, experiment or config.tracking.experiment)
         self.experiment_id = exp_id
+        self.run_name = run_name or config.tracking.run_name
         self.datasets: dict[str, tuple[str, str]] = {}
         """Each split's dataset input (name, digest), by context (training, eval, test)."""
         values, local = run_params(config)
@@ -196,7 +197,7 @@ class TrialRun:
                     **source_tags(), **local, **(tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        self.outbox.send("create_run", exp_id, run_name=run_name or config.tracking.run_name,
+        self.outbox.send("create_run", exp_id, run_name=self.run_name,
                          tags=all_tags)
         params = [Param(k, v[:6000]) for k, v in values.items()]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
@@ -274,7 +275,7 @@ class TrialRun:
                 self.outbox.send(log_adapter, RUN, experiment_id=self.experiment_id,
                                  adapter_dir=str(adapter), params=model_params(self.config),
                                  metrics=final_metrics(result), step=final_step(result),
-                                 datasets=self.datasets)
+                                 datasets=self.datasets, run_name=self.run_name)
             if not result.ok:
                 self.set_tag("trial.message", result.message[:5000])
             if result.reason == "pruned":

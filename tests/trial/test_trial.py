@@ -128,6 +128,7 @@ def assert_loads_as_mlflow_pipeline(run: Any, config: TrainConfig) -> None:
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
     assert logged.source_run_id == run.info.run_id and logged.status == "READY"
+    assert logged.name == f"{run.info.run_name}-adapter"  # tells a study's adapters apart
     assert {m.key for m in logged.metrics} >= {"selected/eval_loss", "test/loss"}
     test_loss = next(m for m in logged.metrics if m.key == "test/loss")
     assert test_loss.dataset_digest == run.data.tags["dataset.test_fingerprint"]
