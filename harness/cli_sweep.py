@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Any
 
@@ -234,6 +235,9 @@ def _ui(args: argparse.Namespace) -> int:
     link = landing(base, client, args.study)
     print(f"starting the MLflow UI for {redact(store)} (it can take a minute)...",
           file=sys.stderr)
+    # the server runs in a session of its own: whatever ends this process must end it too
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(0))
     proc = serve(mlflow_ui_command(store, host=args.host, port=args.port),
                  health=f"{base}/health")
     print(f"ready: {link}   (Ctrl-C to stop)", file=sys.stderr)

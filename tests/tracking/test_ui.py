@@ -10,6 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from harness.sweep.runner import free_port
 from harness.tracking.runs import StudyRun, client_for, experiment_id
 from harness.tracking.ui import KIND_TAG, TRAINING, landing
@@ -31,7 +33,9 @@ def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
         f"http://h:1/#/experiments/{older}/runs?workflowType=machine_learning")
 
 
-def test_harness_ui_says_when_it_answers_and_stops_with_its_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
+        tmp_path: Path, stop: signal.Signals) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     study = experiment_id(client_for(uri), "demo")
     port = str(free_port())
@@ -52,7 +56,7 @@ def test_harness_ui_says_when_it_answers_and_stops_with_its_server(tmp_path: Pat
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
             assert answer.status == 200
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, stop)  # the harness alone: its server must go with it
         proc.wait()
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
