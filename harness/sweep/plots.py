@@ -1,5 +1,5 @@
-"""Study plots: PNG files drawn with Optuna's matplotlib backend, and the same plots as one
-interactive HTML page (Optuna's plotly backend), which MLflow's artifact view shows.
+"""Study plots as PNG files, drawn with Optuna's matplotlib backend. (No interactive HTML: MLflow's
+artifact view shows an HTML page without running its scripts, so plotly charts stay blank.)
 
 A plot the study cannot support is left out with the reason, never failing a sweep, and never
 drawn where it would mislead: importances need enough complete trials to tell parameters apart
@@ -29,12 +29,11 @@ def plot_names(multi_objective: bool) -> list[str]:
 
 
 def write_plots(study: Any, out: Path) -> dict[str, str]:
-    """Write every plot the study supports to ``out`` (PNG each, and all in study.html);
-    returns plot name -> why it is missing."""
+    """Write every plot the study supports to ``out``; returns plot name -> why it is
+    missing."""
     out.mkdir(parents=True, exist_ok=True)
     multi = len(study.directions) > 1
     skipped: dict[str, str] = {}
-    drawn: list[str] = []
     for name in plot_names(multi):
         why = unsupported(study, name)
         if why:
@@ -42,14 +41,8 @@ def write_plots(study: Any, out: Path) -> dict[str, str]:
             continue
         try:
             write_png(study, name, out / f"{name}.png", multi=multi)
-            drawn.append(name)
         except Exception as err:  # a plot never stops a sweep
             skipped[name] = f"{type(err).__name__}: {err}"
-    if drawn:
-        try:
-            write_html(study, drawn, out / "study.html", multi=multi)
-        except Exception as err:
-            skipped["study.html"] = f"{type(err).__name__}: {err}"
     return skipped
 
 
@@ -65,7 +58,7 @@ def unsupported(study: Any, name: str) -> str:
         if len(complete) < needed:
             return (f"too few complete trials to tell which parameter matters: {len(complete)}"
                     f" complete, {needed} needed for {len(varied)} varied parameter(s)")
-    if name == "learning_curves" and not any(curve(t) for t in study.trials):
+    if name == "learning_curves" and not any(curve(t) for t in study.get_trials(deepcopy=False)):
         return "no trial has reported an eval yet"
     if not complete and name != "learning_curves":
         return "no complete trial yet"
@@ -107,7 +100,7 @@ def write_png(study: Any, name: str, path: Path, *, multi: bool) -> None:
 
 def _curves_figure(study: Any, plt: Any) -> Any:
     figure, ax = plt.subplots()
-    for trial in study.trials:
+    for trial in study.get_trials(deepcopy=False):
         points = curve(trial)
         if not points:
             continue
@@ -132,37 +125,6 @@ def _readable_axis_labels(figure: Any) -> None:
         for label in ax.get_xticklabels():
             label.set_rotation(25)
             label.set_horizontalalignment("right")
-
-
-def write_html(study: Any, names: list[str], path: Path, *, multi: bool) -> None:
-    """One self-contained page with every drawn plot, interactive (plotly.js inline once)."""
-    import optuna.visualization as ov
-
-    parts = []
-    for i, name in enumerate(names):
-        figure = _curves_plotly(study) if name == "learning_curves" else getattr(
-            ov, f"plot_{name}")(study, **_target(name, multi))
-        figure.update_layout(margin={"b": 120})
-        parts.append(figure.to_html(full_html=False, include_plotlyjs=i == 0))
-    path.write_text(f"<!doctype html><meta charset=utf-8><title>study {study.study_name}"
-                    f"</title><h2>Study {study.study_name}</h2>" + "".join(parts))
-
-
-def _curves_plotly(study: Any) -> Any:
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    for trial in study.trials:
-        points = curve(trial)
-        if points:
-            state = trial.state.name.lower()
-            figure.add_trace(go.Scatter(
-                x=list(points), y=list(points.values()), mode="lines+markers",
-                name=f"trial {trial.number} ({state})",
-                line={"dash": {"complete": "solid", "pruned": "dot"}.get(state, "dash")}))
-    figure.update_layout(title="Learning curves: every eval of every trial, the final one "
-                         "included", xaxis_title="optimizer step", yaxis_title="eval objective")
-    return figure
 
 
 def _target(name: str, multi: bool) -> dict[str, Any]:

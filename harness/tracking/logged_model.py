@@ -38,7 +38,6 @@ def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: st
         return model.model_id
     stamp(Path(adapter_dir), model_id=model.model_id, run_id=run_id)
     client.log_model_artifacts(model.model_id, adapter_dir)
-    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
     now = int(time.time() * 1000)
     linked = []
@@ -48,6 +47,8 @@ def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: st
                              dataset_name=name, dataset_digest=digest))
     if linked:
         client.log_batch(run_id, metrics=linked)
+    # last, so that READY means every part above was written (a retry skips a READY model)
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     return model.model_id
 
 

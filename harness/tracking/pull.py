@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from harness.errors import HarnessError
-from harness.tracking.registry import parse_ref
+from harness.tracking.registry import parse_ref, peft_snippet
 from harness.trialdir import TrialDir
 
 CHECK_PROMPT = "What are the symptoms of glaucoma?"
@@ -159,10 +160,6 @@ def print_usage(console: Console, pulled: Pulled) -> None:
     console.print(f"  Q: {pulled.prompt}\n  A: {pulled.sample.strip()[:200]}")
     console.print(f"""
 Use it with peft:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    base = AutoModelForCausalLM.from_pretrained("<{pulled.base_model} directory or hub id>")
-    model = PeftModel.from_pretrained(base, "{pulled.out}")
-    tokenizer = AutoTokenizer.from_pretrained("{pulled.out}")
+{textwrap.indent(peft_snippet(pulled.base_model, str(pulled.out)), "    ")}
 (`harness models` shows where the embedded base model lives.)
 Or as an MLflow pipeline: mlflow.transformers.load_model("{pulled.uri}")""", highlight=False)

@@ -192,16 +192,21 @@ pipe = mlflow.transformers.load_model("models:/{model}/{version}")
 print(pipe("What are the symptoms of glaucoma?", max_new_tokens=60)[0]["generated_text"])
 ```
 
-Or with PEFT, from the pulled directory (`harness pull` prints where the base model is):
+Or with PEFT, from the pulled directory:
 
 ```python
-from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
-base = AutoModelForCausalLM.from_pretrained("{base}")
-model = PeftModel.from_pretrained(base, "adapters/{model}")
-tokenizer = AutoTokenizer.from_pretrained("adapters/{model}")
+{peft_snippet(base, f"adapters/{model}")}
 ```
 """
+
+
+def peft_snippet(base: str, adapter_dir: str) -> str:
+    """Python that loads ``base`` + the adapter in ``adapter_dir`` with peft."""
+    return f"""from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base = AutoModelForCausalLM.from_pretrained("<{base} directory or hub id>")  # `harness models`
+model = PeftModel.from_pretrained(base, "{adapter_dir}")
+tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")"""
 
 
 def _settled(client: Any, model: str, version: Any) -> bool:

@@ -342,11 +342,8 @@ class StudyRun:
                  params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        from harness.tracking.ui import mark_training
-
         self.client = client_for(uri)
         self.experiment_id = experiment_id(self.client, study)
-        mark_training(self.client, self.experiment_id)  # one a harness made before it did
         found = self.client.search_runs(
             [self.experiment_id], max_results=1,
             filter_string=f"tags.`{self.ROLE_TAG}` = 'study' and tags.`optuna.study` = '{study}'")

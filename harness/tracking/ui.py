@@ -2,8 +2,8 @@
 link that lands on a study's runs table.
 
 MLflow's experiment page opens on its GenAI overview ("Traces 0"). Two things say otherwise: the
-experiment tag `mlflow.experimentKind` = `custom_model_development`, which the harness sets on
-every study's experiment (`mark_training`) for UIs that choose their view by it, and the UI's
+experiment tag `mlflow.experimentKind` = `custom_model_development`, set when the harness
+creates an experiment, for UIs that choose their view by it, and the UI's
 `workflowType=machine_learning` parameter, which MLflow 3.17 follows first and the link carries.
 """
 
@@ -27,13 +27,6 @@ WORKFLOW = "machine_learning"
 (remembered per browser, GenAI at first) before the experiment's kind, so the link sets it."""
 READY_SECONDS = 300.0
 """How long the server may take to answer (about 40 s on two busy cores)."""
-
-
-def mark_training(client: Any, experiment_id: str) -> None:
-    """Make the experiment's UI page a model-training page (runs, charts, models)."""
-    experiment = client.get_experiment(experiment_id)
-    if experiment.tags.get(KIND_TAG) != TRAINING:
-        client.set_experiment_tag(experiment_id, KIND_TAG, TRAINING)
 
 
 def landing(base: str, client: Any, study: str | None) -> str:

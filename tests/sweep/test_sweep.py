@@ -75,8 +75,7 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     assert min(m.step for m in curve) == 0
     assert [m.value for m in curve if m.step == 0] == [best.data.metrics["base/eval_loss"]]
     plots = {a.path for a in mlflow.list_artifacts(parent.info.run_id, "plots")}
-    assert {"plots/optimization_history.png", "plots/learning_curves.png",
-            "plots/study.html"} <= plots
+    assert {"plots/optimization_history.png", "plots/learning_curves.png"} <= plots
     assert "too few complete trials" in parent.data.tags["plot.param_importances.skipped"]
     assert parent.data.tags["best_trial"] == "0"
     assert parent.data.params["pruner_settings"] == (
