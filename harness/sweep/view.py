@@ -124,9 +124,10 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
     for name in ("", "#", "eval", "test", "general", "epoch", "params"):
         table.add_column(name, justify="left" if name in ("", "params") else "right",
                          overflow="fold", ratio=2 if name in ("", "params") else None)
-    base = next((t.user_attrs[BASE_TEST_LOSS] for t in trials if BASE_TEST_LOSS in
-                 t.user_attrs), None)
-    table.add_row("base model", "", "", _num(base), "", "", "")
+    bases = base_losses(trials)
+    for setting, loss in bases.items():
+        label = f"base model, {setting}" if len(bases) > 1 else "base model"
+        table.add_row(label, "", "", _num(loss), "", "", "")
     shown = [(f"baseline: {t.user_attrs[BASELINE]}", t) for t in trials if BASELINE in
              t.user_attrs and t.state.is_finished() and not _superseded(t, trials)]
     shown.append(("best" if BASELINE not in best.user_attrs else "best (a baseline)", best))
@@ -144,6 +145,19 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
 SHORT_NAMES = {"alpha_per_rank": "a/r", "learning_rate": "lr", "epochs": "ep",
                "quant_type": "", "mode": "", "double_quant": "dq"}
 """Names shortened in the summary's narrow params column (empty: the value alone)."""
+
+
+def base_losses(trials: list[Any]) -> dict[str, float | None]:
+    """The base model's test loss under each quantization the trials loaded it with: a 4-bit
+    base scores worse than an 8-bit one, so one figure would misstate what half the trials
+    started from."""
+    found: dict[str, float | None] = {}
+    for t in trials:
+        if BASE_TEST_LOSS in t.user_attrs:
+            setting = compact_params({k: v for k, v in t.params.items()
+                                      if k.startswith("quantization.")})
+            found.setdefault(setting, t.user_attrs[BASE_TEST_LOSS])
+    return found or {"": None}
 
 
 def compact_params(params: dict[str, Any]) -> str:

@@ -96,3 +96,19 @@ def test_the_summary_params_fit_a_narrow_column() -> None:
                            "training.learning_rate": 3e-4, "training.epochs": 3,
                            "quantization.mode": "4bit", "quantization.quant_type": "nf4"}) == (
         "r=32 a/r=2 lr=3.0e-04 ep=3 4bit nf4")
+
+
+def test_the_base_model_is_shown_once_per_quantization_it_was_loaded_with() -> None:
+    # A 4-bit base scores worse than an 8-bit one: one figure would misstate the start.
+    study = optuna.create_study(study_name="q")
+    for mode, base in (("4bit", 3.10), ("8bit", 2.78), ("4bit", 3.10)):
+        study.enqueue_trial({"quantization.mode": mode})
+        trial = study.ask()
+        trial.suggest_categorical("quantization.mode", ["4bit", "8bit"])
+        trial.set_user_attr(TEST_LOSS, base - 0.4)
+        trial.set_user_attr(BASE_TEST_LOSS, base)
+        study.tell(trial, base - 0.5)
+    text = _summary(study)
+    assert "base model, 4bit" in text and "3.1000" in text
+    assert "base model, 8bit" in text and "2.7800" in text
+    assert text.count("base model, 4bit") == 1
