@@ -12,6 +12,8 @@ same number of training examples (--examples), once through:
 
 - harness padded / grouped / packed: a real trial (`run_trial`, as `harness train` runs it),
   `data.batching` set, evaluated at the end only; figures from its step, eval, finished events.
+  No test split and no retention measure: those final figures say nothing of speed, and on the
+  full MedQuAD a test split takes most of a small side's time (37 of 50 s on a CPU).
 - trl-padded: `trl.SFTTrainer` batching as it does by default, each batch padded to its longest.
 - trl-padding-free: `padding_free=True`, a batch's examples laid end to end in one row.
 - trl-packed: `packing=True` (best fit decreasing): the examples packed into rows of cutoff_len
@@ -99,7 +101,9 @@ def bench_config(args: argparse.Namespace, setting: Setting, batching: str,
     return from_mapping(TrainConfig, {
         "model": args.model,
         "data": {"path": args.data, "format": "medquad", "cutoff_len": setting.cutoff_len,
-                 "eval_fraction": args.eval_fraction, "batching": batching},
+                 "eval_fraction": args.eval_fraction, "test_fraction": 0.0,
+                 "batching": batching},
+        "retention": {"enabled": False},
         "quantization": {"mode": args.quantization},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
         "training": {"max_steps": args.examples // setting.batch,
