@@ -42,7 +42,7 @@ CACHES = ("base_eval", "base_samples", "encoded")
 def demo_configs(work: Path, *, samples: int) -> list[Path]:
     """Train configs of two demo trials (the enqueued one, and one with another rate), each
     writing ``samples`` comparison samples."""
-    from harness.sweep.space import load_space
+    from harness.space.load import load_space
 
     space = load_space(ROOT / "search_spaces" / "demo.yaml")
     first = dict(space.enqueue[0])

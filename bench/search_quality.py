@@ -264,8 +264,8 @@ def suggest(trial: optuna.Trial, *, epochs: int | None = None) -> dict[str, Any]
 
 def harness_method(bench: Bench, seed: int, *, expected: int, epochs: int | None = EPOCHS[1],
                    start: str = "lora") -> Iterator[Outcome]:
+    from harness.study.pruners import make_pruner
     from harness.study.samplers import make_sampler
-    from harness.sweep.pruners import make_pruner
 
     settings = StudySettings(seed=seed, trials=expected, start=start)
     yield from optuna_trials(bench, optuna.create_study(

@@ -124,8 +124,8 @@ def trial_run_seconds(tmp: Path, study: str) -> list[float]:
 
 def bare_configs(space_path: Path, out: Path) -> list[Path]:
     """The train config of each enqueued trial, as the sweep writes it for the trial."""
-    from harness.sweep.space import load_space
-    from harness.sweep.train import write_trial_config
+    from harness.launch.command import write_trial_config
+    from harness.space.load import load_space
 
     space = load_space(space_path)
     paths = []

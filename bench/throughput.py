@@ -35,7 +35,7 @@ Padding efficiency: example tokens per computed position, mean over the steps. P
 GPU) at the end of each side's process. Eval loss: `harness.trial.evaluation.eval_loss` on the
 harness's eval split (kept small by --eval-fraction; the bench checks that every side saw the
 same split), the computation the trial itself runs. TRL processes get the thread count the
-harness gives its trials (`harness.sweep.runner.cpu_threads`).
+harness gives its trials (`harness.launch.command.cpu_threads`).
 
 Left as TRL has them: its fused LM head and per-step entropy / token-accuracy metrics; bf16
 autocast on a bf16-capable GPU (the harness trial runs without autocast; its 4-bit matmuls use
@@ -127,8 +127,8 @@ def throughput(ends: list[float], tokens: list[int], warmup: int) -> float:
 # --- the harness: a real trial ---------------------------------------------------------------
 
 def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, Any]:
-    from harness.sweep.runner import run_trial
-    from harness.sweep.train import write_trial_config
+    from harness.launch.command import write_trial_config
+    from harness.launch.runner import run_trial
 
     write_trial_config(config, out)
     events: list[dict[str, Any]] = []
@@ -158,7 +158,7 @@ def _last(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def trl_side(side: str, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
     """`trl_train` in a fresh interpreter, with the threads a harness trial gets."""
-    from harness.sweep.runner import cpu_threads
+    from harness.launch.command import cpu_threads
 
     cmd = [sys.executable, __file__, "--side", side, "--side-config", json.dumps(asdict(config)),
            "--warmup", str(args.warmup)]
@@ -335,7 +335,7 @@ def run_setting(args: argparse.Namespace, setting: Setting) -> dict[str, dict[st
 def machine() -> str:
     import torch
 
-    from harness.sweep.runner import cpu_threads
+    from harness.launch.command import cpu_threads
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     versions = ", ".join(f"{p} {_version(p)}" for p in

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import TrainConfig, from_mapping
-from harness.sweep.runner import run_trial
-from harness.sweep.train import write_trial_config
+from harness.launch.command import write_trial_config
+from harness.launch.runner import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-ENV = "HARNESS_FAULT"
+from harness.protocol import FAULT_ENV
+
 Kind = Literal["nan", "oom", "crash"]
 KINDS: tuple[Kind, ...] = ("nan", "oom", "crash")
 
@@ -35,14 +36,14 @@ class Fault:
         if step != self.step:
             return
         if self.kind == "oom":
-            raise MemoryError(f"injected by {ENV}")
+            raise MemoryError(f"injected by {FAULT_ENV}")
         if self.kind == "crash":
-            raise RuntimeError(f"injected crash ({ENV})")
+            raise RuntimeError(f"injected crash ({FAULT_ENV})")
 
 
 def planned(spec: str | None = None) -> Fault | None:
     """The trial's fault from ``spec`` (default: the environment); None when there is none."""
-    kind, _, at = (os.environ.get(ENV, "") if spec is None else spec).partition("@")
+    kind, _, at = (os.environ.get(FAULT_ENV, "") if spec is None else spec).partition("@")
     if kind in KINDS and at.isdigit():
         return Fault(kind, int(at))  # type: ignore[arg-type]
     return None
@@ -51,8 +52,8 @@ def planned(spec: str | None = None) -> Fault | None:
 def for_trial(number: int, spec: str | None = None) -> dict[str, str]:
     """The environment that gives trial ``number`` its part of the sweep's ``spec`` (default:
     the sweep's environment)."""
-    for part in (os.environ.get(ENV, "") if spec is None else spec).split("|"):
+    for part in (os.environ.get(FAULT_ENV, "") if spec is None else spec).split("|"):
         fault, _, only = part.partition("#")
         if fault and (not only or str(number) in only.split(",")):
-            return {ENV: fault}
-    return {ENV: ""}
+            return {FAULT_ENV: fault}
+    return {FAULT_ENV: ""}

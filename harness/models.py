@@ -206,18 +206,16 @@ def quantization_config(quant: QuantConfig, on: str) -> Any:
                               bnb_4bit_compute_dtype=getattr(torch, compute))
 
 
-def load_model(name: str, quant: QuantConfig, *, on: str | None = None) -> Any:
-    """The base model, quantized as asked and made ready for k-bit training, on one device."""
+def load_model(name: str, quant: QuantConfig, *, on: str | None = None, gpu: int = 0) -> Any:
+    """The base model, quantized as asked, on one device: the CPU, or GPU number ``gpu`` (a
+    data-parallel trial's processes each load onto their own)."""
     import torch
     from transformers import AutoModelForCausalLM
-
-    from harness.trial.parallel import local_rank
 
     on = on or device()
     kwargs: dict[str, Any] = {
         "dtype": torch.bfloat16 if on == "cuda" and quant.mode == "none" else torch.float32,
-        # one process per GPU when a trial runs data-parallel: each loads onto its own
-        "device_map": {"": local_rank() if on == "cuda" else "cpu"},
+        "device_map": {"": gpu if on == "cuda" else "cpu"},
     }
     bnb = quantization_config(quant, on)
     if bnb is not None:

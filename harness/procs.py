@@ -1,5 +1,6 @@
 """Processes as the harness sees them: alive or not, when they started, whose group they lead,
-whether a trial runs in them, and the signals that stop a command the way Ctrl-C does.
+whether a trial runs in them, how a group is stopped, and the signals that stop a command the
+way Ctrl-C does.
 
 A pid alone does not identify a process: a restarted container or a busy machine reuses pids,
 so a process is known by its pid and its start time (clock ticks since boot, /proc/PID/stat).
@@ -11,13 +12,15 @@ import contextlib
 import os
 import select
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-TRIAL_MODULE = "harness.trial"
-"""The module a trial process runs (`python -m harness.trial`): how its processes are known."""
+from harness.protocol import TRIAL_MODULE
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """Signals that stop a command as Ctrl-C does: `kill`, `timeout`, `docker stop`, batch
 schedulers (SIGTERM) and a closed terminal (SIGHUP)."""
@@ -149,3 +152,47 @@ def watch_parent(pid: int, *, since: int | None, on_gone: Callable[[], None]) ->
         on_gone()
 
     threading.Thread(target=wait, daemon=True, name="parent-watch").start()
+
+
+GRACE_SECONDS = 20.0
+"""How long a stopped trial's processes have to end cleanly before they are killed."""
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM the process group ``proc`` leads (a trial stops cleanly), SIGKILL after
+    ``grace`` seconds.
+
+    Waits for the whole group, not just its leader: a launcher may die of the SIGTERM before
+    the trial has written its last event.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader so it does not count as alive
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    kill_group(proc)
+
+
+def stop_through_interrupts(proc: subprocess.Popen[bytes],
+                            grace: float = GRACE_SECONDS) -> None:
+    """`stop_group`, which another Ctrl-C meanwhile does not cut short (the trial must end, and
+    be recorded, as stopped)."""
+    while True:
+        try:
+            stop_group(proc, grace)
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL whatever is left of the group ``proc`` leads (a launcher's orphans included),
+    and reap ``proc``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

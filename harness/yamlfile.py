@@ -14,7 +14,8 @@ import reprlib
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.decoding import decode
+from harness.errors import DataError, HarnessError
 
 MAX_VALUES = 100_000
 """Values (mappings, lists, scalars) a config may expand to; real ones hold a few hundred."""
@@ -37,9 +38,6 @@ def read_yaml(path: str | Path, what: str) -> Any:
 
 def read_text_file(path: str | Path, what: str) -> str:
     """The text of ``path``: UTF-8 (or UTF-16/32 with a byte-order mark), else a clear error."""
-    from harness.data.textfile import decode
-    from harness.errors import DataError
-
     if Path(path).exists() and not Path(path).is_file():
         raise HarnessError(f"{path}: the {what} is not a regular file (a directory, a FIFO?)")
     try:

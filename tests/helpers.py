@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ from rich.console import Console
 
 from harness.cli import main
 from harness.config import TrainConfig, from_mapping
+from harness.launch.runner import Launch, Watcher, run_trial
+from harness.protocol import Event, StopRequest, TrialResult
+from harness.space.load import parse_space
 from harness.study.storage import open_storage, open_study
 from harness.sweep.context import Control, SweepContext, SweepOptions
-from harness.sweep.space import parse_space
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,3 +143,41 @@ def sweep_context(tmp_path: Path, *, total: int = 3, joining: bool = False,
                         name="t", uri=f"sqlite:///{tmp_path / 'mlflow.db'}", url=url,
                         study=open_study("t", open_storage(url), space.study),
                         joining=joining, total=total, control=Control(console))
+
+
+class Recording(Watcher):
+    """A trial's watcher in a test: each event to ``on_event``, the trial stopped when
+    ``stop`` says why, the process group kept in ``pgid``."""
+
+    def __init__(self, on_event: Callable[[Event], Any] | None = None,
+                 stop: Callable[[], StopRequest | None] | None = None) -> None:
+        self.on_event = on_event or (lambda event: None)
+        self.stop = stop or (lambda: None)
+        self.pgid: int | None = None
+
+    def spawned(self, pgid: int) -> None:
+        self.pgid = pgid
+
+    def seen(self, event: Event) -> None:
+        self.on_event(event)
+
+    def stop_for(self) -> StopRequest | None:
+        return self.stop()
+
+
+def launched(out: Path, watcher: Watcher | None = None, **launch: Any) -> TrialResult:
+    """The trial in ``out`` run to its end (``launch``: the `Launch` settings)."""
+    return run_trial(Launch(out, **launch), watcher)
+
+
+def commands(parser: argparse.ArgumentParser | None = None,
+             name: str = "harness") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command of the `harness` parser (``parser``), by its full name."""
+    from harness.cli import _parser
+
+    parser = parser or _parser()
+    yield name, parser
+    for action in parser._actions:  # argparse keeps its subcommands only here
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from commands(child, f"{name} {sub}")

@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import ConfigError, HarnessError
 from harness.names import check_name, name_problem
-from harness.sweep.space import load_space
+from harness.space.load import load_space
 
 
 @pytest.mark.parametrize("bad", [

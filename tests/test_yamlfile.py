@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import load_train_config
 from harness.errors import ConfigError, HarnessError
-from harness.sweep.space import load_space
+from harness.space.load import load_space
 from harness.yamlfile import MAX_VALUES, load_yaml, short
 
 

@@ -1,17 +1,18 @@
 """Typed configuration: dataclasses with a docstring per field, checked when built.
 
-`train` is one fine-tune (a `harness train` file, or one trial of a sweep); `study` is how a
-sweep's study runs and promotes; `coerce` turns parsed YAML into either, every problem at once.
+`train` is one fine-tune (a `harness train` file, or one trial of a sweep), `data` its data;
+`study` is how a sweep's study runs and promotes; `coerce` turns parsed YAML into any of them,
+every problem at once.
 """
 
 from __future__ import annotations
 
 from harness.config.coerce import choice_problems, choices, from_mapping, raise_problems
+from harness.config.data import DEFAULT_REFUSAL_PHRASES, DataConfig
 from harness.config.study import RegistrySettings, StudySettings
 from harness.config.train import (
     DEFAULT_MODEL,
-    DEFAULT_REFUSAL_PHRASES,
-    DataConfig,
+    ComputeDtype,
     LoraSettings,
     QuantConfig,
     RetentionSettings,
@@ -23,8 +24,8 @@ from harness.config.train import (
 )
 
 __all__ = [
-    "DEFAULT_MODEL", "DEFAULT_REFUSAL_PHRASES", "DataConfig", "LoraSettings", "QuantConfig",
-    "RegistrySettings", "RetentionSettings", "SampleSettings", "StudySettings",
+    "DEFAULT_MODEL", "DEFAULT_REFUSAL_PHRASES", "ComputeDtype", "DataConfig", "LoraSettings",
+    "QuantConfig", "RegistrySettings", "RetentionSettings", "SampleSettings", "StudySettings",
     "TrackingSettings", "TrainConfig", "TrainingSettings", "choice_problems", "choices",
     "from_mapping", "load_train_config", "raise_problems",
 ]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from harness.config import DataConfig
-from harness.data.encode import IGNORE_INDEX, Encoded, encode_all
+from harness.data.encode import IGNORE_INDEX, Encoded, encode_all, token_stats
 from harness.data.load import Dataset, load_dataset
 from harness.data.ready import split_problems
 from harness.data.records import Record, Segment
@@ -79,29 +78,6 @@ def _rendering(data: Dataset, config: DataConfig, renderer: ChatRenderer) -> str
     if data.format == "rawtext":
         return "raw text chunks"
     return renderer.name
-
-
-def token_stats(encoded: Sequence[Encoded], cutoff_len: int) -> dict[str, Any]:
-    """Length distribution (before truncation) against the cutoff."""
-    if not encoded:
-        return {"cutoff_len": cutoff_len, "count": 0}
-    lengths = sorted(e.length for e in encoded)
-
-    def pct(q: float) -> int:
-        return lengths[min(len(lengths) - 1, round(q * (len(lengths) - 1)))]
-
-    return {
-        "cutoff_len": cutoff_len,
-        "count": len(lengths),
-        "min": lengths[0],
-        "mean": round(statistics.fmean(lengths), 1),
-        "p50": pct(0.5),
-        "p90": pct(0.9),
-        "p99": pct(0.99),
-        "max": lengths[-1],
-        "truncated": sum(e.truncated for e in encoded),
-        "trainable_tokens": sum(e.trainable_tokens for e in encoded),
-    }
 
 
 def _text_view(segments: Sequence[Segment], train_on: str) -> list[dict[str, Any]]:

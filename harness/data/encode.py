@@ -3,6 +3,7 @@ the whole text, an end-of-sequence token after complete examples, truncation at 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,3 +95,26 @@ def encode_all(
         else:
             kept.append((rec, enc))
     return kept, dropped
+
+
+def token_stats(encoded: Sequence[Encoded], cutoff_len: int) -> dict[str, Any]:
+    """Length distribution (before truncation) against the cutoff."""
+    if not encoded:
+        return {"cutoff_len": cutoff_len, "count": 0}
+    lengths = sorted(e.length for e in encoded)
+
+    def pct(q: float) -> int:
+        return lengths[min(len(lengths) - 1, round(q * (len(lengths) - 1)))]
+
+    return {
+        "cutoff_len": cutoff_len,
+        "count": len(lengths),
+        "min": lengths[0],
+        "mean": round(statistics.fmean(lengths), 1),
+        "p50": pct(0.5),
+        "p90": pct(0.9),
+        "p99": pct(0.99),
+        "max": lengths[-1],
+        "truncated": sum(e.truncated for e in encoded),
+        "trainable_tokens": sum(e.trainable_tokens for e in encoded),
+    }

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DataConfig
-from harness.data.encode import Encoded, encode_all
+from harness.data.encode import Encoded, encode_all, token_stats
 from harness.data.encoded_cache import Indexed, cached_encoding, records_key, tokenizer_key
 from harness.data.load import Dataset, load_dataset
 from harness.data.records import Record
@@ -37,8 +37,6 @@ class Ready:
     def profile(self, cutoff_len: int) -> dict[str, Any]:
         """What `harness data check` would say in brief: records read and usable, skipped by
         reason, examples per split, and token lengths against the cutoff."""
-        from harness.data.doctor import token_stats
-
         encoded = [e for _, e in self.train + self.evals + self.tests]
         return {"records": self.dataset.read, "usable": len(self.dataset.records),
                 "skipped": self.dataset.skipped(), "train": len(self.train),

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.data.records import Problem
+from harness.decoding import decode
 from harness.errors import DataError
 
 MAX_FILE_BYTES = 2 * 1024**3
-
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 
 
 def read_text(path: Path) -> str:
@@ -33,22 +25,6 @@ def read_text(path: Path) -> str:
     except OSError as err:
         raise DataError(path, f"cannot read the file: {err.strerror or err}") from err
     return decode(path, data)
-
-
-def decode(path: Path, data: bytes) -> str:
-    bom, encoding = next(((b, e) for b, e in _BOMS if data.startswith(b)), (b"", "utf-8"))
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        # utf-8-sig counts offsets after the BOM; the others include it.
-        offset = err.start + (len(bom) if encoding == "utf-8-sig" else 0)
-        line = data[:offset].count(b"\n") + 1
-        raise DataError(
-            path,
-            f"not valid {encoding.upper()} text: byte 0x{data[offset]:02x} at offset "
-            f"{offset} (line {line})",
-            hint="re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`",
-        ) from None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.study.record import BASELINE, REASON
-from harness.study.storage import scheme_of
+from harness.study.url import scheme_of
 
 STOPPED = ("interrupted", "disk_full")
 """Reasons a trial was stopped by the sweep rather than judged: such a trial never counts

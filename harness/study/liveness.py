@@ -3,7 +3,7 @@
 On RDB storages Optuna's own heartbeats (`heartbeat_interval`, `grace_period`) judge a trial; on
 a journal file a heartbeat attribute does. Either way a worker's host, pid and start time are
 kept with its running trial, so a dead worker on the same host is noticed at once. A trial whose
-worker died is failed, its MLflow run closed as FAILED, and its parameters queued again (once).
+worker died is failed and its parameters queued again (once).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from harness.procs import group_runs_trial, same_process, start_time
 from harness.study.budget import reason_of, requeue
-from harness.study.record import HEARTBEAT, RUN_ID, WORKER, StudyRecord
-from harness.study.storage import storage_of, trial_id
+from harness.study.handles import storage_of, trial_id
+from harness.study.record import HEARTBEAT, WORKER
 
 
 def heartbeat_seconds() -> int:
@@ -100,15 +100,11 @@ def is_stale(trial: Any, *, heartbeats_in_storage: bool, now: float | None = Non
 class RetryStale:
     """Called for a trial whose worker died (by Optuna's heartbeat check on RDB storages, by
     `recover_abandoned` on a journal): what is left of the trial's processes on this host is
-    killed, its MLflow run ends FAILED, and its parameters are queued again."""
+    killed, and its parameters are queued again. (Its MLflow run is the sweep's to end: see
+    `harness.sweep.recovery`.)"""
 
     def __call__(self, study: Any, trial: Any) -> None:
         _kill_leftover(trial.system_attrs.get(WORKER) or {})
-        # Imported here: the study side reaches MLflow only for this best-effort close.
-        from harness.tracking.runs import end_lost_run
-
-        record = StudyRecord.load(study)
-        end_lost_run(record.tracking_uri, trial.user_attrs.get(RUN_ID), reason="abandoned")
         requeue(study, trial)
 
 

@@ -33,7 +33,7 @@ from optuna.distributions import (
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from harness.sweep.params import ALPHA_PER_RANK
+from harness.space.params import ALPHA_PER_RANK
 
 LEARNING_RATE = "training.learning_rate"
 RANK = "lora.r"

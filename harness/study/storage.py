@@ -1,39 +1,29 @@
-"""Where a study lives and how it is opened.
+"""How a study is opened.
 
-Storage is a URL: sqlite:///, postgresql://, mysql:// go to Optuna's RDB storage (with Optuna's
-heartbeats); anything else is a journal file (the default, mlruns/optuna.journal), which several
-processes on one machine can share, torn records repaired on open (`harness.study.journal`).
-
-Optuna keeps a trial's storage id and a study's storage in private members; `storage_of` and
-`trial_id` are the one place that reaches for them.
+Its storage is a URL (`harness.study.url`): sqlite:///, postgresql://, mysql:// go to Optuna's
+RDB storage (with Optuna's heartbeats); anything else is a journal file (the default,
+mlruns/optuna.journal), which several processes on one machine can share, torn records repaired
+on open (`harness.study.journal`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.config import StudySettings
 from harness.errors import HarnessError
+from harness.study.url import RDB_SCHEMES, scheme_of
 from harness.urls import redact
 
-DEFAULT_STORAGE = Path("mlruns") / "optuna.journal"
-RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
 
 
-def storage_url(given: str | None) -> str:
-    return given or os.environ.get("HARNESS_STORAGE") or str(DEFAULT_STORAGE.resolve())
-
-
-def scheme_of(url: str) -> str:
-    """The URL's scheme without its driver (`postgresql+psycopg` -> `postgresql`); '' for a path."""
-    return url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
-
-
-def open_storage(url: str) -> Any:
+def open_storage(url: str) -> BaseStorage:
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
 
@@ -65,15 +55,15 @@ def open_storage(url: str) -> Any:
     return JournalStorage(journal)
 
 
-def open_study(name: str, storage: Any, settings: StudySettings) -> Any:
+def open_study(name: str, storage: BaseStorage, settings: StudySettings) -> optuna.Study:
     """Create the study, or load it to continue; its directions must not have changed.
 
     Every process builds the same sampler: it seeds each trial from the study seed and the
     trial's number (`harness.study.samplers`), so resumes and workers never repeat a draw."""
     import optuna
 
+    from harness.study.pruners import make_pruner
     from harness.study.samplers import make_sampler
-    from harness.sweep.pruners import make_pruner
 
     directions = ["minimize"] * len(settings.objectives)
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
@@ -86,7 +76,7 @@ def open_study(name: str, storage: Any, settings: StudySettings) -> Any:
     return study
 
 
-def load_study(name: str, storage: Any) -> Any:
+def load_study(name: str, storage: BaseStorage) -> optuna.Study:
     import optuna
 
     try:
@@ -97,7 +87,7 @@ def load_study(name: str, storage: Any) -> Any:
                            f"{', '.join(known) or 'none'}") from None
 
 
-def best_trial(study: Any) -> Any:
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best COMPLETE trial: lowest first objective (on the Pareto front when several)."""
     try:
         candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
@@ -105,12 +95,3 @@ def best_trial(study: Any) -> Any:
         return None
     return min(candidates, key=lambda t: t.values[0]) if candidates else None
 
-
-def storage_of(study: Any) -> Any:
-    """The storage a study object writes to (Optuna keeps it private)."""
-    return study._storage
-
-
-def trial_id(trial: Any) -> int:
-    """A trial's id in its storage, as the storage's own methods take it (private in Optuna)."""
-    return trial._trial_id

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from harness.config import DEFAULT_MODEL
 from harness.procs import stop_signals_as_interrupt
+from harness.space.load import load_space
 from harness.sweep.context import SweepContext, SweepOptions, SweepOutcome
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.finish import finish
@@ -37,7 +38,6 @@ from harness.sweep.pool import SlotPool
 from harness.sweep.preflight import preflight
 from harness.sweep.slots import make_slots
 from harness.sweep.source import TrialSource
-from harness.sweep.space import load_space
 from harness.urls import redact
 
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "sweep_command", "worker_command"]

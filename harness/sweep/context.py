@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from harness.errors import DiskFullError
-from harness.sweep.space import SpaceFile
+from harness.space.file import SpaceFile
 from harness.sweep.view import SweepView
 
 

@@ -16,7 +16,7 @@ from harness.sweep.source import running_elsewhere
 from harness.sweep.view import failure_lines, print_summary
 from harness.tracking.notes import NOTE, mark_best, study_note
 from harness.tracking.outbox import RUN
-from harness.tracking.runs import StudyRun
+from harness.tracking.study_run import StudyRun
 
 
 def finish(ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
@@ -77,7 +77,7 @@ def claim_finish(ctx: SweepContext, *, interrupted: bool) -> bool | None:
 def promote_best(ctx: SweepContext) -> Any:
     """Promote the study's best adapter; a tracking server away for now is said, not raised."""
     from harness.tracking.outbox import is_transient
-    from harness.tracking.registry import promote_study
+    from harness.tracking.promotion import promote_study
 
     try:
         return promote_study(ctx.study, console=ctx.console, tracking_uri=ctx.uri)

@@ -6,8 +6,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from harness.protocol import (
+    Eval,
+    Event,
+    Finished,
+    HeldOutTest,
+    Reason,
+    Retention,
+    Selected,
+    Started,
+    TrialResult,
+)
+from harness.study.pruners import prune_reason
 from harness.study.record import (
     BASE_TEST_LOSS,
     FINAL_EVAL,
@@ -16,17 +28,23 @@ from harness.study.record import (
     SELECTED_EPOCH,
     TEST_LOSS,
 )
-from harness.sweep.pruners import prune_reason
-from harness.sweep.runner import TrialResult
+
+if TYPE_CHECKING:
+    import optuna
+
+State = Literal["COMPLETE", "PRUNED", "FAIL"]
+Why = Reason | Literal["interrupted", "config"]
+"""Why a trial ended as Optuna hears it: how its process ended, or that the sweep was
+interrupted, or that its sampled config could not be built."""
 
 
 @dataclass(frozen=True)
 class Verdict:
     """How a trial ended, as Optuna is told."""
 
-    state: str
+    state: State
     """The Optuna state: COMPLETE, PRUNED or FAIL."""
-    reason: str
+    reason: Why
     """Why (finished, pruned, oom, nan, crash, timeout, interrupted, ...)."""
     values: list[float] | None = None
     """The objective values of a COMPLETE trial."""
@@ -39,17 +57,19 @@ class Verdict:
     epoch kept), kept with the trial for the summary."""
 
 
-def objective_value(event: dict[str, Any], objective: str) -> float:
-    """An eval event's value for ``objective`` (eval_loss or perplexity)."""
-    return float(event["perplexity" if objective == "perplexity" else "loss"])
+def objective_value(event: Eval | Selected, objective: str) -> float:
+    """An eval's value for ``objective`` (eval_loss or perplexity)."""
+    return float(event.perplexity if objective == "perplexity" else event.loss)
 
 
 def second_objective(result: TrialResult, name: str) -> float:
     """The second objective of a multi-objective study: peak memory or training time."""
-    finished, started = result.last("finished") or {}, result.last("started") or {}
+    finished, started = result.last(Finished), result.last(Started)
     if name == "peak_memory":
-        return float(finished.get("peak_memory_mb", math.nan))
-    return float(finished.get("time", math.nan)) - float(started.get("time", math.nan))
+        return finished.peak_memory_mb if finished is not None else math.nan
+    if finished is None or started is None:
+        return math.nan
+    return finished.time - started.time
 
 
 def judge(result: TrialResult, objectives: list[str]) -> Verdict:
@@ -61,7 +81,7 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
     if not result.ok:
         return Verdict("FAIL", result.reason)
     # A trial's value is its best epoch's (the adapter it kept), else its last eval's.
-    chosen = result.last("selected") or result.last("eval")
+    chosen = result.last(Selected) or result.last(Eval)
     if chosen is None:
         return Verdict("FAIL", "crash")
     values = [objective_value(chosen, objectives[0])]
@@ -70,20 +90,35 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
     if not all(math.isfinite(v) for v in values):
         return Verdict("FAIL", "nan")
     figures = held_out_figures(result)
-    last = result.last("eval")
+    last = result.last(Eval)
     if last is not None:
         figures.update({FINAL_EVAL: objective_value(last, objectives[0]),
-                        FINAL_EVAL_STEP: last["step"]})
+                        FINAL_EVAL_STEP: last.step})
     return Verdict("COMPLETE", "finished", values, figures=figures)
 
 
 def held_out_figures(result: TrialResult) -> dict[str, float]:
     """The figures a finished trial measured on the adapter it kept, by user-attribute name."""
-    test, retention = result.last("test") or {}, result.last("retention") or {}
-    found = {TEST_LOSS: test.get("loss"), BASE_TEST_LOSS: test.get("base_loss"),
-             RETENTION_CHANGE: retention.get("change"),
-             SELECTED_EPOCH: (result.last("selected") or {}).get("epoch")}
+    test, retention = result.last(HeldOutTest), result.last(Retention)
+    selected = result.last(Selected)
+    found = {TEST_LOSS: test and test.loss, BASE_TEST_LOSS: test and test.base_loss,
+             RETENTION_CHANGE: retention and retention.change,
+             SELECTED_EPOCH: selected and selected.epoch}
     return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
+
+
+class ReportingTrial(Protocol):
+    """What the prune watch needs of a running Optuna trial (`optuna.Trial` is one)."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def study(self) -> optuna.Study: ...
+
+    def report(self, value: float, step: int) -> None: ...
+
+    def should_prune(self) -> bool: ...
 
 
 class PruneWatch:
@@ -93,7 +128,7 @@ class PruneWatch:
     eval is the trial's result, not a rung: it is never reported as intermediate. The pruner
     is asked only where the study's warm-up (``may_prune``) allows."""
 
-    def __init__(self, trial: Any, *, objective: str | None,
+    def __init__(self, trial: ReportingTrial, *, objective: str | None,
                  may_prune: Callable[[int, float], bool]) -> None:
         self.trial = trial
         self.objective = objective
@@ -104,18 +139,18 @@ class PruneWatch:
         self.why = ""
         """Where the pruner cut the trial and by how much it was behind, once it did."""
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "started":
-            self.total_steps = event["total_steps"]
-        if kind != "eval" or self.objective is None or event["step"] >= self.total_steps:
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.total_steps = event.total_steps
+        if not isinstance(event, Eval) or self.objective is None \
+                or event.step >= self.total_steps:
             return
         value = objective_value(event, self.objective)
-        self.trial.report(value, event["step"])
-        if self.pruned or not self.may_prune(event["step"], self.total_steps):
+        self.trial.report(value, event.step)
+        if self.pruned or not self.may_prune(event.step, self.total_steps):
             return
         self.pruned = self.trial.should_prune()
         if self.pruned:
             label = "eval perplexity" if self.objective == "perplexity" else "eval loss"
-            self.why = prune_reason(self.trial.study, self.trial.number, step=event["step"],
+            self.why = prune_reason(self.trial.study, self.trial.number, step=event.step,
                                     value=value, total=self.total_steps, label=label)

@@ -10,23 +10,29 @@ from __future__ import annotations
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from harness.config import TrainConfig
 from harness.errors import ConfigError, DiskFullError, disk_full, is_disk_full
 from harness.faults import for_trial
+from harness.launch.command import write_trial_config
+from harness.launch.runner import Launch, Watcher, run_trial
+from harness.protocol import Event, Failed, StopRequest, TrialResult
 from harness.study.budget import STOPPED, budget_lock, requeue
+from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import worker_id
 from harness.study.record import OUTPUT_DIR, RUN_ID, WORKER
-from harness.study.storage import storage_of, trial_id
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.judge import PruneWatch, Verdict, judge
-from harness.sweep.runner import TrialResult, run_trial
 from harness.sweep.slots import Slot
 from harness.sweep.telling import tell
-from harness.sweep.train import write_trial_config
-from harness.tracking.runs import StudyRun, TrialRun
+from harness.tracking.study_run import StudyRun
+from harness.tracking.trial_run import TrialRun
 from harness.trialdir import prepare_for_sweep
+
+if TYPE_CHECKING:
+    import optuna
 
 
 class Objective:
@@ -37,7 +43,7 @@ class Objective:
         self.parent = parent
         self.deliveries = deliveries
 
-    def __call__(self, trial: Any, slot: Slot) -> None:
+    def __call__(self, trial: optuna.Trial, slot: Slot) -> None:
         """Run ``trial`` in ``slot`` to its end; Optuna is told how it ended, whatever happens."""
         ctx = self.ctx
         try:
@@ -66,7 +72,7 @@ class Objective:
             return
         self._settle(trial, result, run, out=out)
 
-    def _prepare(self, config: Any, *, out: Path) -> None:
+    def _prepare(self, config: TrainConfig, *, out: Path) -> None:
         """The trial's directory made ready and its config written."""
         moved = prepare_for_sweep(out)
         if moved is not None:
@@ -74,7 +80,7 @@ class Objective:
                                    f"{self.ctx.name}: moved to {moved}")
         write_trial_config(config, out)
 
-    def _open_run(self, trial: Any, config: Any, *, slot: Slot) -> TrialRun:
+    def _open_run(self, trial: optuna.Trial, config: TrainConfig, *, slot: Slot) -> TrialRun:
         """The trial's MLflow run, its writes held while the server is away."""
         run = TrialRun(config, run_name=f"trial-{trial.number}",
                        parent_run_id=self.parent.run_id, exp_id=self.parent.experiment_id,
@@ -83,35 +89,20 @@ class Objective:
         self.deliveries.add(run.outbox)
         return run
 
-    def _train(self, trial: Any, run: TrialRun, *, out: Path, slot: Slot) -> TrialResult:
+    def _train(self, trial: optuna.Trial, run: TrialRun, *, out: Path,
+               slot: Slot) -> TrialResult:
         ctx = self.ctx
-        single = len(ctx.objectives) == 1
-        watch = PruneWatch(trial, objective=ctx.objectives[0] if single else None,
-                           may_prune=ctx.space.study.may_prune)
-
-        def on_event(event: dict[str, Any]) -> None:
-            run.on_event(event)
-            ctx.view.on_event(trial.number, event)
-            watch.on_event(event)
-
-        def should_stop() -> str | None:
-            if ctx.control.stop.is_set():
-                return "interrupted"
-            return "pruned" if watch.pruned else None
-
-        def on_spawn(pgid: int) -> None:
-            storage_of(ctx.study).set_trial_system_attr(trial_id(trial), WORKER,
-                                                        worker_id(pgid))
-
-        result = run_trial(out, on_event=on_event, should_stop=should_stop, on_spawn=on_spawn,
-                           timeout=ctx.space.study.trial_timeout, threads=slot.cpu_threads,
-                           env={**for_trial(trial.number), **slot.env()})
-        if result.reason == "pruned" and watch.why:
+        watch = SweepWatch(ctx, trial, run=run)
+        result = run_trial(Launch(out, timeout=ctx.space.study.trial_timeout,
+                                  threads=slot.cpu_threads,
+                                  env={**for_trial(trial.number), **slot.env()}), watch)
+        if result.reason == "pruned" and watch.prune.why:
             # the child only knows it got a SIGTERM; the reason is the parent's
-            result = replace(result, message=watch.why)
+            result = replace(result, message=watch.prune.why)
         return result
 
-    def _crashed(self, trial: Any, err: Exception, *, run: TrialRun | None, out: Path) -> None:
+    def _crashed(self, trial: optuna.Trial, err: Exception, *, run: TrialRun | None,
+                 out: Path) -> None:
         full = is_disk_full(err)
         if full:
             self.ctx.control.halt(disk_full(err, out))
@@ -122,12 +113,13 @@ class Objective:
         if full and told:
             self._requeue(trial)
 
-    def _settle(self, trial: Any, result: TrialResult, run: TrialRun, *, out: Path) -> None:
+    def _settle(self, trial: optuna.Trial, result: TrialResult, run: TrialRun, *,
+                out: Path) -> None:
         """Judge the trial and tell Optuna; queue it again when it was stopped, not judged."""
         control = self.ctx.control
         if result.reason == "disk_full":
-            failed = result.last("failed") or {}
-            control.halt(DiskFullError(failed.get("where") or out))
+            failed = result.last(Failed)
+            control.halt(DiskFullError((failed.where if failed else None) or out))
         if run.outbox.disk_full is not None:
             control.halt(run.outbox.disk_full)
         verdict = judge(result, self.ctx.objectives)
@@ -140,7 +132,7 @@ class Objective:
         if told and verdict.reason in STOPPED:
             self._requeue(trial)
 
-    def _requeue(self, trial: Any) -> None:
+    def _requeue(self, trial: optuna.Trial) -> None:
         """Queue a stopped trial again now (under the budget lock: a worker starting meanwhile
         may queue it too); if the storage cannot take it (its disk is full), the next sweep or
         worker to start does (`requeue_stopped`)."""
@@ -151,3 +143,30 @@ class Objective:
         except Exception as err:
             if not is_disk_full(err):
                 raise
+
+
+class SweepWatch(Watcher):
+    """A sweep's trial as it runs: its events to its MLflow run, the live table and the
+    pruner; stopped when the pruner cuts it or the sweep stops."""
+
+    def __init__(self, ctx: SweepContext, trial: optuna.Trial, *, run: TrialRun) -> None:
+        self.ctx = ctx
+        self.trial = trial
+        self.run = run
+        single = len(ctx.objectives) == 1
+        self.prune = PruneWatch(trial, objective=ctx.objectives[0] if single else None,
+                                may_prune=ctx.space.study.may_prune)
+
+    def spawned(self, pgid: int) -> None:
+        storage_of(self.ctx.study).set_trial_system_attr(trial_id(self.trial), WORKER,
+                                                         worker_id(pgid))
+
+    def seen(self, event: Event) -> None:
+        self.run.on_event(event)
+        self.ctx.view.on_event(self.trial.number, event)
+        self.prune.on_event(event)
+
+    def stop_for(self) -> StopRequest | None:
+        if self.ctx.control.stop.is_set():
+            return "interrupted"
+        return "pruned" if self.prune.pruned else None

@@ -12,19 +12,16 @@ from rich.console import Console
 
 from harness.errors import HarnessError
 from harness.names import check_name
+from harness.space.file import SpaceFile
+from harness.space.load import parse_space
+from harness.study.handles import storage_of
+from harness.study.pruners import describe as describe_pruner
 from harness.study.record import BASELINE, StudyRecord
-from harness.study.storage import (
-    best_trial,
-    load_study,
-    open_storage,
-    open_study,
-    storage_of,
-    storage_url,
-)
+from harness.study.storage import best_trial, load_study, open_storage, open_study
+from harness.study.url import storage_url
 from harness.sweep.context import Control, SweepContext, SweepOptions
-from harness.sweep.pruners import describe as describe_pruner
-from harness.sweep.space import SpaceFile, parse_space
-from harness.tracking.runs import StudyRun, check_tracking, tracking_uri
+from harness.tracking.store import check_tracking, tracking_uri
+from harness.tracking.study_run import StudyRun
 from harness.urls import redact
 
 

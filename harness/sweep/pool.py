@@ -12,8 +12,8 @@ from typing import Any
 from rich.live import Live
 
 from harness.errors import disk_full, is_disk_full
+from harness.study.handles import trial_id
 from harness.study.liveness import Heartbeat, heartbeat_seconds
-from harness.study.storage import trial_id
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.recovery import recover

@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict
 
 from harness.errors import ConfigError, DataError, HarnessError
+from harness.space.checks import space_changes
 from harness.sweep.context import SweepContext
-from harness.sweep.space_checks import space_changes
 
 
 def preflight(ctx: SweepContext, *, data: bool = True) -> None:

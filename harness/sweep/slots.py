@@ -5,13 +5,12 @@ on this machine holds."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.launch.gpus import gpu_count, require_gpus
 
 
 @dataclass
@@ -78,27 +77,3 @@ def claim_gpus(count: int = 1) -> list[str]:
         f.close()
     raise HarnessError(f"--gpus auto: fewer than {count} of the {total} GPUs of this machine "
                        f"are free; the others are held by other workers (locks in {locks})")
-
-
-def gpu_count() -> int:
-    if shutil.which("nvidia-smi"):
-        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
-        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
-    return 0
-
-
-def visible_gpus() -> int:
-    """GPUs a trial started from here may use: CUDA_VISIBLE_DEVICES when set, else all."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return len([g for g in listed.split(",") if g.strip() and g.strip() != "-1"])
-    return gpu_count()
-
-
-def require_gpus(per_trial: int) -> None:
-    """A data-parallel trial on a GPU machine needs a GPU per process (a CPU machine runs its
-    processes on the cores)."""
-    have = visible_gpus() if per_trial > 1 else 0
-    if 0 < have < per_trial:
-        raise HarnessError(f"training.num_processes is {per_trial}, but only {have} GPU(s) are "
-                           "visible here: lower it, or run where there are enough GPUs")

@@ -10,9 +10,9 @@ import warnings
 from typing import Any
 
 from harness.study.budget import budget_lock, remaining
+from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import beat, worker_id
 from harness.study.record import WORKER, StudyRecord
-from harness.study.storage import storage_of, trial_id
 from harness.sweep.context import SweepContext
 
 WAIT = object()

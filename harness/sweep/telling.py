@@ -8,7 +8,7 @@ from harness.errors import disk_full, is_disk_full
 from harness.study.record import LOG_TAIL, MESSAGE, REASON, RUN_ID
 from harness.sweep.context import SweepContext
 from harness.sweep.judge import Verdict
-from harness.tracking.runs import TrialRun
+from harness.tracking.trial_run import TrialRun
 
 
 def tell(ctx: SweepContext, trial: Any, verdict: Verdict, *,

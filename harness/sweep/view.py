@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from harness.protocol import Eval, Event, Started, Step
+from harness.study.budget import STOPPED, reason_of, superseded
 from harness.study.record import (
     BASE_TEST_LOSS,
     BASELINE,
@@ -17,6 +19,10 @@ from harness.study.record import (
     SELECTED_EPOCH,
     TEST_LOSS,
 )
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 
 @dataclass
@@ -42,15 +48,14 @@ class SweepView:
     def start(self, number: int, params: dict[str, Any], *, where: str = "") -> None:
         self.rows[number] = TrialRow(number, params, where=where)
 
-    def on_event(self, number: int, event: dict[str, Any]) -> None:
+    def on_event(self, number: int, event: Event) -> None:
         row = self.rows[number]
-        kind = event.get("event")
-        if kind == "started":
-            row.total = event.get("total_steps")
-        elif kind == "step":
-            row.step, row.loss = event["step"], event["loss"]
-        elif kind == "eval":
-            row.eval_loss = event["loss"]
+        if isinstance(event, Started):
+            row.total = event.total_steps
+        elif isinstance(event, Step):
+            row.step, row.loss = event.step, event.loss
+        elif isinstance(event, Eval):
+            row.eval_loss = event.loss
 
     def end(self, number: int, state: str, note: str = "") -> None:
         self.rows[number].state, self.rows[number].note = state, note
@@ -89,7 +94,7 @@ def _state(row: TrialRow) -> str:
     return f"{text} {row.note}" if row.note else text
 
 
-def print_summary(console: Console, study: Any, *, objectives: list[str]) -> None:
+def print_summary(console: Console, study: optuna.Study, *, objectives: list[str]) -> None:
     """Counts by state, then for one objective what the search found against the baselines
     and the base model (held-out test figures beside the eval ones), or the Pareto front."""
     import optuna
@@ -117,7 +122,7 @@ def print_summary(console: Console, study: Any, *, objectives: list[str]) -> Non
     console.print(gain_line(trials, best))
 
 
-def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
+def story_table(trials: list[FrozenTrial], best: FrozenTrial, *, objective: str) -> Table:
     """The base model, each baseline and the best trial, on eval and test."""
     table = Table(title=f"what the search found ({objective} and test loss; general text: "
                   "loss change against the base model; the epoch kept)", title_justify="left")
@@ -128,8 +133,9 @@ def story_table(trials: list[Any], best: Any, *, objective: str) -> Table:
     for setting, loss in bases.items():
         label = f"base model, {setting}" if len(bases) > 1 else "base model"
         table.add_row(label, "", "", _num(loss), "", "", "")
+    retried = superseded(trials)  # a stopped trial queued again: its retry is the one shown
     shown = [(f"baseline: {t.user_attrs[BASELINE]}", t) for t in trials if BASELINE in
-             t.user_attrs and t.state.is_finished() and not _superseded(t, trials)]
+             t.user_attrs and t.state.is_finished() and t.number not in retried]
     shown.append(("best" if BASELINE not in best.user_attrs else "best (a baseline)", best))
     for label, t in shown:
         attrs = t.user_attrs
@@ -147,7 +153,7 @@ SHORT_NAMES = {"alpha_per_rank": "a/r", "learning_rate": "lr", "epochs": "ep",
 """Names shortened in the summary's narrow params column (empty: the value alone)."""
 
 
-def base_losses(trials: list[Any]) -> dict[str, float | None]:
+def base_losses(trials: list[FrozenTrial]) -> dict[str, float | None]:
     """The base model's test loss under each quantization the trials loaded it with: a 4-bit
     base scores worse than an 8-bit one, so one figure would misstate what half the trials
     started from."""
@@ -173,14 +179,14 @@ def compact_params(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def gain_line(trials: list[Any], best: Any) -> str:
+def gain_line(trials: list[FrozenTrial], best: FrozenTrial) -> str:
     """What the search gained over the best finished baseline, on test (else eval) loss."""
     done = [t for t in trials if BASELINE in t.user_attrs and _complete(t)]
     if not done:
         return "no baseline completed: nothing to compare the best trial with"
     key = TEST_LOSS if all(TEST_LOSS in t.user_attrs for t in [*done, best]) else None
 
-    def loss(t: Any) -> float:
+    def loss(t: FrozenTrial) -> float:
         return t.user_attrs[key] if key else t.values[0]
 
     yardstick = min(done, key=loss)
@@ -194,30 +200,23 @@ def gain_line(trials: list[Any], best: Any) -> str:
             f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
 
 
-def _complete(trial: Any) -> bool:
+def _complete(trial: FrozenTrial) -> bool:
     return trial.state.name == "COMPLETE"
-
-
-def _superseded(trial: Any, trials: list[Any]) -> bool:
-    """A stopped trial queued again: its retry is the one shown."""
-    return any(trial.number in t.system_attrs.get("retry_history", []) for t in trials)
 
 
 def _num_short(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def failure_lines(study: Any) -> list[str]:
+def failure_lines(study: optuna.Study) -> list[str]:
     """When no trial of the study completed: why its trials ended, one line per reason with
     the first trial's message and log; empty when one did (or none has ended yet)."""
     import optuna
 
-    from harness.study.budget import STOPPED, reason_of
-
     trials = study.get_trials(deepcopy=False)
     if any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
         return []
-    by_reason: dict[str, list[Any]] = {}
+    by_reason: dict[str, list[FrozenTrial]] = {}
     for t in trials:
         if t.state.is_finished() and reason_of(t) not in STOPPED:
             by_reason.setdefault(reason_of(t) or t.state.name.lower(), []).append(t)

@@ -3,7 +3,7 @@ link that lands on a study's runs table.
 
 MLflow's experiment page opens on its GenAI overview ("Traces 0"). Two things say otherwise: the
 experiment tag `mlflow.experimentKind` = `custom_model_development`, set when the harness
-creates an experiment, for UIs that choose their view by it, and the UI's
+creates an experiment (`harness.tracking.store`), for UIs that choose their view by it, and the UI's
 `workflowType=machine_learning` parameter, which MLflow 3.17 follows first and the link carries.
 """
 
@@ -21,7 +21,6 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-KIND_TAG, TRAINING = "mlflow.experimentKind", "custom_model_development"
 WORKFLOW = "machine_learning"
 """The UI's "Model training" switch as a URL parameter: MLflow 3.17's UI follows the switch
 (remembered per browser, GenAI at first) before the experiment's kind, so the link sets it."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from harness.config.train import Batching
+from harness.config.data import Batching
 from harness.data.encode import IGNORE_INDEX, Encoded
 
 GROUP_CHUNK = 64

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from harness.trial.parallel import Events
+from harness.protocol import CheckpointDamaged, Events, Resumed
 from harness.trialdir import (
     CHECKPOINT_PREFIX,
     CHECKPOINT_STATE,
@@ -122,8 +122,8 @@ def resume_from(out: Path, *, model: Any, optimizer: Any, scheduler: Any,
         try:
             state = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
         except DamagedCheckpoint as err:
-            events.emit("checkpoint_damaged", checkpoint=str(path), message=str(err))
+            events.emit(CheckpointDamaged(checkpoint=str(path), message=str(err)))
             continue
-        events.emit("resumed", step=state["step"], checkpoint=str(path))
+        events.emit(Resumed(step=state["step"], checkpoint=str(path)))
         return state["step"], state["progress"]
     return 0, {"epoch": 0, "batch": 0}

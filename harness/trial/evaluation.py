@@ -12,6 +12,7 @@ import torch
 from harness.cache import base_model_entry, read_json, write_json
 from harness.config import TrainConfig
 from harness.data.encode import IGNORE_INDEX, Encoded
+from harness.protocol import BaseEval, Eval, HeldOutTest, Retention
 from harness.trial.batching import collate, eval_batches, forward
 from harness.trial.loop import TrainState
 from harness.trial.parallel import same_everywhere, sum_across
@@ -95,15 +96,15 @@ def base_loss(state: TrainState, examples: list[Any], *, fingerprint: str,
 def base_eval(state: TrainState, data: Prepared) -> float:
     """The base model's eval loss, as the `base_eval` event."""
     loss, cached = base_loss(state, data.evals, fingerprint=data.eval_fingerprint)
-    state.events.emit("base_eval", loss=loss, perplexity=perplexity(loss), cached=cached)
+    state.events.emit(BaseEval(loss=loss, perplexity=perplexity(loss), cached=cached))
     return loss
 
 
 def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float) -> float:
     """The adapter's eval loss at ``step``, as an event beside the base model's."""
     loss = shared_eval_loss(state, data.evals)
-    state.events.emit("eval", step=step, loss=loss, perplexity=perplexity(loss),
-                      perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss))
+    state.events.emit(Eval(step=step, loss=loss, perplexity=perplexity(loss),
+                           perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss)))
     return loss
 
 
@@ -113,15 +114,15 @@ def measure_test(state: TrainState, data: Prepared) -> None:
     set that is empty or off)."""
     general = (state.config.retention.cutoff_len, "response")
     for event, examples, fingerprint, encoding in (
-            ("test", data.tests, data.test_fingerprint, None),
-            ("retention", data.retention, data.retention_fingerprint, general)):
+            (HeldOutTest, data.tests, data.test_fingerprint, None),
+            (Retention, data.retention, data.retention_fingerprint, general)):
         if not examples:
             continue
         base, _ = base_loss(state, examples, fingerprint=fingerprint, encoding=encoding)
         loss = shared_eval_loss(state, examples)
-        state.events.emit(event, step=state.total_steps, loss=loss, perplexity=perplexity(loss),
-                          base_loss=base, base_perplexity=perplexity(base),
-                          change=loss / base - 1 if base else math.nan)
+        state.events.emit(event(step=state.total_steps, loss=loss, perplexity=perplexity(loss),
+                                base_loss=base, base_perplexity=perplexity(base),
+                                change=loss / base - 1 if base else math.nan))
 
 
 def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:

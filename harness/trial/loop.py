@@ -18,7 +18,8 @@ from typing import Any
 
 from harness.config import TrainConfig
 from harness.faults import planned
-from harness.trial.parallel import Events, sum_across
+from harness.protocol import Checkpoint, Events, Step
+from harness.trial.parallel import sum_across
 from harness.trial.stopping import Stop, StopRequest
 
 
@@ -41,7 +42,7 @@ class TrainState:
     pad: int
     """The tokenizer's pad token id."""
     events: Events
-    """Where the trial's events go (the main process's, or nothing on other ranks)."""
+    """Where the trial's events go (the main process's, or only failures on other ranks)."""
     out: Path
     """The trial directory (checkpoints go there)."""
     total_steps: int
@@ -104,11 +105,11 @@ def _batches(state: TrainState, per_epoch: int) -> Iterator[tuple[int, list[Any]
 def _log_step(state: TrainState, *, loss: float, tokens: Tokens, grad_norm: float,
               seconds: float, per_epoch: int) -> None:
     position = state.position
-    state.events.emit("step", step=state.step, total_steps=state.total_steps, loss=loss,
-                      learning_rate=state.scheduler.get_last_lr()[0], grad_norm=grad_norm,
-                      tokens=tokens.real, padding_efficiency=tokens.efficiency,
-                      tokens_per_second=tokens.real / seconds if seconds else 0.0,
-                      epoch=position["epoch"] + position["batch"] / per_epoch)
+    state.events.emit(Step(step=state.step, total_steps=state.total_steps, loss=loss,
+                           learning_rate=state.scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                           tokens=tokens.real, padding_efficiency=tokens.efficiency,
+                           tokens_per_second=tokens.real / seconds if seconds else 0.0,
+                           epoch=position["epoch"] + position["batch"] / per_epoch))
 
 
 def _on_schedule(state: TrainState, evaluate_now: Callable[[int], None]) -> None:
@@ -202,4 +203,4 @@ def checkpoint(state: TrainState) -> None:
                            model=state.accelerator.unwrap_model(state.model),
                            optimizer=state.optimizer, scheduler=state.scheduler,
                            progress=dict(state.position))
-    state.events.emit("checkpoint", step=state.step, path=str(path))
+    state.events.emit(Checkpoint(step=state.step, path=str(path)))

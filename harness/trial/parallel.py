@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from harness.events import EventWriter
-
 
 def launched_rank() -> int:
     """This process's rank as the launcher set it (0 when not distributed)."""
@@ -25,29 +23,6 @@ def launched_rank() -> int:
 def local_rank() -> int:
     """This process's index among the processes on its machine: its GPU."""
     return int(os.environ.get("LOCAL_RANK", "0"))
-
-
-class RankEvents:
-    """The event channel of a process other than the main one: only `failed`, with the rank."""
-
-    def __init__(self, writer: EventWriter, rank: int) -> None:
-        self._writer = writer
-        self._rank = rank
-
-    def emit(self, event: str, **fields: Any) -> None:
-        if event == "failed":
-            self._writer.emit(event, rank=self._rank, **fields)
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-Events = EventWriter | RankEvents
-"""A trial's event channel, whichever process it runs in."""
-
-
-def events_for_rank(writer: EventWriter, rank: int) -> EventWriter | RankEvents:
-    return writer if rank == 0 else RankEvents(writer, rank)
 
 
 def sum_across(accelerator: Any, values: list[float]) -> list[float]:

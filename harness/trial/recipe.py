@@ -8,8 +8,8 @@ but a forty-line loop does all of them plainly and keeps the hot path as lean as
 
 Reads top to bottom: config → data → model → LoRA → base eval → train (evals at eval_steps and
 at epoch ends, checkpoints) → the best epoch's adapter back → test eval → samples → adapter.
-Exit codes are in `harness.events.EXIT_CODES`. With `training.num_processes` above 1 the same
-loop runs data-parallel (see `harness.trial.parallel`).
+Exit codes are in `harness.protocol.EXIT_CODES`. With `training.num_processes` above 1 the
+same loop runs data-parallel (see `harness.trial.parallel`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,23 @@ import os
 import resource
 import traceback
 from pathlib import Path
-from typing import Any
 
 from harness.config import TrainConfig, from_mapping
 from harness.errors import disk_full, is_disk_full
-from harness.events import EXIT_CODES, EventWriter, events_path
+from harness.protocol import (
+    EVENTS_ENV,
+    EXIT_CODES,
+    PARENT_ENV,
+    Events,
+    EventWriter,
+    Failed,
+    Finished,
+    RankEvents,
+    Selected,
+    Started,
+)
 from harness.trial.loop import TrainState, train_loop
-from harness.trial.parallel import Events, events_for_rank, launched_rank
+from harness.trial.parallel import launched_rank
 from harness.trial.selection import EpochSelection, epoch_ends
 from harness.trial.setup import (
     Prepared,
@@ -47,27 +57,34 @@ def main(argv: list[str] | None = None) -> int:
                         help="go on from the newest intact checkpoint in OUTPUT_DIR")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
-    events = events_for_rank(EventWriter(os.environ.get("HARNESS_EVENTS") or events_path(out)),
-                             launched_rank())
+    events = channel(out)
     stop = StopRequest()
     stop.install()
-    stop.watch_parent(os.environ.get("HARNESS_PARENT", ""))
+    stop.watch_parent(os.environ.get(PARENT_ENV, ""))
     try:
         config = from_mapping(TrainConfig, TrialDir(out).read_config())
         run(config, out, events=events, resume=args.resume, stop=stop)
     except Stop as stopped:
-        _report(events, "failed", reason=stopped.reason, message=str(stopped))
+        _report(events, Failed(reason=stopped.reason, message=str(stopped)))
         return EXIT_CODES[stopped.reason]
     except Exception as err:  # every other failure is a crash, with its traceback
         failure = _failure(err, out)
-        _report(events, "failed", **failure, traceback=traceback.format_exc())
+        _report(events, failure)
         with contextlib.suppress(OSError):  # trial.log may sit on the full disk
             traceback.print_exc()
-        return EXIT_CODES[failure["reason"]]
+        return EXIT_CODES[failure.reason]
     finally:
         with contextlib.suppress(OSError):
             events.close()
     return 0
+
+
+def channel(out: Path) -> Events:
+    """This process's events: all of them from the main process, only how it failed from the
+    others of a data-parallel trial."""
+    writer = EventWriter(os.environ.get(EVENTS_ENV) or TrialDir(out).events)
+    rank = launched_rank()
+    return writer if rank == 0 else RankEvents(writer, rank)
 
 
 def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
@@ -104,7 +121,7 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     write_samples(state, data)
     adapter_dir = save_adapter(config, model, data.tokenizer, out,
                                base_path=resolve_model(config.model))
-    events.emit("finished", adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb())
+    events.emit(Finished(adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb()))
 
 
 def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
@@ -116,8 +133,9 @@ def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
     choice = selection.restore(state.accelerator.unwrap_model(state.model),
                                last_step=state.total_steps)
     if choice is not None:
-        state.events.emit("selected", step=choice.step, epoch=choice.epoch, loss=choice.loss,
-                          perplexity=perplexity(choice.loss), last_step=state.total_steps)
+        state.events.emit(Selected(step=choice.step, epoch=choice.epoch, loss=choice.loss,
+                                   perplexity=perplexity(choice.loss),
+                                   last_step=state.total_steps))
 
 
 def build(config: TrainConfig, out: Path, *, events: Events,
@@ -136,35 +154,36 @@ def build(config: TrainConfig, out: Path, *, events: Events,
     ends = epoch_ends(total_steps=total_steps, steps_per_epoch=steps_per_epoch(
         config, len(data.train), processes=accelerator.num_processes))
     model, optimizer = accelerator.prepare(model, optimizer)
-    events.emit("started", pid=os.getpid(), total_steps=total_steps,
-                train_examples=len(data.train), eval_examples=len(data.evals),
-                test_examples=len(data.tests), fingerprint=data.fingerprint,
-                eval_fingerprint=data.eval_fingerprint, test_fingerprint=data.test_fingerprint,
-                profile=data.profile,
-                device=str(accelerator.device), processes=accelerator.num_processes,
-                trainable_parameters=sum(p.numel() for p in model.parameters()
-                                         if p.requires_grad))
+    events.emit(Started(pid=os.getpid(), total_steps=total_steps,
+                        train_examples=len(data.train), eval_examples=len(data.evals),
+                        test_examples=len(data.tests), fingerprint=data.fingerprint,
+                        eval_fingerprint=data.eval_fingerprint,
+                        test_fingerprint=data.test_fingerprint, profile=data.profile,
+                        device=str(accelerator.device), processes=accelerator.num_processes,
+                        trainable_parameters=sum(p.numel() for p in model.parameters()
+                                                 if p.requires_grad)))
     return TrainState(config=config, accelerator=accelerator, model=model, optimizer=optimizer,
                       scheduler=scheduler, train=data.train, pad=data.tokenizer.pad_token_id,
                       events=events, out=out, total_steps=total_steps, stop=stop,
                       epoch_ends=ends), data
 
 
-def _failure(err: BaseException, out: Path) -> dict[str, str]:
-    """The `failed` event's reason and message (and for a full disk, where) for a failure
-    that is not a `Stop`."""
+def _failure(err: BaseException, out: Path) -> Failed:
+    """The `failed` event (with the traceback; for a full disk, where) of a failure that is
+    not a `Stop`."""
+    trace = traceback.format_exc()
     if is_disk_full(err):
         full = disk_full(err, out)
-        return {"reason": "disk_full", "message": str(full), "where": full.where}
+        return Failed(reason="disk_full", message=str(full), where=full.where, traceback=trace)
     if _is_oom(err):
-        return {"reason": "oom", "message": _oom_message(err)}
-    return {"reason": "crash", "message": f"{type(err).__name__}: {err}"}
+        return Failed(reason="oom", message=_oom_message(err), traceback=trace)
+    return Failed(reason="crash", message=f"{type(err).__name__}: {err}", traceback=trace)
 
 
-def _report(events: Events, event: str, **fields: Any) -> None:
+def _report(events: Events, event: Failed) -> None:
     """Emit a last event if the disk lets us: the parent tells a full disk apart anyway."""
     with contextlib.suppress(OSError):
-        events.emit(event, **fields)
+        events.emit(event)
 
 
 def _is_oom(err: BaseException) -> bool:

@@ -17,6 +17,7 @@ from harness.config import SampleSettings, TrainConfig
 from harness.data.records import Record
 from harness.data.render import ChatRenderer, render
 from harness.metrics.rouge import rouge_l_scores
+from harness.protocol import Samples
 from harness.trial.loop import TrainState
 from harness.trial.setup import Prepared
 from harness.trialdir import SAMPLES_DIR, TrialDir, put_in_place, scratch
@@ -205,8 +206,8 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     written = scratch(state.out, SAMPLES_DIR)
     write_reports(rows, written, settings)
     put_in_place(state.out, written, entry=SAMPLES_DIR)
-    state.events.emit("samples", rows=rows, dir=str(TrialDir(state.out).samples),
-                      base_cached=cached, **rouge_summary(rows))
+    state.events.emit(Samples(rows=rows, dir=str(TrialDir(state.out).samples),
+                              base_cached=cached, **rouge_summary(rows)))
 
 
 def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: bool) -> Path:

@@ -92,8 +92,10 @@ REENTRANT_FREE = {"use_reentrant": False}
 def build_model(config: TrainConfig) -> Any:
     """The base model (quantized as configured) wrapped with a fresh LoRA adapter."""
     from harness.models import load_model
+    from harness.trial.parallel import local_rank
 
-    return add_lora(load_model(config.model, config.quantization), config)
+    # one process per GPU when a trial runs data-parallel: each loads onto its own
+    return add_lora(load_model(config.model, config.quantization, gpu=local_rank()), config)
 
 
 def add_lora(model: Any, config: TrainConfig) -> Any:

@@ -9,7 +9,7 @@ import signal
 import threading
 from typing import Any
 
-from harness.events import EXIT_CODES
+from harness.protocol import EXIT_CODES, Failure
 
 ORPHAN_GRACE_SECONDS = 20.0
 """How long a trial whose parent died may take to stop after its current step (as long as the
@@ -19,7 +19,7 @@ runner gives a trial it stops) before it exits wherever it is."""
 class Stop(Exception):
     """Ends the trial with a reason (nan, oom, killed) and a message."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Failure, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 

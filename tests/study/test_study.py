@@ -25,6 +25,7 @@ from harness.study.budget import (
     requeue_stopped,
     retried_from,
 )
+from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import (
     Heartbeat,
     beat,
@@ -34,7 +35,7 @@ from harness.study.liveness import (
     worker_id,
 )
 from harness.study.record import REASON, WORKER, StudyRecord
-from harness.study.storage import load_study, open_storage, open_study, storage_of, trial_id
+from harness.study.storage import load_study, open_storage, open_study
 
 State = optuna.trial.TrialState
 

@@ -164,7 +164,7 @@ def test_racing_promoters_leave_champion_on_the_best_version(
     never registered twice."""
     from mlflow import MlflowClient
 
-    from harness.tracking.registry import Candidate, promote_run
+    from harness.tracking.promotion import Candidate, promote_run
 
     uri = postgres.create_database("race_registry")
     client = MlflowClient(uri, registry_uri=uri)
@@ -197,7 +197,7 @@ def test_racing_promoters_leave_champion_on_the_best_version(
 def race(uri: str, model: str, racers: list[tuple[str, Any]]) -> None:
     from mlflow import MlflowClient
 
-    from harness.tracking.registry import Candidate, promote_run
+    from harness.tracking.promotion import Candidate, promote_run
 
     barrier = threading.Barrier(len(racers))
     errors: list[BaseException] = []

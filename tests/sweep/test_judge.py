@@ -7,24 +7,25 @@ from typing import Any
 
 import optuna
 import pytest
+from events import evaluated, finished, on_test, retained, selected, started
 
 from harness.config import StudySettings
+from harness.protocol import Event, Reason, TrialResult
+from harness.study.pruners import make_pruner
 from harness.sweep.judge import PruneWatch, Verdict, judge, objective_value
-from harness.sweep.pruners import make_pruner
-from harness.sweep.runner import TrialResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def result(reason: str = "finished", *events: dict[str, Any], **kw: Any) -> TrialResult:
+def result(reason: Reason = "finished", *events: Event, **kw: Any) -> TrialResult:
     return TrialResult(reason=reason, exit_code=0, events=list(events), **kw)
 
 
-EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
+EVAL = evaluated(12, 2.0)
 
 
 @pytest.mark.parametrize(("given", "verdict"), [
-    (result("finished", {"event": "eval", "step": 4, "loss": 3.0, "perplexity": 20.0}, EVAL),
+    (result("finished", evaluated(4, 3.0), EVAL),
      Verdict("COMPLETE", "finished", [2.0],
              figures={"final_eval": 2.0, "final_eval_step": 12})),  # the curve's end
     (result("finished", EVAL, interrupted=True), Verdict("FAIL", "interrupted")),
@@ -33,12 +34,10 @@ EVAL = {"event": "eval", "step": 12, "loss": 2.0, "perplexity": math.exp(2.0)}
     (result("crash", EVAL), Verdict("FAIL", "crash")),
     (result("timeout"), Verdict("FAIL", "timeout")),
     (result("finished"), Verdict("FAIL", "crash")),  # finished without an eval: a bug, a crash
-    (result("finished", {**EVAL, "loss": math.nan}), Verdict("FAIL", "nan")),
+    (result("finished", evaluated(12, math.nan)), Verdict("FAIL", "nan")),
     # the best epoch's value, the adapter the trial kept, not the last eval's
-    (result("finished", EVAL, {"event": "selected", "step": 6, "epoch": 1.0, "loss": 1.7,
-                               "perplexity": math.exp(1.7)},
-            {"event": "test", "loss": 1.9, "base_loss": 2.5},
-            {"event": "retention", "loss": 2.1, "change": 0.05}),
+    (result("finished", EVAL, selected(6, 1.7, epoch=1.0), on_test(1.9, base_loss=2.5),
+            retained(2.1, 0.05)),
      Verdict("COMPLETE", "finished", [1.7], figures={
          "selected_epoch": 1.0, "test_loss": 1.9, "base_test_loss": 2.5,
          "retention_change": 0.05, "final_eval": 2.0, "final_eval_step": 12})),
@@ -50,8 +49,8 @@ def test_a_result_is_judged_by_how_it_ended_and_its_last_eval(
 
 def test_the_objectives_read_the_right_numbers() -> None:
     assert objective_value(EVAL, "perplexity") == pytest.approx(math.exp(2.0))
-    timed = result("finished", {"event": "started", "time": 100.0, "total_steps": 12}, EVAL,
-                   {"event": "finished", "time": 130.5, "peak_memory_mb": 812.0})
+    timed = result("finished", started(12, time=100.0), EVAL,
+                   finished(peak_memory_mb=812.0, time=130.5))
     assert judge(timed, ["eval_loss", "train_time"]).values == [2.0, 30.5]
     assert judge(timed, ["perplexity", "peak_memory"]).values == [pytest.approx(math.exp(2.0)),
                                                                812.0]
@@ -73,9 +72,9 @@ def _watch(study: optuna.Study, curve: dict[int, float], *, total: int = 12,
     trial = study.ask()
     watch = PruneWatch(trial, objective=objective,
                        may_prune=(settings or StudySettings()).may_prune)
-    watch.on_event({"event": "started", "total_steps": total})
+    watch.on_event(started(total))
     for step, loss in curve.items():
-        watch.on_event({"event": "eval", "step": step, "loss": loss, "perplexity": 0.0})
+        watch.on_event(evaluated(step, loss))
     return watch
 
 

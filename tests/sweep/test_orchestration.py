@@ -15,9 +15,9 @@ from rich.console import Console
 
 from harness.errors import DiskFullError
 from harness.procs import start_time
+from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import this_host, worker_id
 from harness.study.record import REASON, WORKER
-from harness.study.storage import storage_of, trial_id
 from harness.sweep.context import Control
 from harness.sweep.finish import claim_finish
 from harness.sweep.recovery import look

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from harness.config import StudySettings
-from harness.sweep.pruners import LatestMedianPruner, describe, make_pruner
+from harness.study.pruners import LatestMedianPruner, describe, make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

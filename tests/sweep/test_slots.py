@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
+from harness.launch.gpus import require_gpus
 from harness.sweep import slots as slots_module
-from harness.sweep.slots import claim_gpus, make_slots, require_gpus
+from harness.sweep.slots import claim_gpus, make_slots
 
 
 def test_listed_gpus_get_one_slot_each_with_their_device() -> None:

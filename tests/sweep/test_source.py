@@ -10,9 +10,9 @@ import optuna
 import pytest
 from helpers import sweep_context
 
+from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import worker_id
 from harness.study.record import REASON, WORKER, StudyRecord
-from harness.study.storage import storage_of, trial_id
 from harness.sweep.context import SweepContext, SweepOptions
 from harness.sweep.source import WAIT, TrialSource
 

@@ -9,8 +9,8 @@ import pytest
 
 from harness.config import StudySettings
 from harness.errors import ConfigError
-from harness.sweep.params import ALPHA_PER_RANK
-from harness.sweep.space import load_space
+from harness.space.load import load_space
+from harness.space.params import ALPHA_PER_RANK
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))

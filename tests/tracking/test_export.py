@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import Recording, launched, make_config
 
 from harness.cli import main
-from harness.sweep.runner import run_trial
-from harness.sweep.train import write_trial_config
-from harness.tracking.export import CHECK_PROMPTS, greedy
-from harness.tracking.runs import TrialRun
+from harness.launch.command import write_trial_config
+from harness.tracking.answers import greedy
+from harness.tracking.export import CHECK_PROMPTS
+from harness.tracking.trial_run import TrialRun
 
 
 def test_a_4bit_adapter_exports_merged_into_its_dequantized_base(
@@ -27,7 +27,7 @@ def test_a_4bit_adapter_exports_merged_into_its_dequantized_base(
     config.samples.count = 0
     write_trial_config(config, tmp_path / "out")
     run = TrialRun(config, run_name="export")
-    result = run_trial(tmp_path / "out", on_event=run.on_event)
+    result = launched(tmp_path / "out", Recording(run.on_event))
     run.finish(result, tmp_path / "out")
     assert result.reason == "finished", result.log_tail
 

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.tracking.runs import client_for, close_left_open
+from harness.tracking.store import client_for
+from harness.tracking.study_run import close_left_open
 
 STARTS_AT_ONCE = """
 import sys, time
-from harness.tracking.runs import client_for
+from harness.tracking.store import client_for
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.sweep.runner import free_port
-from harness.tracking.runs import StudyRun, client_for, experiment_id
-from harness.tracking.ui import KIND_TAG, TRAINING, landing
+from harness.launch.command import free_port
+from harness.tracking.store import KIND_TAG, TRAINING, client_for, experiment_id
+from harness.tracking.study_run import StudyRun
+from harness.tracking.ui import landing
 
 
 def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import launched, make_config
 
-from harness.sweep.runner import run_trial
-from harness.sweep.train import write_trial_config
+from harness.launch.command import write_trial_config
+from harness.protocol import Eval, Finished, Started
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -24,10 +24,11 @@ def test_a_trial_trains_on_the_gpu(tmp_path: Path, tiny_model_dir: Path, harness
     config.data.batching = batching
     config.data.cutoff_len = 256
     write_trial_config(config, tmp_path / "out")
-    result = run_trial(tmp_path / "out")
+    result = launched(tmp_path / "out")
     assert result.reason == "finished", result.log_tail
-    assert result.last("started")["device"].startswith("cuda")
-    losses = [e["loss"] for e in result.events if e["event"] == "eval"]
+    started, finished = result.last(Started), result.last(Finished)
+    assert started is not None and started.device.startswith("cuda")
+    losses = [e.loss for e in result.events if isinstance(e, Eval)]
     assert len(losses) == 2 and all(loss == loss for loss in losses)  # finite, reported
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
-    assert result.last("finished")["peak_memory_mb"] > 0
+    assert finished is not None and finished.peak_memory_mb > 0

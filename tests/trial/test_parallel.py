@@ -9,14 +9,25 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import client, make_config, space_file, sweep
+from helpers import Recording, client, make_config, space_file, sweep
+from helpers import launched as launched_in
 from optuna.trial import TrialState
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
+from harness.launch.command import launch_command, write_trial_config
+from harness.protocol import (
+    BaseEval,
+    Eval,
+    Event,
+    Failed,
+    Finished,
+    Samples,
+    Started,
+    Step,
+    TrialResult,
+)
 from harness.study.storage import load_study, open_storage
-from harness.sweep.runner import TrialResult, launch_command, run_trial
-from harness.sweep.train import write_trial_config
 
 
 @pytest.fixture
@@ -30,13 +41,14 @@ def config_for(tmp_path: Path, model_dir: Path, **training: Any) -> TrainConfig:
     return config
 
 
-def launched(config: TrainConfig, out: Path, **kwargs: Any) -> TrialResult:
+def launched(config: TrainConfig, out: Path, watcher: Recording | None = None,
+             **launch: Any) -> TrialResult:
     write_trial_config(config, out)
-    return run_trial(out, **kwargs)
+    return launched_in(out, watcher, **launch)
 
 
-def of_kind(result: TrialResult, kind: str) -> list[dict[str, Any]]:
-    return [e for e in result.events if e["event"] == kind]
+def of_kind(result: TrialResult, kind: type[Event]) -> list[Any]:
+    return [e for e in result.events if isinstance(e, kind)]
 
 
 @pytest.mark.parametrize("batching", ["grouped", "packed"])
@@ -53,12 +65,13 @@ def test_two_processes_train_like_one_accumulating_both_batches(
     assert one.reason == "finished", one.log_tail
     assert two.reason == "finished", two.log_tail
 
-    assert [len(of_kind(two, k)) for k in ("started", "base_eval", "finished")] == [1, 1, 1]
-    assert two.last("started")["processes"] == 2
-    assert two.last("started")["total_steps"] == one.last("started")["total_steps"] == 3
-    for kind, key in (("step", "loss"), ("step", "tokens"), ("eval", "loss")):
-        assert [e[key] for e in of_kind(two, kind)] == pytest.approx(
-            [e[key] for e in of_kind(one, kind)], rel=1e-4), (kind, key)
+    assert [len(of_kind(two, k)) for k in (Started, BaseEval, Finished)] == [1, 1, 1]
+    (started_two,), (started_one,) = of_kind(two, Started), of_kind(one, Started)
+    assert started_two.processes == 2
+    assert started_two.total_steps == started_one.total_steps == 3
+    for kind, key in ((Step, "loss"), (Step, "tokens"), (Eval, "loss")):
+        assert [getattr(e, key) for e in of_kind(two, kind)] == pytest.approx(
+            [getattr(e, key) for e in of_kind(one, kind)], rel=1e-4), (kind, key)
 
     weights = [load_file(str(tmp_path / run / "adapter" / "adapter_model.safetensors"))
                for run in ("one", "two")]
@@ -67,24 +80,23 @@ def test_two_processes_train_like_one_accumulating_both_batches(
         torch.testing.assert_close(weights[1][name], tensor, rtol=1e-4, atol=1e-6)
     assert (tmp_path / "two" / "samples" / "samples.json").is_file()
     # the second trial generated only the adapter's side: the base's came from the cache
-    assert two.last("samples")["base_cached"]
-    assert [r["base"] for r in two.last("samples")["rows"]] == [
-        r["base"] for r in one.last("samples")["rows"]]
+    (samples_two,), (samples_one,) = of_kind(two, Samples), of_kind(one, Samples)
+    assert samples_two.base_cached
+    assert [r["base"] for r in samples_two.rows] == [r["base"] for r in samples_one.rows]
 
 
 def test_a_stop_reaches_both_processes_at_the_same_step(
         tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
     config = config_for(tmp_path, tiny_model_dir, max_steps=500, num_processes=2)
-    seen: list[dict[str, Any]] = []
-    result = launched(config, tmp_path / "out", on_event=seen.append,
-                      should_stop=lambda: "pruned" if any(
-                          e["event"] == "step" and e["step"] >= 2 for e in seen) else None)
+    seen: list[Event] = []
+    result = launched(config, tmp_path / "out", Recording(seen.append, lambda: "pruned" if any(
+        isinstance(e, Step) and e.step >= 2 for e in seen) else None))
     assert result.reason == "pruned"
-    stopped = of_kind(result, "failed")
+    stopped = of_kind(result, Failed)
     # both processes ended through the trial's own stop (not the launcher's SIGKILL)
-    assert sorted(e.get("rank", 0) for e in stopped) == [0, 1]
-    assert {e["reason"] for e in stopped} == {"killed"}
-    assert len({e["message"] for e in stopped}) == 1, "they stopped after different steps"
+    assert sorted(e.rank or 0 for e in stopped) == [0, 1]
+    assert {e.reason for e in stopped} == {"killed"}
+    assert len({e.message for e in stopped}) == 1, "they stopped after different steps"
 
 
 def test_nan_in_a_two_process_4bit_trial_ends_it_as_nan(tmp_path: Path, tiny_model_dir: Path,

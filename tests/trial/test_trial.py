@@ -10,18 +10,30 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import Recording, launched, make_config
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
+from harness.launch.command import write_trial_config
+from harness.protocol import (
+    CheckpointDamaged,
+    Eval,
+    Event,
+    Failed,
+    HeldOutTest,
+    Resumed,
+    Selected,
+    Started,
+    Step,
+    StopRequest,
+    TrialResult,
+)
 from harness.sweep.judge import judge
-from harness.sweep.runner import TrialResult, run_trial
-from harness.sweep.train import write_trial_config
-from harness.tracking.runs import TrialRun
+from harness.tracking.trial_run import TrialRun
 
 
 def run_client(config: TrainConfig) -> Any:
-    from harness.tracking.runs import client_for
+    from harness.tracking.store import client_for
 
     return client_for(config.tracking.uri)
 
@@ -29,7 +41,7 @@ def run_client(config: TrainConfig) -> Any:
 def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialResult, Any]:
     write_trial_config(config, out)
     run = TrialRun(config, run_name=out.name)
-    result = run_trial(out, on_event=kwargs.pop("on_event", run.on_event), **kwargs)
+    result = launched(out, Recording(run.on_event), **kwargs)
     run.finish(result, out)
     return result, run.client.get_run(run.run_id)
 
@@ -60,8 +72,9 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"] == "LOCAL"
     assert run.data.tags["mlflow.source.name"].startswith("harness")
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
-    started = result.last("started")
-    assert run.data.tags["dataset.fingerprint"] == started["fingerprint"][:32]
+    started = result.last(Started)
+    assert started is not None
+    assert run.data.tags["dataset.fingerprint"] == started.fingerprint[:32]
     # train and eval inputs, each digest spelled as its tag, the profile with the train input
     inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"training", "eval", "test"}
@@ -69,10 +82,10 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     assert inputs["eval"].digest == run.data.tags["dataset.eval_fingerprint"]
     assert inputs["eval"].name == inputs["training"].name + " eval"
     profile = json.loads(inputs["training"].profile)
-    assert profile["train"] == started["train_examples"] and profile["records"] >= profile[
+    assert profile["train"] == started.train_examples and profile["records"] >= profile[
         "usable"] > 0
     assert profile["tokens"]["cutoff_len"] == config.data.cutoff_len
-    steps = [e["step"] for e in result.events if e["event"] == "eval"]
+    steps = [e.step for e in result.events if isinstance(e, Eval)]
     assert steps == [2, 4]
     adapter = tmp_path / "out" / "adapter"
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
@@ -95,23 +108,23 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
     config.samples.count = 0
     result, run = tracked_trial(config, tmp_path / "out")
     assert result.reason == "finished", result.log_tail
-    started = result.last("started")
-    per_epoch = -(-started["train_examples"] // 2)
-    evals = {e["step"]: e["loss"] for e in result.events if e["event"] == "eval"}
+    started, selected = result.last(Started), result.last(Selected)
+    assert started is not None and selected is not None
+    per_epoch = -(-started.train_examples // 2)
+    evals = {e.step: e.loss for e in result.events if isinstance(e, Eval)}
     assert list(evals) == [per_epoch, 2 * per_epoch, 3 * per_epoch]
-    selected = result.last("selected")
-    assert selected["loss"] == min(evals.values()) and evals[selected["step"]] == selected["loss"]
-    assert selected["epoch"] == selected["step"] / per_epoch
-    assert judge(result, ["eval_loss"]).values == [selected["loss"]]
+    assert selected.loss == min(evals.values()) and evals[selected.step] == selected.loss
+    assert selected.epoch == selected.step / per_epoch
+    assert judge(result, ["eval_loss"]).values == [selected.loss]
     metrics = run.data.metrics
-    assert metrics["selected/eval_loss"] == selected["loss"]
-    assert metrics["selected/epoch"] == selected["epoch"]
+    assert metrics["selected/eval_loss"] == selected.loss
+    assert metrics["selected/epoch"] == selected.epoch
     # the test split and the general text, measured once on the adapter kept
-    assert started["test_examples"] > 0 and run.data.tags["dataset.test_fingerprint"]
+    assert started.test_examples > 0 and run.data.tags["dataset.test_fingerprint"]
     for name in ("test/loss", "test/perplexity", "base/test_loss", "retention/loss",
                  "base/retention_loss", "retention/loss_change_vs_base"):
         assert name in metrics, name
-    assert [e["event"] for e in result.events].count("test") == 1
+    assert sum(isinstance(e, HeldOutTest) for e in result.events) == 1
     kept = load_file(str(tmp_path / "out" / "best-epoch" / "adapter_weights.safetensors"))
     final = load_file(str(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
     assert {k.removesuffix(".weight") for k in kept} == {k.removesuffix(".weight") for k in final}
@@ -160,27 +173,29 @@ def test_oom_and_crash_have_their_own_reasons(tmp_path: Path, tiny_model_dir: Pa
                                               home: Path) -> None:
     config = make_config(tmp_path, tiny_model_dir)
     write_trial_config(config, tmp_path / "a")
-    oom = run_trial(tmp_path / "a", env={"HARNESS_FAULT": "oom@1"})
+    oom = launched(tmp_path / "a", env={"HARNESS_FAULT": "oom@1"})
     assert oom.reason == "oom" and "micro_batch_size" in oom.message
-    crash = run_trial(tmp_path / "a", env={"HARNESS_FAULT": "crash@1"})
-    assert crash.reason == "crash" and "Traceback" in crash.last("failed")["traceback"]
+    crash = launched(tmp_path / "a", env={"HARNESS_FAULT": "crash@1"})
+    failed = crash.last(Failed)
+    assert crash.reason == "crash" and failed is not None and "Traceback" in str(failed.traceback)
 
 
 def test_stopping_a_trial_ends_it_killed(tmp_path: Path, tiny_model_dir: Path,
                                          home: Path) -> None:
     config = make_config(tmp_path, tiny_model_dir, max_steps=500)
-    seen: list[dict[str, Any]] = []
+    seen: list[Event] = []
 
-    def stop() -> str | None:
-        return "pruned" if any(e["event"] == "step" for e in seen) else None
+    def stop() -> StopRequest | None:
+        return "pruned" if any(isinstance(e, Step) for e in seen) else None
 
     write_trial_config(config, tmp_path / "out")
     run = TrialRun(config)
-    result = run_trial(tmp_path / "out", on_event=lambda e: (seen.append(e), run.on_event(e)),
-                       should_stop=stop)
+    result = launched(tmp_path / "out",
+                      Recording(lambda e: (seen.append(e), run.on_event(e)), stop))
     run.finish(result, tmp_path / "out")
     assert result.reason == "pruned"
-    assert result.last("failed")["reason"] == "killed"  # the child stopped cleanly on SIGTERM
+    failed = result.last(Failed)
+    assert failed is not None and failed.reason == "killed"  # it stopped cleanly on SIGTERM
     assert run.client.get_run(run.run_id).info.status == "KILLED"
 
 
@@ -199,16 +214,16 @@ def test_sigkill_leaves_no_running_run_and_no_orphan(tmp_path: Path, tiny_model_
     config = make_config(tmp_path, tiny_model_dir, max_steps=500)
     pids: dict[str, int] = {}
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "started":
-            pids.update(trial=event["pid"], launcher=event["pid"])
-            assert _parent_of(event["pid"]) == os.getpid()  # no launcher between
-        if event["event"] == "step" and event["step"] == 2:
+    def on_event(event: Event) -> None:
+        if isinstance(event, Started):
+            pids.update(trial=event.pid, launcher=event.pid)
+            assert _parent_of(event.pid) == os.getpid()  # no launcher between
+        if isinstance(event, Step) and event.step == 2:
             os.kill(pids["launcher"], signal.SIGKILL)
 
     write_trial_config(config, tmp_path / "out")
     run = TrialRun(config)
-    result = run_trial(tmp_path / "out", on_event=lambda e: (run.on_event(e), on_event(e)))
+    result = launched(tmp_path / "out", Recording(lambda e: (run.on_event(e), on_event(e))))
     run.finish(result, tmp_path / "out")
     assert result.reason in ("killed", "crash")
     assert run.client.get_run(run.run_id).info.status in ("FAILED", "KILLED")
@@ -229,13 +244,14 @@ def test_resume_gives_the_adapter_of_an_uninterrupted_run(tmp_path: Path,
     config.data.batching = batching
     config.data.cutoff_len = 256  # examples shorter than a row, so rows pack
     write_trial_config(config, tmp_path / "whole")
-    assert run_trial(tmp_path / "whole").reason == "finished"
+    assert launched(tmp_path / "whole").reason == "finished"
     write_trial_config(config, tmp_path / "broken")
-    crashed = run_trial(tmp_path / "broken", env={"HARNESS_FAULT": "crash@5"})
+    crashed = launched(tmp_path / "broken", env={"HARNESS_FAULT": "crash@5"})
     assert crashed.reason == "crash"
-    resumed = run_trial(tmp_path / "broken", resume=True)
+    resumed = launched(tmp_path / "broken", resume=True)
     assert resumed.reason == "finished"
-    assert resumed.last("resumed")["step"] == 3
+    went_on = resumed.last(Resumed)
+    assert went_on is not None and went_on.step == 3
     a = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "broken" / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys()
@@ -249,17 +265,18 @@ def test_resume_names_a_damaged_last_checkpoint_and_goes_on_from_the_one_before(
     config = make_config(tmp_path, tiny_model_dir, max_steps=8, save_steps=2)
     config.samples.count = 0
     write_trial_config(config, tmp_path / "whole")
-    assert run_trial(tmp_path / "whole").reason == "finished"
+    assert launched(tmp_path / "whole").reason == "finished"
     write_trial_config(config, tmp_path / "broken")
-    assert run_trial(tmp_path / "broken", env={"HARNESS_FAULT": "crash@7"}).reason == "crash"
+    assert launched(tmp_path / "broken", env={"HARNESS_FAULT": "crash@7"}).reason == "crash"
     last = tmp_path / "broken" / "checkpoint-6" / "adapter_model.safetensors"
     last.write_bytes(last.read_bytes()[:100])  # cut short, as by a full disk or a bad copy
 
-    resumed = run_trial(tmp_path / "broken", resume=True)
+    resumed = launched(tmp_path / "broken", resume=True)
     assert resumed.reason == "finished", resumed.log_tail
-    damaged = resumed.last("checkpoint_damaged")
-    assert damaged["checkpoint"].endswith("checkpoint-6") and damaged["message"]
-    assert resumed.last("resumed")["step"] == 4
+    damaged, went_on = resumed.last(CheckpointDamaged), resumed.last(Resumed)
+    assert damaged is not None and went_on is not None
+    assert damaged.checkpoint.endswith("checkpoint-6") and damaged.message
+    assert went_on.step == 4
     a = load_file(str(tmp_path / "whole" / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "broken" / "adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # as if it had never been interrupted

@@ -1,19 +1,16 @@
+"""`harness data check` from the command line: the report, its verdict and exit code, and its
+flags."""
+
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "datasets" / "samples"
 
 
@@ -68,15 +65,6 @@ def test_errors_exit_2_and_name_the_file(tmp_path: Path,
     assert code == 2 and "overlap_len" in err
 
 
-def test_python_dash_m_harness_runs(tmp_path: Path) -> None:
-    env = {**os.environ, "HARNESS_HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "harness", "data", "check",
-                           str(SAMPLES / "alpaca.json"), "--json"],
-                          capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["format"] == "alpaca"
-
-
 def test_embedded_model_measures_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
@@ -119,22 +107,6 @@ def test_refusal_phrases_and_ignored_keys_from_the_command_line(
     assert code == 1 and json.loads(out)["skipped"] == {"non_string_value": 11}
 
 
-@pytest.mark.parametrize("args, said", [
-    (["sweep", "s.yaml", "--trials", "0"], "--trials: give a whole number of 1 or more"),
-    (["sweep", "s.yaml", "--trials", "-1"], "--trials: give a whole number of 1 or more"),
-    (["sweep", "s.yaml", "--timeout", "-5"], "--timeout: give a positive number of seconds"),
-    (["sweep", "s.yaml", "--study", ""], "--study: '' must not be empty"),
-    (["worker", "--study", "a b"], "--study: 'a b' contains ' '"),
-    (["sweep", "s.yaml", "--parallel", "0"], "--parallel: give a whole number of 1 or more"),
-])
-def test_bad_sweep_arguments_are_refused_before_anything_runs(
-        capsys: pytest.CaptureFixture[str], args: list[str], said: str) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    assert info.value.code == 2
-    assert said in capsys.readouterr().err
-
-
 def test_data_check_says_why_data_that_cannot_train_is_not_usable(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one = tmp_path / "one.json"
@@ -162,38 +134,3 @@ def test_data_check_shows_a_bounded_part_of_a_huge_example(
     assert "more characters]" in " ".join(out.split())  # the console wraps lines
 
 
-def _commands(parser: argparse.ArgumentParser, name: str = "harness") -> Iterator[Any]:
-    yield name, parser
-    for action in parser._actions:  # argparse keeps its subcommands only here
-        if isinstance(action, argparse._SubParsersAction):
-            for sub, child in action.choices.items():
-                yield from _commands(child, f"{name} {sub}")
-
-
-def test_every_flag_of_every_command_says_what_it_does() -> None:
-    from harness.cli import _parser
-
-    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}"
-               for name, parser in _commands(_parser()) for a in parser._actions
-               if not isinstance(a, argparse._SubParsersAction | argparse._HelpAction)
-               and not a.help and a.dest != "version"]
-    assert not missing
-
-
-def test_every_data_option_is_a_data_check_flag(tmp_path: Path) -> None:
-    import dataclasses
-
-    from harness.cli import LIST_FLAGS, _parser
-    from harness.cli_flags import values
-    from harness.config import DataConfig
-
-    (check,) = [p for name, p in _commands(_parser()) if name == "harness data check"]
-    flags = {a.dest for a in check._actions}
-    assert {f.name for f in dataclasses.fields(DataConfig)} <= flags
-    args = check.parse_args(["d", "--no-dedupe", "--newline-window", "4", "--source", "GARD",
-                             "--source", "NIDDK", "--refusal-phrase", ""])
-    given = values(args, DataConfig, skip=("path",))
-    assert given == {"dedupe": False, "newline_window": 4, "sources": ["GARD", "NIDDK"],
-                     "refusal_phrases": []}
-    assert set(LIST_FLAGS) == {f.name for f in dataclasses.fields(DataConfig)
-                               if str(f.type).startswith("list")}

@@ -1,4 +1,4 @@
-"""Search-space files: what a sweep fixes, what it searches, and how the study runs.
+"""A search-space file: what a sweep fixes, what it searches, and how the study runs.
 
 A space file is a `harness train` file (model, data, quantization, lora, training, samples) whose
 values are the fixed settings, plus:
@@ -9,7 +9,8 @@ values are the fixed settings, plus:
   a parameter with ``when`` is sampled only when earlier parameters have the given values;
 - ``enqueue``: known-good parameter sets tried first (warm start).
 
-Every problem in a file is reported at once, each with its key path.
+Read and checked by `harness.space.load`; every problem in a file is reported at once, each
+with its key path.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RegistrySettings, StudySettings, TrainConfig, from_mapping
-from harness.errors import ConfigError
-from harness.sweep.params import ALPHA_PER_RANK, Param, encode, parse_params
-from harness.sweep.space_checks import validate
+from harness.space.params import ALPHA_PER_RANK, Param, encode
 
 SPACE_KEYS = ("study", "registry", "search", "enqueue")
 
@@ -116,54 +115,3 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     for key in parents:
         here = here.setdefault(key, {})
     here[leaf] = value
-
-
-def load_space(path: str | Path) -> SpaceFile:
-    """Read and validate a space file; raises ConfigError listing every problem."""
-    from harness.yamlfile import read_text_file
-
-    return parse_space(read_text_file(path, "search-space file"), str(path))
-
-
-def parse_space(text: str, path: str) -> SpaceFile:
-    """A space file's text (as a study keeps it for its workers) read and validated."""
-    from harness.yamlfile import load_yaml
-
-    raw = load_yaml(text, path)
-    if not isinstance(raw, dict):
-        raise ConfigError(["(top level): expected a mapping of sections"], source=str(path))
-    problems: list[str] = []
-    # A key given empty (`study:`) means its defaults; given as anything but a mapping
-    # (`study: []`) it is a mistake, not the defaults.
-    study = _section(StudySettings, _given(raw, "study", {}), "study", problems)
-    registry = _section(RegistrySettings, _given(raw, "registry", {}), "registry", problems)
-    base = {k: v for k, v in raw.items() if k not in SPACE_KEYS}
-    params = parse_params(raw.get("search"), problems)
-    enqueue = _given(raw, "enqueue", [])
-    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
-        problems.append("enqueue: expected a list of mappings of parameter values")
-        enqueue = []
-    if problems:
-        raise ConfigError(problems, source=str(path))
-    names = [str(e.get("name") or f"enqueued #{i + 1}") for i, e in enumerate(enqueue)]
-    enqueue = [{k: v for k, v in e.items() if k != "name"} for e in enqueue]
-    space = SpaceFile(str(path), study, registry, base, params, enqueue, text, names)
-    problems = validate(space)
-    if problems:
-        raise ConfigError(problems, source=str(path))
-    return space
-
-
-def _given(raw: dict[str, Any], key: str, empty: Any) -> Any:
-    value = raw.get(key)
-    return empty if value is None else value
-
-
-def _section(cls: type, data: Any, key: str, problems: list[str]) -> Any:
-    try:
-        return from_mapping(cls, data, key_path=key)
-    except ConfigError as err:
-        problems.extend(err.problems)
-        return None
-
-

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.config import TrainConfig
 from harness.errors import ConfigError
 from harness.names import name_problem
-from harness.sweep.params import ALPHA_PER_RANK, decode
-
-if TYPE_CHECKING:
-    from harness.sweep.space import SpaceFile
-
+from harness.space.file import SpaceFile
+from harness.space.params import ALPHA_PER_RANK, decode
 
 FIXED_KEYS = {"training.num_processes": "cannot be searched: it decides how many GPUs each "
                                        "trial holds; set it under training"}

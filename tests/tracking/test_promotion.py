@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from harness.errors import HarnessError
-from harness.tracking.registry import CHAMPION, GATE, Candidate, parse_ref, promote_run
+from harness.tracking.gate import CHAMPION, GATE
+from harness.tracking.promotion import Candidate, promote_run
 
 
 @pytest.fixture
@@ -174,27 +174,3 @@ def test_a_forgetting_version_does_not_unseat_the_champion(
                            base_retention_loss=2.0)
     assert promote(client, forgets, trial=1).alias == "challenger"
     assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
-
-
-@pytest.mark.parametrize("ref, uri", [
-    ("medquad-demo", "models:/medquad-demo@champion"),
-    ("medquad-demo@challenger", "models:/medquad-demo@challenger"),
-    ("medquad-demo/3", "models:/medquad-demo/3"),
-    ("models:/x/1", "models:/x/1"),
-])
-def test_references_to_a_registered_adapter(ref: str, uri: str) -> None:
-    assert parse_ref(ref) == uri
-
-
-@pytest.mark.parametrize("ref, said", [
-    ("m/-1", "has a version '-1'; versions are whole numbers from 1"),
-    ("m/0", "versions are whole numbers from 1"),
-    ("m/latest", "versions are whole numbers from 1"),
-    ("m@", "has an alias '' that must not be empty"),
-    ("m/2@champion", "gives both an alias and a version"),
-    ("../m", "versions are whole numbers from 1"),
-])
-def test_a_malformed_reference_says_what_is_wrong_and_what_to_give(ref: str, said: str) -> None:
-    with pytest.raises(HarnessError, match="give NAME@ALIAS") as info:
-        parse_ref(ref)
-    assert said in str(info.value)

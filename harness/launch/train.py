@@ -1,0 +1,114 @@
+"""`harness train CONFIG.yaml`: one trial in the foreground, tracked in MLflow."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from harness.config import load_train_config
+from harness.launch.command import write_trial_config
+from harness.launch.gpus import require_gpus
+from harness.launch.runner import Launch, Watcher, run_trial
+from harness.procs import signals_held, stop_signals_as_request
+from harness.protocol import (
+    BaseEval,
+    CheckpointDamaged,
+    Eval,
+    Event,
+    Resumed,
+    Started,
+    Step,
+    StopRequest,
+    TrialResult,
+)
+from harness.tracking.trial_run import TrialRun
+from harness.trialdir import prepare
+
+
+def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,
+                  force: bool = False, console: Console | None = None) -> TrialResult:
+    from harness.models import resolve_model
+
+    console = console or Console(stderr=True)
+    config = load_train_config(config_path)
+    require_gpus(config.training.num_processes)
+    out = Path(output_dir or config.output_dir).resolve()
+    prepare(out, resume=resume, force=force)
+    write_trial_config(config, out)
+    resolve_model(config.model)  # convert an embedded model here, once, with its progress bar
+    run = TrialRun(config, run_name=config.tracking.run_name or out.name)
+    console.print(f"[bold]trial[/] {out}  MLflow run {run.run_id}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+            "{task.completed}/{task.total} steps"), TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("training", total=None, status="starting")
+        with stop_signals_as_request() as signalled:  # `kill`, `timeout`, a closed terminal
+            watcher = Foreground(run, Shown(progress, task, console), signalled)
+            result = run_trial(Launch(out, resume=resume), watcher)
+    with signals_held():
+        run.finish(result, out)
+    _summary(result, out, run.run_id, console)
+    return result
+
+
+class Foreground(Watcher):
+    """A foreground trial's watcher: its run records the events, the terminal shows them, and
+    a stop signal stops it."""
+
+    def __init__(self, run: TrialRun, shown: Shown, signalled: threading.Event) -> None:
+        self.run = run
+        self.shown = shown
+        self.signalled = signalled
+
+    def seen(self, event: Event) -> None:
+        self.run.on_event(event)
+        self.shown.show(event)
+
+    def stop_for(self) -> StopRequest | None:
+        return "interrupted" if self.signalled.is_set() else None
+
+
+class Shown:
+    """A foreground trial's progress bar and messages."""
+
+    def __init__(self, progress: Progress, task: TaskID, console: Console) -> None:
+        self.progress = progress
+        self.task = task
+        self.console = console
+
+    def show(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.progress.update(self.task, total=event.total_steps, status=f"on {event.device}")
+        elif isinstance(event, Step):
+            self.progress.update(self.task, completed=event.step, status=(
+                f"loss {event.loss:.4f}  {event.tokens_per_second:.0f} tok/s"))
+        else:
+            line = _line(event)
+            if line:
+                self.console.print(line)
+
+
+def _line(event: Event) -> str:
+    if isinstance(event, Eval):
+        return (f"  eval at step {event.step}: loss {event.loss:.4f}, perplexity "
+                f"{event.perplexity:.2f} ({event.perplexity_ratio_to_base:.3f} x base)")
+    if isinstance(event, CheckpointDamaged):
+        return (f"  [yellow]{event.checkpoint} is damaged[/] ({event.message}): not resumed "
+                "from; trying the one before it")
+    if isinstance(event, Resumed):
+        return f"  resumed from {event.checkpoint} (step {event.step})"
+    if isinstance(event, BaseEval):
+        return (f"  base model eval: loss {event.loss:.4f}, perplexity "
+                f"{event.perplexity:.2f}{' (cached)' if event.cached else ''}")
+    return ""
+
+
+def _summary(result: TrialResult, out: Path, run_id: str | None, console: Console) -> None:
+    if result.ok:
+        console.print(f"[green]finished[/]: adapter in {out / 'adapter'}; samples in "
+                      f"{out / 'samples' / 'samples.md'}; MLflow run {run_id}")
+    else:
+        console.print(f"[red]{result.reason}[/]: {result.message}\n  log: {out / 'trial.log'}")

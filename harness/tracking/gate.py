@@ -1,0 +1,116 @@
+"""The promotion gate's verdicts, on a model version's tags alone (no MLflow here).
+
+A new version takes `champion` when there is none, or when it beats the champion's loss on the
+same held-out data (same split fingerprint) by the relative margin: on the test split where
+both have a figure there, else on the eval split. A version that forgets (its loss on general
+text more than `max_forgetting` above the base model's) is `challenger` whatever its held-out
+loss. Of the versions that passed, `champion` belongs to the best on the champion's data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Protocol
+
+from harness.tracking.values import short_fingerprint
+
+Alias = Literal["champion", "challenger"]
+CHAMPION: Alias = "champion"
+CHALLENGER: Alias = "challenger"
+Split = Literal["test", "eval"]
+Tags = dict[str, str]
+
+GATE = "harness.gate"
+"""A version's tag: `passed` when the gate gave it `champion`, `held` when it did not."""
+ALIAS = "harness.alias"
+"""A version's tag: the alias the gate gave it."""
+
+
+class Version(Protocol):
+    """A registered model version, as the gate reads it (MLflow's `ModelVersion` is one)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def tags(self) -> Tags: ...
+
+
+def loss_on(tags: Tags, split: Split, *, like: Tags | None = None) -> float | None:
+    """A version's loss on ``split``, if it has a finite one there, measured on the same data
+    as the version whose tags are ``like`` (same split fingerprint), when given."""
+    value = float(tags.get(f"{split}_loss", "nan"))
+    data = tags.get(f"{split}_fingerprint")
+    if not (math.isfinite(value) and data):
+        return None
+    # versions registered before fingerprints were shortened hold all 64 digits
+    theirs = like.get(f"{split}_fingerprint", "") if like is not None else ""
+    if like is not None and short_fingerprint(theirs) != short_fingerprint(data):
+        return None
+    return value
+
+
+def compared_on(tags: Tags, champion: Tags) -> Split | None:
+    """The split two versions are compared on: test where both have a figure on the same test
+    data, else eval on the same eval data; None when they share neither."""
+    for split in ("test", "eval"):
+        ours, theirs = loss_on(tags, split, like=champion), loss_on(champion, split)
+        if ours is not None and theirs is not None:
+            return split
+    return None
+
+
+def forgetting(tags: Tags, limit: float | None) -> tuple[bool, str]:
+    """Whether a version forgets more than ``limit`` allows, and the verdict in words."""
+    loss = float(tags.get("retention_loss", "nan"))
+    base = float(tags.get("base_retention_loss", "nan"))
+    if not (math.isfinite(loss) and math.isfinite(base) and base > 0):
+        return False, "not measured (retention off for this trial)"
+    share = loss / base - 1
+    if limit is None:
+        return False, f"general-text loss {share:+.1%} against the base model (no limit set)"
+    if share > limit:
+        return True, (f"forgets: its general-text loss {loss:.4f} is {share:+.1%} against the "
+                      f"base model's {base:.4f}, over the {limit:.0%} allowed")
+    return False, (f"passed: general-text loss {share:+.1%} against the base model "
+                   f"(limit {limit:.0%})")
+
+
+def against(tags: Tags, champion: Version | None, *, margin: float) -> tuple[Alias, str]:
+    """`champion` when there is none, or when the version with ``tags`` beats it on the same
+    held-out data by ``margin``; the alias and why."""
+    if champion is None:
+        return CHAMPION, "first champion"
+    split = compared_on(tags, champion.tags)
+    if split is None:
+        return CHALLENGER, (f"version {champion.version} is champion on different eval and "
+                            "test data; compare them on one held-out set before moving the "
+                            "alias")
+    new, old = float(tags[f"{split}_loss"]), float(champion.tags[f"{split}_loss"])
+    if new < old * (1 - margin):
+        return CHAMPION, (f"{split} loss {new:.4f} beats version {champion.version}'s "
+                          f"{old:.4f}")
+    return CHALLENGER, (f"{split} loss {new:.4f} does not beat version {champion.version}'s "
+                        f"{old:.4f} by the {margin:.1%} margin")
+
+
+def verdict(tags: Tags, champion: Version | None, *, margin: float,
+            max_forgetting: float | None) -> tuple[Alias, str]:
+    """The gate: a version that forgets is `challenger`; otherwise `against` the champion."""
+    forgets, why = forgetting(tags, max_forgetting)
+    return (CHALLENGER, why) if forgets else against(tags, champion, margin=margin)
+
+
+def best_passed(champion: Version, versions: list[Version]) -> Version:
+    """The version `champion` belongs to: the lowest loss, on the champion's own held-out data
+    (test where it has a figure, else eval), of the champion and the ``versions`` that passed
+    the gate; the older version on a tie."""
+    split: Split = "test" if loss_on(champion.tags, "test") is not None else "eval"
+    passed = [v for v in versions if v.tags.get(GATE) == "passed"
+              and loss_on(v.tags, split, like=champion.tags) is not None]
+    return min([champion, *passed], key=lambda v: _ranked(v, split))
+
+
+def _ranked(version: Version, split: Split) -> tuple[float, int]:
+    loss = loss_on(version.tags, split)
+    return math.inf if loss is None else loss, int(version.version)

@@ -1,0 +1,228 @@
+"""MLflow for one trial: the run, its parameters, metrics from events, artifacts, final status.
+
+Only the parent writes to MLflow, through an explicit client (no global active run), so a run is
+always ended with the status the trial earned, even when the child died by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.config import TrainConfig
+from harness.protocol import (
+    BaseEval,
+    Eval,
+    Event,
+    Finished,
+    HeldOutTest,
+    Reason,
+    Retention,
+    Samples,
+    Selected,
+    Started,
+    Step,
+    TrialResult,
+)
+from harness.tracking.logged_model import LINKED, log_adapter
+from harness.tracking.outbox import RUN, Outbox
+from harness.tracking.provenance import source_tags
+from harness.tracking.store import client_for, experiment_id
+from harness.tracking.values import model_params, run_params, short_fingerprint
+from harness.trialdir import TrialDir
+
+if TYPE_CHECKING:
+    from mlflow.data.dataset_source import DatasetSource
+
+STATUS: dict[str, str] = {"finished": "FINISHED", "killed": "KILLED", "pruned": "KILLED",
+                          "interrupted": "KILLED"}
+"""A trial run's MLflow status by how the trial ended; anything else is FAILED."""
+
+METRICS: dict[type[Event], dict[str, str]] = {
+    Step: {"loss": "train/loss", "learning_rate": "train/learning_rate",
+           "grad_norm": "train/grad_norm", "tokens_per_second": "train/tokens_per_second",
+           "padding_efficiency": "train/padding_efficiency", "epoch": "train/epoch"},
+    Eval: {"loss": "eval/loss", "perplexity": "eval/perplexity",
+           "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
+    BaseEval: {"loss": "base/eval_loss", "perplexity": "base/perplexity"},
+    Selected: {"loss": "selected/eval_loss", "perplexity": "selected/perplexity",
+               "epoch": "selected/epoch"},
+    HeldOutTest: {"loss": "test/loss", "perplexity": "test/perplexity",
+           "base_loss": "base/test_loss", "base_perplexity": "base/test_perplexity"},
+    Retention: {"loss": "retention/loss", "base_loss": "base/retention_loss",
+                "change": "retention/loss_change_vs_base"},
+    Finished: {"peak_memory_mb": "system/peak_memory_mb"},
+    Samples: {"rougeL_base": "samples/rougeL_base", "rougeL_adapter": "samples/rougeL_adapter",
+              "rougeL_gain": "samples/rougeL_gain"},
+}
+"""The metric each event's numeric fields are logged as."""
+
+STEP_ZERO = {"loss": "eval/loss", "perplexity": "eval/perplexity"}
+"""The base model's eval, also logged as the adapter's eval curve at step 0: LoRA (DoRA and
+rsLoRA too) starts as the base model, so every curve shows the improvement from where it began."""
+
+SPLITS = (("", "fingerprint", "training"), (" eval", "eval_fingerprint", "eval"),
+          (" test", "test_fingerprint", "test"))
+"""Each split's dataset input: its name's suffix, its `started` field, its MLflow context."""
+
+
+class TrialRun:
+    """One MLflow run that follows a trial's events. Writes go through an Outbox, so a tracking
+    server that drops mid-trial delays them instead of failing the trial."""
+
+    def __init__(self, config: TrainConfig, *, run_name: str | None = None,
+                 parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+                 experiment: str | None = None, exp_id: str | None = None) -> None:
+        self.config = config
+        self.client = client_for(config.tracking.uri)
+        self.outbox = Outbox(self.client)
+        self.experiment_id = exp_id or experiment_id(
+            self.client, experiment or config.tracking.experiment)
+        self.run_name = run_name or config.tracking.run_name
+        self.datasets: dict[str, tuple[str, str]] = {}
+        """Each split's dataset input (name, digest), by context (training, eval, test)."""
+        self._create(parent_run_id, tags or {})
+
+    def _create(self, parent_run_id: str | None, tags: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        values, local = run_params(self.config)
+        all_tags = {"base_model": self.config.model,
+                    "quantization": self.config.quantization.mode,
+                    **source_tags(), **local, **tags}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        self.outbox.send("create_run", self.experiment_id, run_name=self.run_name,
+                         tags=all_tags)
+        params = [Param(k, v[:6000]) for k, v in values.items()]
+        for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+            self.outbox.send("log_batch", RUN, params=params[i:i + 100])
+
+    @property
+    def run_id(self) -> str | None:
+        """None while the tracking server has not been reached yet."""
+        return self.outbox.run_id
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.outbox.send("set_tag", RUN, key, value)
+
+    def terminate(self, status: str) -> None:
+        self.outbox.send("set_terminated", RUN, status)
+
+    def on_event(self, event: Event) -> None:
+        names = METRICS.get(type(event))
+        if names:
+            self._log_metrics(event, names, step=getattr(event, "step", 0))
+        if isinstance(event, BaseEval):
+            self._log_metrics(event, STEP_ZERO, step=0)
+        if isinstance(event, Started):
+            self._log_dataset(event)
+
+    def _log_metrics(self, event: Event, names: dict[str, str], *, step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(event.time * 1000)
+        values = {name: getattr(event, field) for field, name in names.items()}
+        metrics = [Metric(name, float(value), stamp, int(step or 0))
+                   for name, value in values.items()
+                   if isinstance(value, int | float) and not isinstance(value, bool)]
+        self.outbox.send("log_batch", RUN, metrics=metrics)
+
+    def _log_dataset(self, event: Started) -> None:
+        """The train, eval and test splits as the run's dataset inputs, each digest the
+        fingerprint its `dataset.*` tag spells the same; the data's profile with the train
+        input."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        source_path = str(Path(self.config.data.path).resolve())
+        source = _source(source_path)
+        name = Path(source_path).name
+        inputs = []
+        for side, key, context in SPLITS:
+            if not getattr(event, key):
+                continue
+            digest = short_fingerprint(getattr(event, key))
+            self.set_tag(f"dataset.{key}", digest)
+            profile = json.dumps(event.profile) if context == "training" and \
+                event.profile else None
+            self.datasets[context] = (f"{name}{side}", digest)
+            inputs.append(DatasetInput(Dataset(
+                f"{name}{side}", digest, source._get_source_type(), source.to_json(),
+                profile=profile), tags=[InputTag("mlflow.data.context", context)]))
+        self.outbox.send("log_inputs", RUN, datasets=inputs)
+        self.set_tag("device", event.device)
+
+    def finish(self, result: TrialResult, output_dir: Path) -> None:
+        """Artifacts that exist, the failure reason if any, and the terminal status."""
+        self.set_tag("trial.reason", result.reason)
+        try:
+            self._log_samples(result.last(Samples))
+            adapter = TrialDir(output_dir).adapter
+            if result.ok and adapter.is_dir():
+                self.outbox.send(log_adapter, RUN, experiment_id=self.experiment_id,
+                                 adapter_dir=str(adapter), params=model_params(self.config),
+                                 metrics=final_metrics(result), step=final_step(result),
+                                 datasets=self.datasets, run_name=self.run_name)
+            if not result.ok:
+                self._log_ending(result)
+        finally:
+            self.terminate(status_of(result.reason))
+
+    def _log_samples(self, samples: Samples | None) -> None:
+        if samples is None or not samples.rows:
+            return
+        import pandas as pd
+
+        self.outbox.send("log_table", RUN, data=pd.DataFrame(samples.rows),
+                         artifact_file="samples/comparison.json")
+        self.outbox.send("log_artifacts", RUN, samples.dir, "samples")
+
+    def _log_ending(self, result: TrialResult) -> None:
+        """Why a trial did not finish: its message, and for a failure its log's end (a pruned
+        trial did nothing wrong: its log is no failure)."""
+        self.set_tag("trial.message", result.message[:5000])
+        if result.reason == "pruned":
+            self.set_tag("mlflow.note.content", result.message[:5000])
+        else:
+            self.outbox.send("log_text", RUN, result.log_tail, "failure/log_tail.txt")
+
+
+def status_of(reason: Reason | str) -> str:
+    """The MLflow status of a trial run that ended for ``reason``."""
+    return STATUS.get(reason, "FAILED")
+
+
+def final_metrics(result: TrialResult) -> dict[str, float]:
+    """The figures of the adapter a finished trial kept, by metric name: its best epoch's eval
+    (else its last eval), its test and general-text losses."""
+    found: dict[str, float] = {}
+    kinds: tuple[type[Event], ...] = (Selected, HeldOutTest, Retention) if result.last(Selected) \
+        else (Eval, HeldOutTest, Retention)
+    for kind in kinds:
+        event = result.last(kind)
+        for field, name in METRICS[kind].items():
+            value = getattr(event, field, None)
+            if name in LINKED and isinstance(value, int | float):
+                found[name] = float(value)
+    return found
+
+
+def final_step(result: TrialResult) -> int:
+    """The step the kept adapter was saved at (its epoch's end), else the trial's last."""
+    for kind in (Selected, Eval):
+        event = result.last(kind)
+        if event is not None:
+            return event.step
+    started = result.last(Started)
+    return started.total_steps if started is not None else 0
+
+
+def _source(path: str) -> DatasetSource:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways"
+        return resolve_dataset_source(path)
+
