@@ -33,6 +33,7 @@ postgres:
 
 test: $(STAMP) postgres
 	$(BIN)/ruff check harness tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -44,9 +44,8 @@ class Fault:
 def planned(spec: str | None = None) -> Fault | None:
     """The trial's fault from ``spec`` (default: the environment); None when there is none."""
     kind, _, at = (os.environ.get(FAULT_ENV, "") if spec is None else spec).partition("@")
-    if kind in KINDS and at.isdigit():
-        return Fault(kind, int(at))  # type: ignore[arg-type]
-    return None
+    known = next((k for k in KINDS if k == kind), None)
+    return Fault(known, int(at)) if known is not None and at.isdigit() else None
 
 
 def for_trial(number: int, spec: str | None = None) -> dict[str, str]:

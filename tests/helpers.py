@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from harness.protocol import Event, StopRequest, TrialResult
 from harness.space.load import parse_space
 from harness.study.storage import open_storage, open_study
 from harness.sweep.context import Control, SweepContext, SweepOptions
+from harness.sweep.objective import Launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,15 +131,16 @@ def started_pid(events: Path) -> int | None:
     return None
 
 
-SPACE = "data: {path: d.json}\nstudy: {name: t, trials: 3, sampler: random}\n" \
-        "search:\n  lora.r: [2, 4, 8]\n"
+SPACE = ("data: {{path: d.json}}\n"
+         "study: {{name: t, trials: 3, sampler: random, output_dir: {out}}}\n"
+         "search:\n  lora.r: [2, 4, 8]\n")
 
 
 def sweep_context(tmp_path: Path, *, total: int = 3, joining: bool = False,
                   options: SweepOptions | None = None) -> SweepContext:
     """A sweep's context on a journal study in ``tmp_path``, as `open_sweep` builds it (its
     runs: a local MLflow store in ``tmp_path`` that starts empty)."""
-    space = parse_space(SPACE, "space.yaml")
+    space = parse_space(SPACE.format(out=tmp_path / "studies"), "space.yaml")
     url = str(tmp_path / "optuna.journal")
     console = Console(file=io.StringIO())
     return SweepContext(space=space, options=options or SweepOptions(), console=console,
@@ -181,3 +185,19 @@ def commands(parser: argparse.ArgumentParser | None = None,
         if isinstance(action, argparse._SubParsersAction):
             for sub, child in action.choices.items():
                 yield from commands(child, f"{name} {sub}")
+
+
+STAND_IN = ROOT / "tests" / "launch" / "stand_in.py"
+
+
+def stand_in(script: Callable[[Path], list[dict[str, Any]]]) -> Launcher:
+    """A runner that launches the stand-in trial process (tests/launch/stand_in.py) in place
+    of the harness's trial, acting out ``script(its directory)``."""
+
+    def launch(given: Launch, watcher: Watcher) -> TrialResult:
+        actions = json.dumps(script(given.output_dir))
+        return run_trial(replace(given, command=[sys.executable, str(STAND_IN)],
+                                 env={**given.env, "STAND_IN": actions}, poll_seconds=0.02,
+                                 grace=5.0), watcher)
+
+    return launch

@@ -60,9 +60,19 @@ def test_a_stop_signal_as_a_request_raises_nowhere_and_keeps_nohup(restored: Non
 
 
 def test_signals_are_ignored_while_a_trial_is_recorded(restored: None) -> None:
-    with stop_signals_as_interrupt(), signals_held():
-        _deliver(signal.SIGTERM)
-        _deliver(signal.SIGINT)
+    recorded = False
+    with stop_signals_as_interrupt():
+        interrupting = signal.getsignal(signal.SIGTERM)
+        with signals_held():
+            held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            assert all(signal.getsignal(sig) is signal.SIG_IGN for sig in held)
+            _deliver(signal.SIGTERM)
+            _deliver(signal.SIGINT)
+            recorded = True  # neither signal cut the record short
+        assert signal.getsignal(signal.SIGTERM) is interrupting  # as before, once recorded
+        with pytest.raises(KeyboardInterrupt):
+            _deliver(signal.SIGTERM)
+    assert recorded
 
 
 def test_a_process_is_known_by_its_pid_and_start_time() -> None:

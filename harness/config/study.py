@@ -86,7 +86,7 @@ class StudySettings:
             return self.start_trials
         return max(3, -(-self.trials // 4))
 
-    def may_prune(self, step: int, total_steps: int) -> bool:
+    def may_prune(self, step: int, total_steps: float) -> bool:
         """Whether a trial of ``total_steps`` is past its warm-up at ``step``."""
         return step >= max(self.warmup_steps, self.warmup_fraction * total_steps)
 

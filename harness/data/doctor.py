@@ -28,10 +28,10 @@ def check(config: DataConfig, *, model: str | None = None, examples: int = 3) ->
     records = data.split.train + data.split.eval + data.split.test
     trainable = {"train": len(data.split.train), "evals": len(data.split.eval)}
     if tokenizer is not None:
-        kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
-        train, dropped_train = encode_all(data.split.train, tokenizer, renderer, **kw)
-        evals, dropped_eval = encode_all(data.split.eval, tokenizer, renderer, **kw)
-        tests, dropped_test = encode_all(data.split.test, tokenizer, renderer, **kw)
+        (train, dropped_train), (evals, dropped_eval), (tests, dropped_test) = (
+            encode_all(side, tokenizer, renderer, cutoff_len=config.cutoff_len,
+                       train_on=config.train_on)
+            for side in (data.split.train, data.split.eval, data.split.test))
         encoded = train + evals + tests
         data.problems += dropped_train + dropped_eval + dropped_test
         trainable = {"train": len(train), "evals": len(evals)}

@@ -15,7 +15,13 @@ from harness.data.alpaca import load_alpaca
 from harness.data.formatfile import load_format_file
 from harness.data.medquad import DOCUMENT_FIELDS, MedquadOptions, load_medquad
 from harness.data.messages import is_conversation, load_conversations
-from harness.data.rawtext import Chunking, load_rawtext, tokenizer_offsets, word_offsets
+from harness.data.rawtext import (
+    Chunking,
+    TokenOffsets,
+    load_rawtext,
+    tokenizer_offsets,
+    word_offsets,
+)
 from harness.data.records import (
     Problem,
     Record,
@@ -189,10 +195,10 @@ def _reader(config: DataConfig, fmt: str, tokenizer: Any, notes: list[str]) -> R
         return lambda p: load_medquad(p, options)
     chunking = Chunking(config.cutoff_len, config.overlap_len, config.hard_cut,
                         config.newline_window, config.min_chunk_tokens)
+    offsets: TokenOffsets = word_offsets
     if tokenizer is None:
         notes.append("raw text was cut by words, a stand-in for tokens: give a model to cut "
                      "by its tokenizer")
-        offsets = word_offsets
     else:
         offsets = tokenizer_offsets(tokenizer)
     return lambda p: load_rawtext(p, chunking, offsets)

@@ -56,7 +56,10 @@ def load_medquad(path: Path, options: MedquadOptions) -> tuple[list[Record], lis
         info = _document_info(path, doc, doc_no if len(by_doc) > 1 else None)
         for pair in pairs:
             result = _pair(path, len(records) + len(problems), pair, info, options)
-            (problems if isinstance(result, Problem) else records).append(result)
+            if isinstance(result, Problem):
+                problems.append(result)
+            else:
+                records.append(result)
     if not by_doc:
         problems.append(_no_pairs(path, root))
     return records, problems

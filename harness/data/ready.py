@@ -55,8 +55,8 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *,
     split = {"train": data.split.train, "eval": data.split.eval, "test": data.split.test}
 
     def encode() -> dict[str, Indexed]:
-        kw = {"cutoff_len": config.cutoff_len, "train_on": config.train_on}
-        return {side: _encode_indexed(records, tokenizer, renderer, **kw)
+        return {side: _encode_indexed(records, tokenizer, renderer,
+                                      cutoff_len=config.cutoff_len, train_on=config.train_on)
                 for side, records in split.items()}
 
     def key() -> dict[str, str | int]:

@@ -61,6 +61,7 @@ class ChatRenderer:
         return self._render(messages, generation_prompt=generation_prompt)
 
     def _render(self, messages: Sequence[Message], *, generation_prompt: bool = False) -> str:
+        assert self.tokenizer is not None  # `text` renders ChatML itself without one
         rendered = self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             tokenize=False, add_generation_prompt=generation_prompt)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import TrainConfig
 from harness.errors import ConfigError
 from harness.names import name_problem
 from harness.space.file import SpaceFile
 from harness.space.params import ALPHA_PER_RANK, decode
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 FIXED_KEYS = {"training.num_processes": "cannot be searched: it decides how many GPUs each "
                                        "trial holds; set it under training"}
@@ -92,7 +95,7 @@ def _config_problems(space: SpaceFile) -> list[str]:
     return problems
 
 
-def space_changes(space: SpaceFile, trials: list[Any]) -> list[str]:
+def space_changes(space: SpaceFile, trials: list[FrozenTrial]) -> list[str]:
     """How the file's search differs from what the study's ``trials`` drew from, in ways Optuna
     refuses within one study (a parameter's choices, kind or log scale); none if it does not."""
     import optuna

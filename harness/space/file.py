@@ -18,10 +18,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import RegistrySettings, StudySettings, TrainConfig, from_mapping
 from harness.space.params import ALPHA_PER_RANK, Param, encode
+
+if TYPE_CHECKING:
+    import optuna
 
 SPACE_KEYS = ("study", "registry", "search", "enqueue")
 
@@ -57,7 +60,7 @@ class SpaceFile:
         """training.num_processes: the GPUs (or CPU processes) each trial holds."""
         return int((self.base.get("training") or {}).get("num_processes", 1))
 
-    def suggest(self, trial: Any) -> dict[str, Any]:
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample this trial's values in file order, skipping parameters whose `when` fails."""
         values: dict[str, Any] = {}
         for param in self.params:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.yamlfile import short
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
 
 ALPHA_PER_RANK = "lora.alpha_per_rank"
 """`lora.alpha` searched as a multiple of the rank (`alpha: {per_rank: [1, 2]}`)."""
@@ -28,25 +32,27 @@ class Param:
     when: dict[str, Any] = field(default_factory=dict)
     """Sampled only when these earlier parameters have these values."""
 
-    def suggest(self, trial: Any) -> Any:
+    def suggest(self, trial: optuna.Trial) -> Any:
         if self.choices:
             picked = trial.suggest_categorical(self.name, [encode(c) for c in self.choices])
             return decode(picked)
+        low, high = self.bounds()
         if self.integer:
-            return trial.suggest_int(self.name, int(self.low), int(self.high),
-                                     step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+            return trial.suggest_int(self.name, int(low), int(high), step=int(self.step or 1),
+                                     log=self.log)
+        return trial.suggest_float(self.name, low, high, step=self.step, log=self.log)
 
     def contains(self, value: Any) -> bool:
         if self.choices:
             return encode(value) in [encode(c) for c in self.choices]
+        low, high = self.bounds()
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok and self.low <= value <= self.high and (not self.integer or value == int(value))
+        return ok and low <= value <= high and (not self.integer or value == int(value))
 
     def applies(self, values: dict[str, Any]) -> bool:
         return all(values.get(k) == v for k, v in self.when.items())
 
-    def distribution(self) -> Any:
+    def distribution(self) -> BaseDistribution:
         """The Optuna distribution `suggest` samples from (the study stores it per trial)."""
         from optuna.distributions import (
             CategoricalDistribution,
@@ -56,17 +62,23 @@ class Param:
 
         if self.choices:
             return CategoricalDistribution([encode(c) for c in self.choices])
+        low, high = self.bounds()
         if self.integer:
-            return IntDistribution(int(self.low), int(self.high), log=self.log,
-                                   step=int(self.step or 1))
-        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+            return IntDistribution(int(low), int(high), log=self.log, step=int(self.step or 1))
+        return FloatDistribution(low, high, log=self.log, step=self.step)
 
     def extremes(self) -> list[Any]:
         """Values that together exercise the edges of this parameter."""
         if self.choices:
             return list(self.choices)
         cast = int if self.integer else float
-        return [cast(self.low), cast(self.high)]
+        return [cast(bound) for bound in self.bounds()]
+
+    def bounds(self) -> tuple[float, float]:
+        """A range's low and high (a parameter of choices has none)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.name} is a parameter of choices, not a range")
+        return self.low, self.high
 
 
 def encode(choice: Any) -> Any:

@@ -14,11 +14,15 @@ import fcntl
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.study.record import BASELINE, REASON
 from harness.study.url import scheme_of
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 STOPPED = ("interrupted", "disk_full")
 """Reasons a trial was stopped by the sweep rather than judged: such a trial never counts
@@ -30,7 +34,7 @@ ABANDONED_RETRIES = 1
 (the kernel's OOM killer) must not do so forever."""
 
 
-def reason_of(trial: Any) -> str:
+def reason_of(trial: FrozenTrial) -> str:
     """Why a trial ended; a trial failed by Optuna's heartbeat check carries no reason of its
     own (a finished trial takes no attributes), and is `abandoned`."""
     import optuna
@@ -41,24 +45,24 @@ def reason_of(trial: Any) -> str:
     return reason or ""
 
 
-def retried_from(trial: Any) -> int | None:
+def retried_from(trial: FrozenTrial) -> int | None:
     return trial.system_attrs.get("failed_trial")
 
 
-def superseded(trials: list[Any]) -> set[int]:
+def superseded(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of trials that were retried: their retry counts instead of them."""
     return {t.system_attrs["retry_history"][-1] for t in trials
             if t.system_attrs.get("retry_history")}
 
 
-def counted(trial: Any, retried: set[int]) -> bool:
+def counted(trial: FrozenTrial, retried: set[int]) -> bool:
     """Whether a finished trial counts towards the study's total: not when it was retried (its
     retry counts instead) nor when the sweep stopped it before it could be judged."""
     return (trial.state.is_finished() and trial.number not in retried
             and reason_of(trial) not in STOPPED)
 
 
-def remaining(study: Any, total: int) -> int:
+def remaining(study: optuna.Study, total: int) -> int:
     """Trials still to start: the total less those counted and those running."""
     import optuna
 
@@ -68,7 +72,7 @@ def remaining(study: Any, total: int) -> int:
     return max(0, total - sum(counted(t, retried) for t in trials) - running)
 
 
-def requeue(study: Any, trial: Any) -> bool:
+def requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Queue ``trial``'s parameters (none, for an empty search space) as a new waiting trial;
     False when it is queued already, or is a trial abandoned again (not retried). The new
     trial records the chain in Optuna's retry attributes (`failed_trial`: the first number,
@@ -91,7 +95,7 @@ def requeue(study: Any, trial: Any) -> bool:
     return True
 
 
-def requeue_stopped(study: Any) -> list[int]:
+def requeue_stopped(study: optuna.Study) -> list[int]:
     """Queue again every trial that should have a retry and has none: one the sweep stopped
     (interrupted, disk full) or whose worker died, left so by a process stopped before it could
     queue it; their numbers. Call under the budget lock, so two workers do not both queue one."""

@@ -15,12 +15,18 @@ import socket
 import threading
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from harness.procs import group_runs_trial, same_process, start_time
 from harness.study.budget import reason_of, requeue
 from harness.study.handles import storage_of, trial_id
 from harness.study.record import HEARTBEAT, WORKER
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+    from optuna.trial import FrozenTrial
 
 
 def heartbeat_seconds() -> int:
@@ -44,25 +50,27 @@ def worker_id(pgid: int | None = None) -> dict[str, Any]:
             "pgid": pgid}
 
 
-def _heartbeat_storage(storage: Any) -> bool:
+def _heartbeat_storage(storage: BaseStorage) -> TypeGuard[BaseHeartbeat]:
+    """Whether ``storage`` keeps Optuna's own heartbeats (an RDB storage)."""
     from optuna.storages._heartbeat import is_heartbeat_enabled  # not re-exported
 
     return is_heartbeat_enabled(storage)
 
 
-def beat(study: Any, trial_id: int) -> None:
+def beat(study: optuna.Study, trial_id: int, *, now: float | None = None) -> None:
+    """Say that the worker of trial ``trial_id`` is alive (at ``now``: on a journal)."""
     storage = storage_of(study)
     if _heartbeat_storage(storage):
         storage.record_heartbeat(trial_id)
     else:
-        storage.set_trial_system_attr(trial_id, HEARTBEAT, time.time())
+        storage.set_trial_system_attr(trial_id, HEARTBEAT, now or time.time())
 
 
 class Heartbeat:
     """Keeps a running trial alive in the storage from a thread of its own, so a worker busy
     uploading an adapter or drawing plots is never taken for dead."""
 
-    def __init__(self, study: Any, trial_id: int) -> None:
+    def __init__(self, study: optuna.Study, trial_id: int) -> None:
         self.study, self.trial_id = study, trial_id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
@@ -82,7 +90,7 @@ class Heartbeat:
                 beat(self.study, self.trial_id)
 
 
-def is_stale(trial: Any, *, heartbeats_in_storage: bool, now: float | None = None) -> bool:
+def is_stale(trial: FrozenTrial, *, heartbeats_in_storage: bool, now: float | None = None) -> bool:
     """Whether a RUNNING trial's worker is gone: its pid is dead on this host, or (journal
     storage) its heartbeat attribute is older than the grace period."""
     worker = trial.system_attrs.get(WORKER) or {}
@@ -103,13 +111,15 @@ class RetryStale:
     killed, and its parameters are queued again. (Its MLflow run is the sweep's to end: see
     `harness.sweep.recovery`.)"""
 
-    def __call__(self, study: Any, trial: Any) -> None:
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         _kill_leftover(trial.system_attrs.get(WORKER) or {})
         requeue(study, trial)
 
 
-def recover_abandoned(study: Any) -> list[int]:
-    """Fail the trials dead workers left RUNNING (and retry them once); their numbers."""
+def recover_abandoned(study: optuna.Study, *, now: float | None = None) -> list[int]:
+    """Fail the trials dead workers left RUNNING (and retry them once); their numbers. On a
+    journal, a heartbeat is judged stale at ``now`` (the present by default); on RDB storages
+    Optuna judges by the database's clock."""
     import optuna
     from optuna.storages import fail_stale_trials
 
@@ -122,7 +132,7 @@ def recover_abandoned(study: Any) -> list[int]:
             fail_stale_trials(study)  # calls RetryStale for each
     on_stale = RetryStale()
     for trial in study.get_trials(deepcopy=False, states=(running,)):
-        if not is_stale(trial, heartbeats_in_storage=rdb):
+        if not is_stale(trial, heartbeats_in_storage=rdb, now=now):
             continue
         storage = storage_of(study)
         try:  # no reason attribute: a FAIL without one is `abandoned` (see reason_of)

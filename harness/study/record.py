@@ -9,7 +9,10 @@ one place that knows their attribute names.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
 
 REASON = "harness.reason"
 """Why a trial ended (finished, pruned, oom, crash, interrupted, ...): a trial user attribute."""
@@ -60,12 +63,12 @@ class StudyRecord:
     tracking_uri: str = ""
     """The MLflow tracking URI the study's runs go to."""
 
-    def save(self, study: Any) -> None:
+    def save(self, study: optuna.Study) -> None:
         for key, value in asdict(self).items():
             study.set_user_attr(key, value)
 
     @classmethod
-    def load(cls, study: Any) -> StudyRecord:
+    def load(cls, study: optuna.Study) -> StudyRecord:
         """The record kept in ``study``; fields it lacks (a study not created by `harness
         sweep`, or by an older one) keep their defaults."""
         attrs = study.user_attrs

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
+    FloatDistribution,
     IntDistribution,
 )
 from optuna.samplers import BaseSampler
@@ -59,6 +60,7 @@ def at_fraction(distribution: BaseDistribution, fraction: float) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         choices = distribution.choices
         return choices[min(len(choices) - 1, int(fraction * len(choices)))]
+    distribution = _numeric(distribution)
     low, high = distribution.low, distribution.high
     if fraction >= 1:
         return high
@@ -73,6 +75,7 @@ def nearest(distribution: BaseDistribution, target: float) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         numbers = [c for c in distribution.choices if _is_number(c)]
         return min(numbers, key=lambda c: abs(c - target)) if numbers else None
+    distribution = _numeric(distribution)
     value = min(max(target, distribution.low), distribution.high)
     if isinstance(distribution, IntDistribution):
         return round(value)
@@ -101,13 +104,21 @@ def _ascending(distribution: BaseDistribution) -> BaseDistribution:
     or epoch counts in any order); any other distribution as it is."""
     if not isinstance(distribution, CategoricalDistribution):
         return distribution
-    if all(_is_number(c) for c in distribution.choices):
-        return CategoricalDistribution(sorted(distribution.choices))
+    numbers = [c for c in distribution.choices if _is_number(c)]
+    if len(numbers) == len(distribution.choices):
+        return CategoricalDistribution(sorted(numbers))
     return distribution
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numeric(distribution: BaseDistribution) -> IntDistribution | FloatDistribution:
+    """A range distribution (the sampler asks of no other kind but categoricals)."""
+    if not isinstance(distribution, IntDistribution | FloatDistribution):
+        raise TypeError(f"not a numeric range: {distribution!r}")
+    return distribution
 
 
 class LoraStart(BaseSampler):

@@ -61,11 +61,12 @@ def open_study(name: str, storage: BaseStorage, settings: StudySettings) -> optu
     Every process builds the same sampler: it seeds each trial from the study seed and the
     trial's number (`harness.study.samplers`), so resumes and workers never repeat a draw."""
     import optuna
+    from optuna.study import StudyDirection
 
     from harness.study.pruners import make_pruner
     from harness.study.samplers import make_sampler
 
-    directions = ["minimize"] * len(settings.objectives)
+    directions: list[StudyDirection] = [StudyDirection.MINIMIZE] * len(settings.objectives)
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
                                 directions=directions, sampler=make_sampler(settings),
                                 pruner=make_pruner(settings))

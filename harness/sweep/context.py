@@ -6,13 +6,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from harness.errors import DiskFullError
 from harness.space.file import SpaceFile
 from harness.sweep.view import SweepView
+
+if TYPE_CHECKING:
+    import optuna
+
+    from harness.tracking.promotion import Promotion
 
 
 @dataclass
@@ -44,11 +49,11 @@ class SweepOptions:
 class SweepOutcome:
     """How this process's part of the sweep ended."""
 
-    study: Any
+    study: optuna.Study
     """The Optuna study."""
     interrupted: bool
     """Whether Ctrl-C or a stop signal ended it."""
-    promotion: Any = None
+    promotion: Promotion | None = None
     """The promotion made at the end, if any."""
     failed: list[str] = field(default_factory=list)
     """Why the study's trials ended, when none of them completed."""
@@ -92,7 +97,7 @@ class SweepContext:
     """The MLflow tracking URI."""
     url: str
     """The study storage's URL."""
-    study: Any
+    study: optuna.Study
     """The Optuna study."""
     joining: bool
     """A worker joining a study a sweep created, rather than the sweep itself."""

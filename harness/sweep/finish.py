@@ -4,7 +4,7 @@ to stop, the plots, the parent run's end, the summary and the promotion."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.study.budget import budget_lock
 from harness.study.record import FINISHED_AT, RUN_ID
@@ -17,6 +17,9 @@ from harness.sweep.view import failure_lines, print_summary
 from harness.tracking.notes import NOTE, mark_best, study_note
 from harness.tracking.outbox import RUN
 from harness.tracking.study_run import StudyRun
+
+if TYPE_CHECKING:
+    from harness.tracking.promotion import Promotion
 
 
 def finish(ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
@@ -74,7 +77,7 @@ def claim_finish(ctx: SweepContext, *, interrupted: bool) -> bool | None:
         return False
 
 
-def promote_best(ctx: SweepContext) -> Any:
+def promote_best(ctx: SweepContext) -> Promotion | None:
     """Promote the study's best adapter; a tracking server away for now is said, not raised."""
     from harness.tracking.outbox import is_transient
     from harness.tracking.promotion import promote_study

@@ -8,6 +8,7 @@ A trial stopped by Ctrl-C or a full disk, or whose result could not all be writt
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,14 +35,20 @@ from harness.trialdir import prepare_for_sweep
 if TYPE_CHECKING:
     import optuna
 
+Launcher = Callable[[Launch, Watcher], TrialResult]
+"""Runs one trial process to its end, telling a watcher as it goes."""
+
 
 class Objective:
     """Runs the trials Optuna hands out, in any slot, and tells Optuna how each ended."""
 
-    def __init__(self, ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries) -> None:
+    def __init__(self, ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
+                 launch: Launcher = run_trial) -> None:
         self.ctx = ctx
         self.parent = parent
         self.deliveries = deliveries
+        self.launch = launch
+        """How a trial process is run and followed (the runner; a stand-in in tests)."""
 
     def __call__(self, trial: optuna.Trial, slot: Slot) -> None:
         """Run ``trial`` in ``slot`` to its end; Optuna is told how it ended, whatever happens."""
@@ -93,9 +100,9 @@ class Objective:
                slot: Slot) -> TrialResult:
         ctx = self.ctx
         watch = SweepWatch(ctx, trial, run=run)
-        result = run_trial(Launch(out, timeout=ctx.space.study.trial_timeout,
-                                  threads=slot.cpu_threads,
-                                  env={**for_trial(trial.number), **slot.env()}), watch)
+        result = self.launch(Launch(out, timeout=ctx.space.study.trial_timeout,
+                                    threads=slot.cpu_threads,
+                                    env={**for_trial(trial.number), **slot.env()}), watch)
         if result.reason == "pruned" and watch.prune.why:
             # the child only knows it got a SIGTERM; the reason is the parent's
             result = replace(result, message=watch.prune.why)
@@ -118,8 +125,8 @@ class Objective:
         """Judge the trial and tell Optuna; queue it again when it was stopped, not judged."""
         control = self.ctx.control
         if result.reason == "disk_full":
-            failed = result.last(Failed)
-            control.halt(DiskFullError((failed.where if failed else None) or out))
+            failure = result.last(Failed)
+            control.halt(DiskFullError((failure.where if failure else None) or out))
         if run.outbox.disk_full is not None:
             control.halt(run.outbox.disk_full)
         verdict = judge(result, self.ctx.objectives)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -24,9 +24,12 @@ from harness.tracking.store import check_tracking, tracking_uri
 from harness.tracking.study_run import StudyRun
 from harness.urls import redact
 
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
 
 def open_sweep(space: SpaceFile, options: SweepOptions, console: Console, *,
-               joining: bool = False, storage: Any = None) -> SweepContext:
+               joining: bool = False, storage: BaseStorage | None = None) -> SweepContext:
     """The study of ``space``, created or loaded, after the tracking store is checked (before
     anything is created or trained). A sweep sets the study's total (its --trials, else the
     file's); a joining worker follows the study's."""

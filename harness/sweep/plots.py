@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.study.record import FINAL_EVAL, FINAL_EVAL_STEP
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 MIN_COMPLETE_PER_PARAM = 2
 """Importances are drawn with at least this many complete trials per varied parameter (and
@@ -28,7 +32,7 @@ def plot_names(multi_objective: bool) -> list[str]:
             "learning_curves"]
 
 
-def write_plots(study: Any, out: Path) -> dict[str, str]:
+def write_plots(study: optuna.Study, out: Path) -> dict[str, str]:
     """Write every plot the study supports to ``out``; returns plot name -> why it is
     missing."""
     out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +50,7 @@ def write_plots(study: Any, out: Path) -> dict[str, str]:
     return skipped
 
 
-def unsupported(study: Any, name: str) -> str:
+def unsupported(study: optuna.Study, name: str) -> str:
     """Why ``name`` would say nothing true about the study yet; empty when it can be drawn."""
     import optuna
 
@@ -65,7 +69,7 @@ def unsupported(study: Any, name: str) -> str:
     return ""
 
 
-def curve(trial: Any) -> dict[int, float]:
+def curve(trial: FrozenTrial) -> dict[int, float]:
     """A trial's evals by step: what it reported, and its final eval (its result's curve end)."""
     points = dict(trial.intermediate_values)
     step, value = trial.user_attrs.get(FINAL_EVAL_STEP), trial.user_attrs.get(FINAL_EVAL)
@@ -74,7 +78,7 @@ def curve(trial: Any) -> dict[int, float]:
     return dict(sorted(points.items()))
 
 
-def write_png(study: Any, name: str, path: Path, *, multi: bool) -> None:
+def write_png(study: optuna.Study, name: str, path: Path, *, multi: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +102,7 @@ def write_png(study: Any, name: str, path: Path, *, multi: bool) -> None:
         plt.close("all")
 
 
-def _curves_figure(study: Any, plt: Any) -> Any:
+def _curves_figure(study: optuna.Study, plt: Any) -> Any:
     figure, ax = plt.subplots()
     for trial in study.get_trials(deepcopy=False):
         points = curve(trial)

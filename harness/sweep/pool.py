@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.live import Live
 
@@ -18,21 +18,29 @@ from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.recovery import recover
 from harness.sweep.slots import Slot
-from harness.sweep.source import WAIT, TrialSource
+from harness.sweep.source import WAIT, TrialSource, Waiting
+
+if TYPE_CHECKING:
+    import optuna
 
 ASK_RETRIES = 5
 """How often in a row a slot asks a storage that fails before it gives up."""
+RETRY_SECONDS = 10.0
+"""How long it waits before it asks again."""
 
 
 class SlotPool:
     """Runs ``objective`` in every slot until the source has no more trials."""
 
     def __init__(self, ctx: SweepContext, *, source: TrialSource,
-                 objective: Callable[[Any, Slot], None], deliveries: Deliveries) -> None:
+                 objective: Callable[[optuna.Trial, Slot], None], deliveries: Deliveries,
+                 retry_seconds: float = RETRY_SECONDS) -> None:
         self.ctx = ctx
         self.source = source
         self.objective = objective
         self.deliveries = deliveries
+        self.retry_seconds = retry_seconds
+        """The pause before asking a storage that failed again."""
 
     def run(self, slots: list[Slot]) -> bool:
         """Run the slots to the end; True when Ctrl-C (or SIGTERM) stopped them."""
@@ -84,9 +92,10 @@ class SlotPool:
                 continue
             self._run(trial, slot)
 
-    def _ask(self) -> Any:
-        """The source's answer, asked again (10 s apart) while the storage fails for a
-        moment; None when the slot is done, the storage failed too often, or its disk is full."""
+    def _ask(self) -> optuna.Trial | Waiting | None:
+        """The source's answer, asked again (`retry_seconds` apart) while the storage fails
+        for a moment; None when the slot is done, the storage failed too often, or its disk is
+        full."""
         ctx = self.ctx
         for failures in range(1, ASK_RETRIES + 2):
             try:
@@ -96,13 +105,14 @@ class SlotPool:
                     ctx.control.halt(disk_full(err, ctx.url))
                     return None
                 giving_up = failures > ASK_RETRIES
+                again = f"trying again in {self.retry_seconds:g} s"
                 ctx.console.print(f"[red]cannot ask the study for a trial[/] ({err}); "
-                                  f"{'giving up' if giving_up else 'trying again in 10 s'}")
-                if giving_up or ctx.control.stop.wait(10):
+                                  f"{'giving up' if giving_up else again}")
+                if giving_up or ctx.control.stop.wait(self.retry_seconds):
                     return None
         return None
 
-    def _run(self, trial: Any, slot: Slot) -> None:
+    def _run(self, trial: optuna.Trial, slot: Slot) -> None:
         try:
             with Heartbeat(self.ctx.study, trial_id(trial)):
                 self.objective(trial, slot)

@@ -3,11 +3,13 @@ workers together start exactly the study's total."""
 
 from __future__ import annotations
 
+import enum
 import math
 import threading
 import time
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.study.budget import budget_lock, remaining
 from harness.study.handles import storage_of, trial_id
@@ -15,15 +17,25 @@ from harness.study.liveness import beat, worker_id
 from harness.study.record import WORKER, StudyRecord
 from harness.sweep.context import SweepContext
 
-WAIT = object()
-"""`TrialSource.next`'s answer while the budget is spent but trials of other workers still run
-(one of them may die and be retried)."""
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+class Waiting(enum.Enum):
+    """`TrialSource.next`'s answer while the budget is spent but trials of other workers still
+    run (one of them may die and be retried)."""
+
+    WAIT = "wait"
+
+
+WAIT = Waiting.WAIT
 
 
 class TrialSource:
     """Hands out this process's trials until the budget, its own limit or the time is used."""
 
-    def __init__(self, ctx: SweepContext, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, ctx: SweepContext, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ctx = ctx
         self.clock = clock
         limit = ctx.options.timeout or ctx.space.study.timeout
@@ -31,7 +43,7 @@ class TrialSource:
         self.started = 0
         self._lock = threading.Lock()
 
-    def next(self) -> Any:
+    def next(self) -> optuna.Trial | Waiting | None:
         """A trial while the budget allows; WAIT while it is spent but other workers' trials
         still run; None when this slot is done."""
         ctx = self.ctx
@@ -53,7 +65,7 @@ class TrialSource:
             return trial
 
 
-def running_elsewhere(study: Any) -> list[Any]:
+def running_elsewhere(study: optuna.Study) -> list[FrozenTrial]:
     """RUNNING trials of other workers (not those this process runs or lost track of)."""
     import optuna
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import disk_full, is_disk_full
 from harness.study.record import LOG_TAIL, MESSAGE, REASON, RUN_ID
@@ -10,14 +10,18 @@ from harness.sweep.context import SweepContext
 from harness.sweep.judge import Verdict
 from harness.tracking.trial_run import TrialRun
 
+if TYPE_CHECKING:
+    import optuna
 
-def tell(ctx: SweepContext, trial: Any, verdict: Verdict, *,
+
+def tell(ctx: SweepContext, trial: optuna.Trial, verdict: Verdict, *,
          run: TrialRun | None = None) -> bool:
     """Tell Optuna how ``trial`` ended; False when that did not take (another worker took the
     trial over, or the storage's disk is full)."""
     import optuna
 
-    state, reason = verdict.state, verdict.reason
+    state: str = verdict.state
+    reason: str = verdict.reason
     if run is not None:
         run.set_tag("optuna.state", state)
     try:
@@ -43,7 +47,7 @@ def tell(ctx: SweepContext, trial: Any, verdict: Verdict, *,
     return told
 
 
-def _record(trial: Any, verdict: Verdict, *, run: TrialRun | None) -> None:
+def _record(trial: optuna.Trial, verdict: Verdict, *, run: TrialRun | None) -> None:
     trial.set_user_attr(REASON, verdict.reason)
     for name, value in verdict.figures.items():
         trial.set_user_attr(name, value)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel, Metric, Run
 
 NAME = "adapter"
 """The logged model's name when its run has none (else RUN-NAME-adapter, e.g. trial-4-adapter,
@@ -22,12 +26,12 @@ LINKED = {"selected/eval_loss": "eval", "selected/perplexity": "eval", "eval/los
 """The final figures linked to the model, and the split (dataset input) each was measured on."""
 
 
-def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: str,
+def log_adapter(client: MlflowClient, run_id: str, *, experiment_id: str, adapter_dir: str,
                 params: dict[str, str], metrics: dict[str, float], step: int,
                 datasets: dict[str, tuple[str, str]], run_name: str | None = None) -> str:
     """Log ``adapter_dir`` as the run's logged model; its id. ``datasets`` maps a split
     (eval, test) to its dataset input's (name, digest)."""
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     model = find_adapter(client, experiment_id=experiment_id, run_id=run_id)
     if model is None:
@@ -39,12 +43,7 @@ def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: st
     stamp(Path(adapter_dir), model_id=model.model_id, run_id=run_id)
     client.log_model_artifacts(model.model_id, adapter_dir)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
-    now = int(time.time() * 1000)
-    linked = []
-    for key, value in metrics.items():
-        name, digest = datasets.get(LINKED.get(key) or "", (None, None))
-        linked.append(Metric(key, value, now, step, model_id=model.model_id,
-                             dataset_name=name, dataset_digest=digest))
+    linked = linked_metrics(metrics, model_id=model.model_id, step=step, datasets=datasets)
     if linked:
         client.log_batch(run_id, metrics=linked)
     # last, so that READY means every part above was written (a retry skips a READY model)
@@ -52,7 +51,24 @@ def log_adapter(client: Any, run_id: str, *, experiment_id: str, adapter_dir: st
     return model.model_id
 
 
-def find_adapter(client: Any, *, experiment_id: str, run_id: str) -> Any | None:
+def linked_metrics(metrics: dict[str, float], *, model_id: str, step: int,
+                   datasets: dict[str, tuple[str, str]]) -> list[Metric]:
+    """``metrics`` as the logged model's, each with the dataset input it was measured on."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    linked = []
+    for key, value in metrics.items():
+        split: tuple[str | None, str | None] = datasets.get(LINKED.get(key) or "") or (
+            None, None)
+        dataset, digest = split
+        linked.append(Metric(key, value, now, step, model_id=model_id, dataset_name=dataset,
+                             dataset_digest=digest))
+    return linked
+
+
+def find_adapter(client: MlflowClient, *, experiment_id: str,
+                 run_id: str) -> LoggedModel | None:
     """The adapter model ``run_id`` logged, if it did."""
     found = client.search_logged_models([experiment_id], filter_string=(
         f"source_run_id = '{run_id}'"), max_results=1)
@@ -72,7 +88,7 @@ def stamp(adapter_dir: Path, *, model_id: str, run_id: str) -> None:
     mlmodel.save(str(path))
 
 
-def adapter_model_id(client: Any, run: Any) -> str | None:
+def adapter_model_id(client: MlflowClient, run: Run) -> str | None:
     """The logged adapter model of a finished run (None for runs from before they were
     logged models, whose adapter is the run artifact `adapter`)."""
     outputs = getattr(run, "outputs", None)

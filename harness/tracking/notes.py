@@ -8,9 +8,14 @@ host name the server is reached by.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.study.record import BASELINE, MESSAGE, RUN_ID, TEST_LOSS
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow import MlflowClient
+    from optuna.trial import FrozenTrial
 
 NOTE = "mlflow.note.content"
 """The tag MLflow shows as a run's description."""
@@ -18,7 +23,7 @@ BEST_TAG = "harness.best_trial"
 """Set to "true" on the run of the study's best trial, and on no other."""
 
 
-def study_note(study: Any, *, experiment_id: str, objective: str,
+def study_note(study: optuna.Study, *, experiment_id: str, objective: str,
                version: tuple[str, str, str] | None = None) -> str:
     """The parent run's description; ``version`` is the registered (model, version, alias)
     of the best trial, once promoted."""
@@ -45,7 +50,7 @@ def study_note(study: Any, *, experiment_id: str, objective: str,
     return "\n".join(lines)
 
 
-def _row(trial: Any, experiment_id: str) -> str:
+def _row(trial: FrozenTrial, experiment_id: str) -> str:
     value = f"{trial.values[0]:.4f}" if trial.state.name == "COMPLETE" else ""
     test = trial.user_attrs.get(TEST_LOSS)
     said = (trial.user_attrs.get(MESSAGE) or "").strip().splitlines()
@@ -55,18 +60,18 @@ def _row(trial: Any, experiment_id: str) -> str:
             f"{'' if test is None else f'{test:.4f}'} | {note} |")
 
 
-def _run_link(trial: Any, experiment_id: str) -> str:
+def _run_link(trial: FrozenTrial, experiment_id: str) -> str:
     run_id = trial.user_attrs.get(RUN_ID)
     name = f"trial {trial.number}"
     return f"[{name}](#/experiments/{experiment_id}/runs/{run_id})" if run_id else name
 
 
-def _test(trial: Any) -> str:
+def _test(trial: FrozenTrial) -> str:
     test = trial.user_attrs.get(TEST_LOSS)
     return "" if test is None else f", test loss {test:.4f}"
 
 
-def mark_best(client: Any, *, experiment_id: str, study: str, run_id: str) -> None:
+def mark_best(client: MlflowClient, *, experiment_id: str, study: str, run_id: str) -> None:
     """Tag ``run_id`` as the study's best trial, and untag a run that was before a resume."""
     earlier = client.search_runs([experiment_id], filter_string=(
         f"tags.`{BEST_TAG}` = 'true' and tags.`optuna.study` = '{study}'"))

@@ -15,10 +15,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DiskFullError, disk_full, is_disk_full
 from harness.urls import scrub
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 Write = str | Callable[..., Any]
 """A queued write: an MLflow client method's name, or a function of the client."""
@@ -57,7 +60,7 @@ def is_transient(err: BaseException) -> bool:
 class Outbox:
     """Ordered writes to one MLflow client; the first queued write may create the run."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: MlflowClient) -> None:
         self.client = client
         self.run_id: str | None = None
         self.pending: deque[tuple[Write, tuple[Any, ...], dict[str, Any]]] = deque()
@@ -120,7 +123,7 @@ def _name(method: Write) -> str:
     return method if isinstance(method, str) else getattr(method, "__name__", repr(method))
 
 
-def store_location(client: Any) -> str:
+def store_location(client: MlflowClient) -> str:
     """Where a client's writes land, for messages: a SQLite store's file, else its URI."""
     from harness.urls import redact
 

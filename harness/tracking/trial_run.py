@@ -211,10 +211,9 @@ def final_metrics(result: TrialResult) -> dict[str, float]:
 
 def final_step(result: TrialResult) -> int:
     """The step the kept adapter was saved at (its epoch's end), else the trial's last."""
-    for kind in (Selected, Eval):
-        event = result.last(kind)
-        if event is not None:
-            return event.step
+    kept = result.last(Selected) or result.last(Eval)
+    if kept is not None:
+        return kept.step
     started = result.last(Started)
     return started.total_steps if started is not None else 0
 

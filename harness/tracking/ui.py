@@ -17,9 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Experiment
 
 WORKFLOW = "machine_learning"
 """The UI's "Model training" switch as a URL parameter: MLflow 3.17's UI follows the switch
@@ -28,7 +32,7 @@ READY_SECONDS = 300.0
 """How long the server may take to answer (about 40 s on two busy cores)."""
 
 
-def landing(base: str, client: Any, study: str | None) -> str:
+def landing(base: str, client: MlflowClient, study: str | None) -> str:
     """The link to open: the study's runs table (the latest study's when none is named), else
     the experiment list."""
     experiment = _study_experiment(client, study)
@@ -37,7 +41,7 @@ def landing(base: str, client: Any, study: str | None) -> str:
     return f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType={WORKFLOW}"
 
 
-def _study_experiment(client: Any, study: str | None) -> Any | None:
+def _study_experiment(client: MlflowClient, study: str | None) -> Experiment | None:
     if study is not None:
         found = client.get_experiment_by_name(study)
         if found is None:

@@ -70,7 +70,8 @@ def base_loss_entry(config: TrainConfig, split_fingerprint: str, *,
 def read_base_loss(path: Path) -> float | None:
     """The base model's eval loss cached at ``path``, or None."""
     try:
-        return float(read_json(path)["eval_loss"])
+        stored = read_json(path)
+        return float(stored["eval_loss"]) if isinstance(stored, dict) else None
     except (KeyError, TypeError, ValueError):
         return None
 

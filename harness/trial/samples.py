@@ -40,7 +40,7 @@ def sample_prompts(records: Sequence[Record], renderer: ChatRenderer, count: int
     """``count`` eval records cut where the model's answer begins, one per source document
     before a second from any (`spread`). ``special`` are the tokenizer's special tokens,
     taken off the reference's ends."""
-    prompts = []
+    prompts: list[Prompt] = []
     for rec in spread(records):
         if len(prompts) == count:
             break

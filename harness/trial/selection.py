@@ -76,10 +76,10 @@ class EpochSelection:
             return False
         self.best = Choice(step=step, epoch=self.ends[step], loss=loss)
         if main:
-            self._save(model)
+            self._save(model, self.best)
         return True
 
-    def _save(self, model: Any) -> None:
+    def _save(self, model: Any, choice: Choice) -> None:
         from peft import get_peft_model_state_dict
         from safetensors.torch import save_file
 
@@ -87,7 +87,7 @@ class EpochSelection:
         weights = {k: v.detach().cpu().contiguous()
                    for k, v in get_peft_model_state_dict(model).items()}
         save_file(weights, str(tmp / WEIGHTS))
-        (tmp / CHOICE).write_text(json.dumps(asdict(self.best)))
+        (tmp / CHOICE).write_text(json.dumps(asdict(choice)))
         put_in_place(self.out, tmp, entry=BEST_DIR)
 
     def restore(self, model: Any, *, last_step: int) -> Choice | None:

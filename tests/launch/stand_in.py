@@ -4,6 +4,7 @@ step after another:
 
     {"emit": {"event": KIND, FIELD: ...}}   an event
     {"raw": TEXT}                           a line that is not an event
+    {"say": TEXT}                           a line of output (its log)
     {"train": true}                         a step event every 50 ms until SIGTERM
     {"ignore_sigterm": true}                SIGTERM does nothing from now on
     {"grandchild": PATH}                    a sleeping process in its group, its pid in PATH
@@ -50,6 +51,8 @@ def act(action: dict[str, Any], writer: EventWriter) -> int | None:
     elif "raw" in action:
         with open(os.environ[EVENTS_ENV], "a") as f:
             f.write(action["raw"] + "\n")
+    elif "say" in action:
+        print(action["say"], flush=True)
     elif "train" in action:
         train(writer)
     elif "ignore_sigterm" in action:

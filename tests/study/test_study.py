@@ -34,7 +34,7 @@ from harness.study.liveness import (
     this_host,
     worker_id,
 )
-from harness.study.record import REASON, WORKER, StudyRecord
+from harness.study.record import HEARTBEAT, REASON, WORKER, StudyRecord
 from harness.study.storage import load_study, open_storage, open_study
 
 State = optuna.trial.TrialState
@@ -185,13 +185,26 @@ def test_a_trial_whose_worker_died_here_is_failed_and_retried_once(study: Any) -
 
 
 def test_a_live_worker_keeps_its_trial_and_a_silent_one_elsewhere_loses_it(
-        study: Any) -> None:
+        tmp_path: Path) -> None:
+    """On a journal the harness judges heartbeats itself, at the time it is given (on RDB
+    storages Optuna does, by the database's clock: tests/sweep/test_distributed.py)."""
+    study = open_study("budget", open_storage(str(tmp_path / "optuna.journal")), SETTINGS)
     mine = _ask(study)
     _run_by(study, mine, worker_id())
-    elsewhere = _ask(study)
-    _run_by(study, elsewhere, {"host": "another-machine", "pid": 1, "since": 0, "pgid": None})
+    silent, beating = _ask(study), _ask(study)
+    for trial, host in ((silent, "machine-b"), (beating, "machine-c")):
+        _run_by(study, trial, {"host": host, "pid": 1, "since": 0, "pgid": None})
     assert recover_abandoned(study) == []
-    with Heartbeat(study, trial_id(mine)):
-        time.sleep(grace_seconds() + 1.5)  # the other worker says nothing meanwhile
-    assert recover_abandoned(study) == [elsewhere.number]
-    assert study.get_trials()[mine.number].state == State.RUNNING
+    later = time.time() + grace_seconds() + 1  # the other workers' grace is over
+    beat(study, trial_id(beating), now=later - 1)  # one of them said it lives meanwhile
+    assert recover_abandoned(study, now=later) == [silent.number]
+    assert [study.get_trials()[t.number].state for t in (mine, beating)] == [State.RUNNING] * 2
+
+
+def test_a_heartbeat_is_recorded_as_its_trial_starts(tmp_path: Path) -> None:
+    study = open_study("budget", open_storage(str(tmp_path / "optuna.journal")), SETTINGS)
+    trial = _ask(study)
+    before = time.time()
+    with Heartbeat(study, trial_id(trial)):
+        beaten = study.get_trials()[trial.number].system_attrs[HEARTBEAT]
+    assert beaten >= before  # at once, not a heartbeat period later

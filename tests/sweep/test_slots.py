@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.launch.gpus import require_gpus
 from harness.sweep import slots as slots_module
 from harness.sweep.slots import claim_gpus, make_slots
 
@@ -61,15 +60,3 @@ def test_auto_without_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(slots_module, "gpu_count", lambda: 0)
     with pytest.raises(HarnessError, match="no GPU"):
         claim_gpus()
-
-
-def test_a_data_parallel_trial_needs_a_gpu_per_process_where_there_are_gpus(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    with pytest.raises(HarnessError, match="num_processes is 2, but only 1 GPU"):
-        make_slots(gpus=[], parallel=1, per_trial=2)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    require_gpus(2)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    monkeypatch.setattr(slots_module, "gpu_count", lambda: 0)
-    require_gpus(4)  # a CPU machine runs the processes on its cores

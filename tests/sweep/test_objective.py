@@ -1,0 +1,121 @@
+"""One trial from the sweep's side, its process a stand-in that speaks the protocol: what Optuna
+is told and kept, what MLflow records, and what is queued again, for each way a trial ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from helpers import client, stand_in, sweep_context
+
+from harness.study.record import LOG_TAIL, MESSAGE, OUTPUT_DIR, REASON, RUN_ID
+from harness.sweep.context import SweepContext
+from harness.sweep.deliveries import Deliveries
+from harness.sweep.objective import Objective
+from harness.sweep.slots import Slot
+from harness.tracking.study_run import StudyRun
+
+State = optuna.trial.TrialState
+STARTED = {"event": "started", "pid": 1, "total_steps": 12, "train_examples": 8,
+           "eval_examples": 2, "test_examples": 0, "fingerprint": "f" * 64,
+           "eval_fingerprint": "e" * 64, "test_fingerprint": "", "profile": {},
+           "device": "cpu", "processes": 1, "trainable_parameters": 10}
+FINISHED = {"event": "finished", "adapter_dir": "adapter", "peak_memory_mb": 1.0}
+
+
+def evaluated(step: int, loss: float) -> dict[str, Any]:
+    return {"emit": {"event": "eval", "step": step, "loss": loss, "perplexity": 2.7 ** loss,
+                     "perplexity_ratio_to_base": 1.0}}
+
+
+def finishing(*losses: float) -> list[dict[str, Any]]:
+    """A trial that evaluates at steps 4, 8 and 12 (its last) and finishes."""
+    return [{"emit": STARTED}, *(evaluated(4 * (i + 1), loss) for i, loss in enumerate(losses)),
+            {"emit": FINISHED}]
+
+
+def failing(reason: str, code: int, **fields: str) -> list[dict[str, Any]]:
+    return [{"emit": STARTED}, {"emit": {"event": "failed", "reason": reason,
+                                         "message": f"it went {reason}", **fields}},
+            {"say": f"the log says {reason}"}, {"exit": code}]
+
+
+def run(ctx: SweepContext, scripts: dict[int, list[dict[str, Any]]]) -> list[Any]:
+    """Each script as the next trial of the study, through the objective; the trials."""
+    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
+    objective = Objective(ctx, parent=parent, deliveries=Deliveries(), launch=stand_in(
+        lambda out: scripts[int(out.name.removeprefix("trial-"))]))
+    for _ in scripts:
+        objective(ctx.study.ask(), Slot(""))
+    return ctx.study.get_trials(deepcopy=False)[:len(scripts)]
+
+
+def mlflow_run(ctx: SweepContext, trial: Any) -> Any:
+    return client({"uri": ctx.uri}).get_run(trial.user_attrs[RUN_ID])
+
+
+def test_a_finished_trial_is_complete_with_its_last_eval_and_recorded(tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path)
+    (trial,) = run(ctx, {0: finishing(2.4, 2.2, 2.1)})
+    assert trial.state == State.COMPLETE and trial.values == [2.1]
+    assert trial.user_attrs[REASON] == "finished"
+    assert trial.intermediate_values == {4: 2.4, 8: 2.2}  # the last eval is the result
+    assert trial.user_attrs[OUTPUT_DIR] == str(ctx.out_root / "trial-0000")
+    recorded = mlflow_run(ctx, trial)
+    assert recorded.info.status == "FINISHED" and recorded.data.tags["optuna.state"] == "COMPLETE"
+    assert recorded.data.metrics["eval/loss"] == 2.1
+
+
+def test_a_trial_behind_its_peers_is_pruned_and_told_why(tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path)
+    behind = [{"emit": STARTED}, evaluated(4, 3.0), {"train": True}]  # runs on until stopped
+    trials = run(ctx, {0: finishing(2.0, 1.9, 1.8), 1: finishing(2.1, 2.0, 1.9), 2: behind})
+    pruned = trials[2]
+    assert pruned.state == State.PRUNED and pruned.user_attrs[REASON] == "pruned"
+    said = pruned.user_attrs[MESSAGE]
+    assert said == "pruned at step 4 of 12: eval loss 3.0000, the median of 2 other trials " \
+                   "there 2.0500"
+    recorded = mlflow_run(ctx, pruned)
+    assert recorded.info.status == "KILLED" and recorded.data.tags["mlflow.note.content"] == said
+
+
+@pytest.mark.parametrize(("script", "state", "reason", "status"), [
+    (failing("crash", 10), State.FAIL, "crash", "FAILED"),
+    (failing("nan", 11), State.FAIL, "nan", "FAILED"),
+    (failing("oom", 12), State.PRUNED, "oom", "FAILED"),  # too big here, not a bad setting
+    ([{"emit": STARTED}, {"say": "killed"}, {"kill": 9}], State.FAIL, "killed", "KILLED"),
+    ([{"say": "the log says crash"}, {"exit": 1}], State.FAIL, "crash", "FAILED"),
+])
+def test_a_trial_that_fails_is_told_with_its_reason_and_its_log(
+        tmp_path: Path, script: list[dict[str, Any]], state: Any, reason: str,
+        status: str) -> None:
+    ctx = sweep_context(tmp_path)
+    (trial,) = run(ctx, {0: script})
+    assert trial.state == state and trial.user_attrs[REASON] == reason
+    assert not ctx.study.get_trials(states=(State.WAITING,))  # judged: not run again
+    recorded = mlflow_run(ctx, trial)
+    assert recorded.info.status == status and recorded.data.tags["trial.reason"] == reason
+    if state == State.FAIL:  # the end of its log is kept beside the trial, for the summary
+        assert trial.user_attrs[LOG_TAIL].strip().endswith(script[-2]["say"])
+
+
+def test_a_trial_stopped_by_ctrl_c_is_queued_again_not_judged(tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path)
+    ctx.control.stop.set()  # Ctrl-C reached the sweep
+    (trial, retry) = run(ctx, {0: [{"emit": STARTED}, {"train": True}]}) + \
+        ctx.study.get_trials(states=(State.WAITING,))
+    assert trial.state == State.FAIL and trial.user_attrs[REASON] == "interrupted"
+    assert retry.system_attrs["failed_trial"] == trial.number
+    assert mlflow_run(ctx, trial).info.status == "KILLED"
+
+
+def test_a_full_disk_halts_the_sweep_and_its_trial_is_queued_again(tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path)
+    (trial,) = run(ctx, {0: failing("disk_full", 14, where="/data")})
+    assert trial.user_attrs[REASON] == "disk_full"
+    assert ctx.control.halted is not None and ctx.control.halted.where == "/data"
+    assert ctx.control.stop.is_set()
+    (retry,) = ctx.study.get_trials(states=(State.WAITING,))
+    assert retry.system_attrs["failed_trial"] == trial.number
