@@ -3,7 +3,8 @@ train: speed and memory do not depend on the weights, and no model hub is needed
 
 Sizes: ``1b`` is TinyLlama-1.1B's shape (22 layers, hidden 2048, 32 heads, 4 KV heads); ``tiny``
 (2 layers, hidden 64) is the dry run's. The tokenizer is the embedded model's, so the data
-encodes exactly as for SmolLM2.
+encodes exactly as for SmolLM2. `build_tiny_model` is smaller still: the tiny shape with a
+tokenizer of 400 tokens trained in milliseconds, the test suite's model and the fault benches'.
 
 Usage: python bench/random_llama.py DIR [--size 1b|tiny]
 """
@@ -52,6 +53,62 @@ def parameters(path: Path) -> int:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
     return sum(p.numel() for p in model.parameters())
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+TINY_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "What are the symptoms of influenza? Fever, cough and aches.",
+    "Instruction: answer the question. Response: yes, no, maybe.",
+    "user assistant system hello world question answer",
+    "Lines\nwith\nnewlines\nand more text for the tokenizer to learn.",
+]
+
+
+def build_tiny_tokenizer() -> Any:
+    """A byte-level BPE tokenizer trained in milliseconds, with BOS, EOS and a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(TINY_CORPUS, trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)]),
+    ])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>",
+                                   additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(path: Path) -> Path:
+    """A 2-layer Llama built from LlamaConfig, saved with the tiny tokenizer: a real Hugging
+    Face directory in a second (the tests' model, and the fault benches' trials)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def main() -> None:

@@ -53,31 +53,24 @@ for bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from common import ROOT
+from throughput_trl import TRL_SIDES, trl_side
+
 from harness.config import TrainConfig, from_mapping
 
-ROOT = Path(__file__).resolve().parents[1]
 HARNESS_SIDES = ("harness-padded", "harness-grouped", "harness-packed")
-TRL_SIDES: dict[str, dict[str, Any]] = {
-    "trl-padded": {},
-    "trl-padding-free": {"padding_free": True},
-    "trl-packed": {"packing": True, "packing_strategy": "bfd"},
-}
 SIDES = (*HARNESS_SIDES, *TRL_SIDES)
 BASELINE = "harness-padded"
 
@@ -117,199 +110,26 @@ def bench_config(args: argparse.Namespace, setting: Setting, batching: str,
     })
 
 
-def throughput(ends: list[float], tokens: list[int], warmup: int) -> float:
-    """Tokens/s of the steps after ``warmup``, timed from the end of the last warm-up step."""
-    if len(ends) <= warmup:
-        return math.nan
-    return sum(tokens[warmup:]) / (ends[-1] - ends[warmup - 1])
-
-
 # --- the harness: a real trial ---------------------------------------------------------------
 
 def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, Any]:
-    from harness.launch.command import write_trial_config
-    from harness.launch.runner import run_trial
+    from common import harness_trial, step_times, tokens_per_second
 
-    write_trial_config(config, out)
-    events: list[dict[str, Any]] = []
-    result = run_trial(out, on_event=events.append)
-    if not result.ok:
-        raise SystemExit(f"harness trial failed: {result.reason}: {result.message}\n"
-                         f"{result.log_tail}")
-    steps = [e for e in events if e["event"] == "step"]
-    started = _last(events, "started")
+    from harness.protocol import BaseEval, Eval, Finished, Started, Step
+
+    result = harness_trial(config, out)
+    steps = [e for e in result.events if isinstance(e, Step)]
+    started, finished = result.first(Started), result.last(Finished)
+    evaluated, base = result.last(Eval), result.last(BaseEval)
+    assert started and finished and evaluated and base, "a finished trial says all of these"
     t = config.training
-    return {"tokens_per_second": throughput([e["time"] for e in steps],
-                                            [e["tokens"] for e in steps], warmup),
-            "padding_efficiency": statistics.fmean(e["padding_efficiency"] for e in steps),
-            "peak_memory_mb": _last(events, "finished")["peak_memory_mb"],
-            "eval_loss": _last(events, "eval")["loss"],
-            "base_eval_loss": _last(events, "base_eval")["loss"],
+    return {"tokens_per_second": tokens_per_second(*step_times(steps), warmup),
+            "padding_efficiency": statistics.fmean(e.padding_efficiency for e in steps),
+            "peak_memory_mb": finished.peak_memory_mb, "eval_loss": evaluated.loss,
+            "base_eval_loss": base.loss,
             "examples": len(steps) * t.micro_batch_size * t.gradient_accumulation,
-            "steps": len(steps), "eval_examples": started["eval_examples"],
-            "eval_fingerprint": started["eval_fingerprint"]}
-
-
-def _last(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    return next(e for e in reversed(events) if e["event"] == kind)
-
-
-# --- TRL: SFTTrainer in a process of its own -------------------------------------------------
-
-def trl_side(side: str, config: TrainConfig, args: argparse.Namespace) -> dict[str, Any]:
-    """`trl_train` in a fresh interpreter, with the threads a harness trial gets."""
-    from harness.launch.command import cpu_threads
-
-    cmd = [sys.executable, __file__, "--side", side, "--side-config", json.dumps(asdict(config)),
-           "--warmup", str(args.warmup)]
-    if args.trl_bf16_adapter:
-        cmd.append("--trl-bf16-adapter")
-    env = {**os.environ, "OMP_NUM_THREADS": str(cpu_threads(1))}
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    if done.returncode:
-        raise SystemExit(f"{side} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-class CountingCollator:
-    """TRL's collator, noting each batch's example tokens, positions and examples on the host.
-    Batches are collated in training order (the loader may run one ahead), so batch k is
-    step k's with one micro-batch per step."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.real: list[int] = []
-        self.computed: list[int] = []
-        self.examples: list[int] = []
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = self.inner(features)
-        self.real.append(sum(len(f["input_ids"]) for f in features))
-        self.computed.append(batch["input_ids"].numel())
-        # a packed row lists the lengths of the examples it holds
-        self.examples.append(sum(len(f["seq_lengths"]) if "seq_lengths" in f else 1
-                                 for f in features))
-        return batch
-
-
-def step_clock() -> Any:
-    from transformers import TrainerCallback
-
-    class StepClock(TrainerCallback):
-        """When each optimizer step ended."""
-
-        def __init__(self) -> None:
-            self.ends: list[float] = []
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.ends.append(time.time())
-
-    return StepClock()
-
-
-def harness_order(train: list[Any], config: TrainConfig) -> list[Any]:
-    """The examples the harness's padded trial trains on, in its order."""
-    from harness.trial.batching import iterate
-
-    t = config.training
-    batches = iterate(train, batch_size=t.micro_batch_size, seed=t.seed, start_epoch=0, skip=0,
-                      epochs=10_000, batching="padded")
-    micro_steps = t.max_steps * t.gradient_accumulation
-    return [e for _, batch in islice(batches, micro_steps) for e in batch]
-
-
-def as_dataset(examples: list[Any]) -> Any:
-    from datasets import Dataset
-
-    from harness.data.encode import IGNORE_INDEX
-
-    return Dataset.from_dict({
-        "input_ids": [e.input_ids for e in examples],
-        "completion_mask": [[int(x != IGNORE_INDEX) for x in e.labels] for e in examples]})
-
-
-def sft_config(side: str, config: TrainConfig, out: str) -> Any:
-    import torch
-    from trl import SFTConfig
-
-    from harness.trial.setup import REENTRANT_FREE
-
-    t, options = config.training, TRL_SIDES[side]
-    # padding-free without packing refuses a max_length (it would not enforce it); the
-    # harness's examples are cut to cutoff_len already
-    unpacked_free = options.get("padding_free") and not options.get("packing")
-    return SFTConfig(
-        output_dir=out, per_device_train_batch_size=t.micro_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation, num_train_epochs=1,
-        learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
-        lr_scheduler_type="constant_with_warmup" if t.scheduler == "constant" else t.scheduler,
-        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim="adamw_torch",
-        seed=t.seed, gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs=dict(REENTRANT_FREE),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        max_length=None if unpacked_free else config.data.cutoff_len,
-        # without it TRL ignores completion_mask on a pre-tokenized dataset (it decides from
-        # prompt/completion columns) and trains on the prompts too
-        completion_only_loss=True, train_sampling_strategy="sequential",
-        logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
-        disable_tqdm=True, **options)
-
-
-def check_prepared(trainer: Any, examples: list[Any], *, packed: bool) -> None:
-    """TRL's prepared dataset holds exactly the harness's examples and labels."""
-    prepared = trainer.train_dataset
-    if packed:
-        same = (sum(len(r) for r in prepared["seq_lengths"]) == len(examples)
-                and sum(map(len, prepared["input_ids"])) == sum(len(e.input_ids)
-                                                                for e in examples))
-    else:
-        same = prepared["labels"] == [e.labels for e in examples]
-    if not same:
-        raise SystemExit("TRL's prepared dataset differs from the harness's examples")
-
-
-def adapter_to_fp32(model: Any) -> None:
-    import torch
-
-    for p in model.parameters():
-        if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()
-
-
-def trl_train(side: str, config: TrainConfig, *, warmup: int,
-              bf16_adapter: bool) -> dict[str, Any]:
-    from trl import SFTTrainer
-
-    from harness.trial.evaluation import eval_loss
-    from harness.trial.recipe import peak_memory_mb
-    from harness.trial.setup import build_model, prepare_data, seed_everything
-
-    seed_everything(config.training.seed)  # as a trial does: the same adapter initialisation
-    data = prepare_data(config)
-    examples = harness_order(data.train, config)
-    model = build_model(config)
-    clock = step_clock()
-    with tempfile.TemporaryDirectory() as out:
-        trainer = SFTTrainer(model=model, args=sft_config(side, config, out),
-                             train_dataset=as_dataset(examples), processing_class=data.tokenizer,
-                             callbacks=[clock])
-        check_prepared(trainer, examples, packed="packing" in TRL_SIDES[side])
-        if not bf16_adapter:
-            adapter_to_fp32(trainer.model)
-        # padding-free refuses a collator passed in, so the wrapper goes on afterwards
-        counter = CountingCollator(trainer.data_collator)
-        trainer.data_collator = counter
-        trainer.train()
-        loss = eval_loss(trainer.accelerator.unwrap_model(trainer.model), data.evals,
-                         batch_size=config.training.micro_batch_size,
-                         pad_id=data.tokenizer.pad_token_id, device=trainer.args.device)
-    n = len(clock.ends)
-    return {"tokens_per_second": throughput(clock.ends, counter.real[:n], warmup),
-            "padding_efficiency": statistics.fmean(
-                r / c for r, c in zip(counter.real[:n], counter.computed[:n], strict=True)),
-            "peak_memory_mb": peak_memory_mb(), "eval_loss": loss,
-            "examples": sum(counter.examples[:n]), "steps": n,
-            "eval_examples": len(data.evals), "eval_fingerprint": data.eval_fingerprint}
+            "steps": len(steps), "eval_examples": started.eval_examples,
+            "eval_fingerprint": started.eval_fingerprint}
 
 
 # --- the run and its report ------------------------------------------------------------------
@@ -323,7 +143,8 @@ def run_setting(args: argparse.Namespace, setting: Setting) -> dict[str, dict[st
             config = bench_config(args, setting, batching, out)
             began = time.perf_counter()
             row = (harness_side(config, out, args.warmup) if side in HARNESS_SIDES
-                   else trl_side(side, config, args))
+                   else trl_side(side, config, warmup=args.warmup,
+                                 bf16_adapter=args.trl_bf16_adapter))
             row["wall_s"] = time.perf_counter() - began
             print(f"{setting} {side}: {row['wall_s']:.0f} s", file=sys.stderr, flush=True)
             rows[side] = row
@@ -345,38 +166,10 @@ def machine() -> str:
             f"{versions}")
 
 
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
-                    "A10": 125.0}
-"""Dense bf16 peaks from the vendors' data sheets, by a part of the device's name; PEAK_TFLOPS
-in the environment overrides (and gives a CPU one)."""
-
-
-def peak_flops() -> float | None:
-    import torch
-
-    if os.environ.get("PEAK_TFLOPS"):
-        return float(os.environ["PEAK_TFLOPS"]) * 1e12
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(0)
-    return next((t * 1e12 for part, t in PEAK_BF16_TFLOPS.items() if part in name), None)
-
-
-def flops_per_token(model: str) -> float:
-    """Model FLOPs per trained token: 6 x parameters (forward 2N, backward 4N), the usual MFU
-    accounting; recomputation by gradient checkpointing is not counted as useful work."""
-    from random_llama import parameters
-
-    from harness.models import resolve_model
-
-    return 6.0 * parameters(Path(resolve_model(model)))
-
-
 def mfu(args: argparse.Namespace, row: dict[str, Any]) -> str:
-    peak = peak_flops()
-    if peak is None:
-        return "n/a"
-    return f"{row['tokens_per_second'] * flops_per_token(args.model) / peak:.1%}"
+    from mfu import utilisation
+
+    return utilisation(row["tokens_per_second"], args.model)
 
 
 def _version(package: str) -> str:
@@ -448,15 +241,12 @@ def parse_args() -> argparse.Namespace:
                         help="add model FLOPs utilisation (6 x parameters per token) on a GPU")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 128x4, 2 steps, a handful of eval records")
-    parser.add_argument("--side", choices=list(TRL_SIDES), help=argparse.SUPPRESS)
-    parser.add_argument("--side-config", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.settings, args.examples, args.warmup, args.eval_fraction = "128x4", 8, 1, 0.0003
     args.settings = [Setting.parse(s) for s in args.settings.split(",")]
     args.sides = [s for s in args.sides.split(",") if s]
-    if not args.side:  # a side's own process gets its config whole
-        check_args(parser, args)
+    check_args(parser, args)
     return args
 
 
@@ -473,11 +263,6 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def main() -> None:
     args = parse_args()
-    if args.side:
-        config = from_mapping(TrainConfig, json.loads(args.side_config))
-        print(json.dumps(trl_train(args.side, config, warmup=args.warmup,
-                                   bf16_adapter=args.trl_bf16_adapter)), flush=True)
-        return
     from harness.models import resolve_model
 
     resolve_model(args.model)  # convert an embedded model before any side runs

@@ -29,13 +29,11 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+
+from common import ROOT, harness_trial, step_times, tokens_per_second
 
 from harness.config import TrainConfig, from_mapping
-from harness.launch.command import write_trial_config
-from harness.launch.runner import run_trial
-
-ROOT = Path(__file__).resolve().parents[1]
+from harness.protocol import Started, Step
 
 
 def bench_config(args: argparse.Namespace, out: Path) -> TrainConfig:
@@ -54,20 +52,14 @@ def bench_config(args: argparse.Namespace, out: Path) -> TrainConfig:
 
 
 def harness_side(config: TrainConfig, out: Path, warmup: int) -> dict[str, float]:
-    write_trial_config(config, out)
-    events: list[dict[str, Any]] = []
     launched = time.time()
-    result = run_trial(out, on_event=events.append)
-    if not result.ok:
-        raise SystemExit(f"harness trial failed: {result.reason}: {result.message}\n"
-                         f"{result.log_tail}")
-    steps = [e for e in events if e["event"] == "step"]
-    started = next(e for e in events if e["event"] == "started")
-    timed = steps[warmup:]
-    seconds = timed[-1]["time"] - steps[warmup - 1]["time"]
-    return {"tokens_per_second": sum(e["tokens"] for e in timed) / seconds,
-            "to_started": started["time"] - launched,
-            "to_first_step": steps[0]["time"] - launched}
+    result = harness_trial(config, out)
+    steps = [e for e in result.events if isinstance(e, Step)]
+    started = result.first(Started)
+    assert started is not None, "a finished trial started"
+    return {"tokens_per_second": tokens_per_second(*step_times(steps), warmup),
+            "to_started": started.time - launched,
+            "to_first_step": steps[0].time - launched}
 
 
 def bare_side(config: TrainConfig, warmup: int) -> dict[str, float]:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import settings
 from servers import Postgres, running_postgres
 
+from bench.random_llama import build_tiny_model, build_tiny_tokenizer
+
 # CI explores the same examples every run (a red CI blocks landing); elsewhere each run explores
 # new ones, and hypothesis keeps any failure it finds in .hypothesis/ to replay.
 settings.register_profile("ci", derandomize=True, database=None)
@@ -20,44 +22,6 @@ if os.environ.get("CI"):
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDQUAD = ROOT.parent / "shared" / "data" / "medquad"
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-_CORPUS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "What are the symptoms of influenza? Fever, cough and aches.",
-    "Instruction: answer the question. Response: yes, no, maybe.",
-    "user assistant system hello world question answer",
-    "Lines\nwith\nnewlines\nand more text for the tokenizer to learn.",
-]
-
-
-def build_tiny_tokenizer() -> Any:
-    """A byte-level BPE tokenizer trained in milliseconds, with BOS, EOS and a chat template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS, trainer)
-    bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=False),
-        processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos)]),
-    ])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>",
-                                   additional_special_tokens=["<|im_start|>", "<|im_end|>"])
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
-
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer() -> Any:
@@ -71,26 +35,9 @@ def medquad_dir() -> Path:
     return MEDQUAD
 
 
-def build_tiny_model_dir(path: Path) -> Path:
-    """A 2-layer Llama built from LlamaConfig, saved with the tiny tokenizer: a real HF dir."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = build_tiny_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model_dir(tmp_path_factory.mktemp("tiny-llama"))
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CHAT_TEMPLATE
 
+from bench.random_llama import CHAT_TEMPLATE
 from harness.data.records import Message, Record
 from harness.data.render import ChatRenderer, render
 
