@@ -12,10 +12,12 @@ from typing import get_args
 from harness.protocol import (
     EXIT_CODES,
     KINDS,
+    Ending,
     Eval,
     EventReader,
     EventWriter,
     Failed,
+    Failure,
     Garbled,
     HeldOutTest,
     RankEvents,
@@ -25,6 +27,7 @@ from harness.protocol import (
     TrialResult,
     decode,
     encode,
+    exit_code,
 )
 
 
@@ -52,7 +55,10 @@ def test_a_line_holds_the_kind_the_time_and_the_fields_set() -> None:
 
 def test_every_kind_round_trips_through_its_line() -> None:
     for kind, cls in KINDS.items():
-        fields = {name: 1 for name in cls.__dataclass_fields__ if name != "time"}
+        fields: dict[str, object] = {name: 1 for name in cls.__dataclass_fields__
+                                     if name != "time"}
+        if cls is Failed:
+            fields["reason"] = "oom"
         event = decode(json.dumps({"event": kind, "time": 3.0, **fields}).encode())
         assert type(event) is cls and event.time == 3.0, kind
         assert decode(encode(event).encode()) == event
@@ -101,10 +107,17 @@ def test_other_ranks_report_only_how_they_failed(tmp_path: Path) -> None:
     assert isinstance(event, Failed) and event.rank == 3 and event.message == "boom"
 
 
-def test_every_ending_has_its_own_exit_code() -> None:
-    assert set(EXIT_CODES) == set(get_args(Reason))
+def test_every_ending_has_an_exit_code_and_each_process_ending_its_own() -> None:
+    assert set(EXIT_CODES) == set(get_args(Ending)) == {"finished", *get_args(Failure)}
     assert EXIT_CODES["finished"] == 0
     assert len(set(EXIT_CODES.values())) == len(EXIT_CODES)
+    codes = {reason: exit_code(reason) for reason in get_args(Reason)}
+    assert codes["pruned"] == codes["timeout"] == codes["killed"]  # stopped as SIGTERM stops
+
+
+def test_a_failure_that_is_no_failure_is_no_event() -> None:
+    line = b'{"event": "failed", "reason": "bored", "message": "x"}'
+    assert isinstance(decode(line), Garbled)
 
 
 def test_a_result_finds_its_first_and_last_event_of_a_kind() -> None:

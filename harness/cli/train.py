@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import get_args
 
-from harness.protocol import EXIT_CODES, Failure
+from harness.protocol import EXIT_CODES, FAILURES, exit_code
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    codes = ", ".join(f"{EXIT_CODES[reason]} {reason}" for reason in get_args(Failure))
+    codes = ", ".join(f"{EXIT_CODES[reason]} {reason}" for reason in FAILURES)
     p = sub.add_parser("train", help="run one LoRA fine-tune, tracked in MLflow",
                        description="Run one trial from a YAML config with Accelerate. "
                        f"Exit 0 when it finished; otherwise the trial's exit code ({codes}).")
@@ -30,4 +29,4 @@ def _train(args: argparse.Namespace) -> int:
 
     result = train_command(args.config, output_dir=args.output_dir, resume=args.resume,
                            force=args.force)
-    return EXIT_CODES[result.reason]
+    return exit_code(result.reason)

@@ -34,7 +34,15 @@ from harness.protocol.events import (
     decode,
     encode,
 )
-from harness.protocol.reasons import EXIT_CODES, Failure, Reason, StopRequest
+from harness.protocol.reasons import (
+    EXIT_CODES,
+    FAILURES,
+    Ending,
+    Failure,
+    Reason,
+    StopRequest,
+    exit_code,
+)
 from harness.protocol.result import TrialResult
 
 TRIAL_MODULE = "harness.trial"
@@ -47,9 +55,39 @@ FAULT_ENV = "HARNESS_FAULT"
 """A fault the trial injects into itself (`harness.faults`), set per trial by a sweep."""
 
 __all__ = [
-    "EVENTS_ENV", "EXIT_CODES", "FAULT_ENV", "KINDS", "PARENT_ENV", "TRIAL_MODULE", "BaseEval",
-    "Checkpoint", "CheckpointDamaged", "Eval", "Event", "EventReader", "EventWriter", "Events",
-    "Failed", "Failure", "Finished", "Garbled", "HeldOut", "HeldOutTest", "RankEvents",
-    "Reason", "Resumed", "Retention", "Samples", "Selected", "Started", "Step", "StopRequest",
-    "TrialResult", "decode", "encode",
+    "EVENTS_ENV",
+    "EXIT_CODES",
+    "FAILURES",
+    "FAULT_ENV",
+    "KINDS",
+    "PARENT_ENV",
+    "TRIAL_MODULE",
+    "BaseEval",
+    "Checkpoint",
+    "CheckpointDamaged",
+    "Ending",
+    "Eval",
+    "Event",
+    "EventReader",
+    "EventWriter",
+    "Events",
+    "Failed",
+    "Failure",
+    "Finished",
+    "Garbled",
+    "HeldOut",
+    "HeldOutTest",
+    "RankEvents",
+    "Reason",
+    "Resumed",
+    "Retention",
+    "Samples",
+    "Selected",
+    "Started",
+    "Step",
+    "StopRequest",
+    "TrialResult",
+    "decode",
+    "encode",
+    "exit_code",
 ]

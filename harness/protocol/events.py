@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from harness.protocol.reasons import Failure
+from harness.protocol.reasons import FAILURES, Failure
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,8 @@ class Selected(Event):
 
 @dataclass(frozen=True)
 class HeldOut(Event):
-    """The kept adapter's loss on held-out data, beside the base model's."""
+    """The kept adapter's loss on held-out data, beside the base model's (written as one of
+    the two kinds below, never itself)."""
 
     step: int
     loss: float
@@ -132,6 +133,8 @@ class Samples(Event):
 
 @dataclass(frozen=True)
 class Checkpoint(Event):
+    """A checkpoint written, to resume from."""
+
     kind: ClassVar[str] = "checkpoint"
     step: int
     path: str
@@ -148,6 +151,8 @@ class CheckpointDamaged(Event):
 
 @dataclass(frozen=True)
 class Resumed(Event):
+    """The trial went on from a checkpoint."""
+
     kind: ClassVar[str] = "resumed"
     step: int
     checkpoint: str
@@ -174,6 +179,10 @@ class Failed(Event):
     """For a full disk: the place that is full."""
     rank: int | None = None
     """The process that failed, when it is not the main one."""
+
+    def __post_init__(self) -> None:
+        if self.reason not in FAILURES:
+            raise ValueError(f"{self.reason!r} is not a way a trial fails")
 
 
 @dataclass(frozen=True)
@@ -215,5 +224,5 @@ def decode(line: bytes) -> Event:
     given = {f.name: record[f.name] for f in fields(cls) if f.name in record}
     try:
         return cls(**given)
-    except TypeError:  # a field missing: not an event this harness wrote
+    except (TypeError, ValueError):  # a field missing or wrong: not an event of this harness
         return Garbled(line=text)

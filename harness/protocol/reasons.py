@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Failure = Literal["crash", "nan", "oom", "killed", "disk_full"]
 """How a trial that failed says it failed (its `failed` event)."""
@@ -13,7 +13,21 @@ StopRequest = Literal["pruned", "interrupted"]
 """Why the parent's watcher asks for a running trial to be stopped (interrupted: Ctrl-C or a
 stop signal reached the parent)."""
 
-EXIT_CODES: dict[Reason, int] = {"finished": 0, "crash": 10, "nan": 11, "oom": 12,
-                                 "killed": 13, "disk_full": 14, "pruned": 15, "timeout": 16}
-"""The exit code of a trial, and of `harness train`, for each way it can end (the README's
-table)."""
+Ending = Literal["finished", "crash", "nan", "oom", "killed", "disk_full"]
+"""How a trial process itself ends: finished, or a `Failure`."""
+
+EXIT_CODES: dict[Ending, int] = {"finished": 0, "crash": 10, "nan": 11, "oom": 12,
+                                 "killed": 13, "disk_full": 14}
+"""The exit code of a trial process, and of `harness train`, for each way it can end (the
+README's table)."""
+
+
+def exit_code(reason: Reason) -> int:
+    """The exit code of a trial that ended for ``reason``: a trial its parent stopped (pruned,
+    past its timeout) was stopped as SIGTERM stops one, so it ended `killed`."""
+    if reason == "pruned" or reason == "timeout":
+        return EXIT_CODES["killed"]
+    return EXIT_CODES[reason]
+
+
+FAILURES: tuple[Failure, ...] = get_args(Failure)

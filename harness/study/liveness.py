@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from harness.procs import group_runs_trial, same_process, start_time
@@ -105,21 +106,32 @@ def is_stale(trial: FrozenTrial, *, heartbeats_in_storage: bool, now: float | No
     return last is None or now - last > grace_seconds()
 
 
+LostTrial = Callable[["optuna.Study", "FrozenTrial"], None]
+"""What else a trial whose worker died needs, as its worker cannot give it (a sweep ends its
+MLflow run: `harness.tracking.study_run.close_lost_run`)."""
+
+
 class RetryStale:
-    """Called for a trial whose worker died (by Optuna's heartbeat check on RDB storages, by
-    `recover_abandoned` on a journal): what is left of the trial's processes on this host is
-    killed, and its parameters are queued again. (Its MLflow run is the sweep's to end: see
-    `harness.sweep.recovery`.)"""
+    """Called for a trial whose worker died, once it is failed (by Optuna's heartbeat check on
+    RDB storages, by `recover_abandoned` on a journal): what is left of the trial's processes
+    on this host is killed, ``on_lost`` is called, and its parameters are queued again."""
+
+    def __init__(self, on_lost: LostTrial | None = None) -> None:
+        self.on_lost = on_lost
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         _kill_leftover(trial.system_attrs.get(WORKER) or {})
+        if self.on_lost is not None:
+            self.on_lost(study, trial)
         requeue(study, trial)
 
 
-def recover_abandoned(study: optuna.Study, *, now: float | None = None) -> list[int]:
+def recover_abandoned(study: optuna.Study, *, now: float | None = None,
+                      on_lost: LostTrial | None = None) -> list[int]:
     """Fail the trials dead workers left RUNNING (and retry them once); their numbers. On a
-    journal, a heartbeat is judged stale at ``now`` (the present by default); on RDB storages
-    Optuna judges by the database's clock."""
+    journal, a heartbeat is judged stale at ``now`` (the present by default) and ``on_lost``
+    is told of each; on RDB storages Optuna judges by the database's clock, and tells the
+    storage's own `RetryStale` (`open_storage`'s ``on_lost``)."""
     import optuna
     from optuna.storages import fail_stale_trials
 
@@ -130,7 +142,7 @@ def recover_abandoned(study: optuna.Study, *, now: float | None = None) -> list[
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)  # calls RetryStale for each
-    on_stale = RetryStale()
+    on_stale = RetryStale(on_lost)
     for trial in study.get_trials(deepcopy=False, states=(running,)):
         if not is_stale(trial, heartbeats_in_storage=rdb, now=now):
             continue

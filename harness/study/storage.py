@@ -22,8 +22,12 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
+    from harness.study.liveness import LostTrial
 
-def open_storage(url: str) -> BaseStorage:
+
+def open_storage(url: str, *, on_lost: LostTrial | None = None) -> BaseStorage:
+    """The storage at ``url``; on an RDB storage Optuna's heartbeats call ``on_lost`` for a
+    trial whose worker died (see `harness.study.liveness.RetryStale`)."""
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
 
@@ -42,7 +46,7 @@ def open_storage(url: str) -> BaseStorage:
                 return RDBStorage(url, engine_kwargs=engine,
                                   heartbeat_interval=heartbeat_seconds(),
                                   grace_period=grace_seconds(),
-                                  heartbeat_stale_trial_callback=RetryStale())
+                                  heartbeat_stale_trial_callback=RetryStale(on_lost))
         except Exception as err:
             raise HarnessError(f"cannot open the study storage {redact(url)}: "
                                f"{str(err).splitlines()[0]}") from None

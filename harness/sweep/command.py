@@ -27,12 +27,13 @@ from __future__ import annotations
 from rich.console import Console
 
 from harness.config import DEFAULT_MODEL
+from harness.launch.runner import run_trial
 from harness.procs import stop_signals_as_interrupt
 from harness.space.load import load_space
 from harness.sweep.context import SweepContext, SweepOptions, SweepOutcome
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.finish import finish
-from harness.sweep.objective import Objective
+from harness.sweep.objective import Launcher, Objective
 from harness.sweep.opening import create, join_sweep, open_sweep
 from harness.sweep.pool import SlotPool
 from harness.sweep.preflight import preflight
@@ -43,8 +44,9 @@ from harness.urls import redact
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "sweep_command", "worker_command"]
 
 
-def run_sweep(ctx: SweepContext) -> SweepOutcome:
-    """This process's part in the study: trials until the study has enough or time is up."""
+def run_sweep(ctx: SweepContext, *, launch: Launcher = run_trial) -> SweepOutcome:
+    """This process's part in the study: trials until the study has enough or time is up,
+    each run by ``launch`` (the harness's runner; a stand-in in tests)."""
     from harness.models import resolve_model
 
     with stop_signals_as_interrupt():  # docker stop, a batch scheduler, a closed terminal
@@ -53,14 +55,15 @@ def run_sweep(ctx: SweepContext) -> SweepOutcome:
         parent = create(ctx)
         deliveries = Deliveries()
         pool = SlotPool(ctx, source=TrialSource(ctx), deliveries=deliveries,
-                        objective=Objective(ctx, parent=parent, deliveries=deliveries))
+                        objective=Objective(ctx, parent=parent, deliveries=deliveries,
+                                            launch=launch))
         interrupted = pool.run(make_slots(gpus=ctx.options.gpus, parallel=ctx.options.parallel,
                                           per_trial=ctx.space.processes_per_trial))
         return finish(ctx, parent=parent, deliveries=deliveries, interrupted=interrupted)
 
 
-def sweep_command(space_path: str, options: SweepOptions,
-                  console: Console | None = None, *, no_run: bool = False) -> SweepOutcome | None:
+def sweep_command(space_path: str, options: SweepOptions, console: Console | None = None, *,
+                  no_run: bool = False, launch: Launcher = run_trial) -> SweepOutcome | None:
     """`harness sweep`: create or continue the study and run it (or only create it)."""
     console = console or Console(stderr=True)
     ctx = open_sweep(load_space(space_path), options, console)
@@ -70,10 +73,11 @@ def sweep_command(space_path: str, options: SweepOptions,
         console.print(f"study {ctx.name} is ready in {redact(ctx.url)}: start workers with\n"
                       f"  harness worker --study {ctx.name} --storage URL")
         return None
-    return run_sweep(ctx)
+    return run_sweep(ctx, launch=launch)
 
 
-def worker_command(options: SweepOptions, console: Console | None = None) -> SweepOutcome:
+def worker_command(options: SweepOptions, console: Console | None = None, *,
+                   launch: Launcher = run_trial) -> SweepOutcome:
     """`harness worker`: join an existing study and run its trials until its budget is met."""
     console = console or Console(stderr=True)
-    return run_sweep(join_sweep(options, console))
+    return run_sweep(join_sweep(options, console), launch=launch)

@@ -114,7 +114,7 @@ def end_parent(ctx: SweepContext, parent: StudyRun, *, interrupted: bool, best: 
                                        study=ctx.name, run_id=best.user_attrs[RUN_ID]))
 
 
-def describe_study(ctx: SweepContext, parent: StudyRun, *, version: Any) -> None:
+def describe_study(ctx: SweepContext, parent: StudyRun, *, version: Promotion) -> None:
     """The parent run's description again, now with the registered version."""
     note = study_note(ctx.study, experiment_id=parent.experiment_id,
                       objective=ctx.objectives[0],

@@ -8,17 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from harness.protocol import (
-    Eval,
-    Event,
-    Finished,
-    HeldOutTest,
-    Reason,
-    Retention,
-    Selected,
-    Started,
-    TrialResult,
-)
+from harness.protocol import Reason, TrialResult
+from harness.protocol.events import Eval, Event, Finished, HeldOutTest, Retention, Selected, Started
 from harness.study.pruners import prune_reason
 from harness.study.record import (
     BASE_TEST_LOSS,

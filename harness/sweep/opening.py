@@ -21,7 +21,7 @@ from harness.study.storage import best_trial, load_study, open_storage, open_stu
 from harness.study.url import storage_url
 from harness.sweep.context import Control, SweepContext, SweepOptions
 from harness.tracking.store import check_tracking, tracking_uri
-from harness.tracking.study_run import StudyRun
+from harness.tracking.study_run import StudyRun, close_lost_run
 from harness.urls import redact
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def open_sweep(space: SpaceFile, options: SweepOptions, console: Console, *,
     uri = tracking_uri(options.tracking_uri)
     check_tracking(uri)
     url = storage_url(options.storage)
-    study = open_study(name, storage or open_storage(url), space.study)
+    study = open_study(name, storage or open_storage(url, on_lost=close_lost_run), space.study)
     total = (StudyRecord.load(study).trials or space.study.trials) if joining \
         else options.trials or space.study.trials
     return SweepContext(space=space, options=options, console=console, name=name, uri=uri,
@@ -50,7 +50,7 @@ def join_sweep(options: SweepOptions, console: Console) -> SweepContext:
     """A worker for an existing study: its space and tracking URI come from the study."""
     if not options.study:
         raise HarnessError("harness worker needs --study NAME")
-    storage = open_storage(storage_url(options.storage))
+    storage = open_storage(storage_url(options.storage), on_lost=close_lost_run)
     study = load_study(check_name(options.study, "study name"), storage)
     record = StudyRecord.load(study)
     if not record.space_text:

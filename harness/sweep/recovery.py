@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from harness.errors import disk_full, is_disk_full
 from harness.study.budget import budget_lock, reason_of, requeue_stopped
 from harness.study.liveness import recover_abandoned
-from harness.study.record import RUN_ID, StudyRecord
 from harness.sweep.context import SweepContext
-from harness.tracking.study_run import close_left_open, end_lost_run
+from harness.tracking.study_run import close_left_open, close_lost_run
 
 
 @dataclass
@@ -40,8 +39,7 @@ class Recovered:
 def look(ctx: SweepContext, *, stopped: bool) -> Recovered:
     """Recover dead workers' trials; with ``stopped`` (at the start), also queue stopped
     trials again and end the runs left open."""
-    found = Recovered(abandoned=recover_abandoned(ctx.study))
-    end_abandoned_runs(ctx, found.abandoned)
+    found = Recovered(abandoned=recover_abandoned(ctx.study, on_lost=close_lost_run))
     if stopped:
         with budget_lock(ctx.url, ctx.name):
             found.queued = requeue_stopped(ctx.study)
@@ -49,17 +47,6 @@ def look(ctx: SweepContext, *, stopped: bool) -> Recovered:
                  if t.state.is_finished()}
         found.closed = close_left_open(ctx.uri, ctx.name, ended=ended)
     return found
-
-
-def end_abandoned_runs(ctx: SweepContext, numbers: list[int]) -> None:
-    """End FAILED the MLflow runs of the trials ``numbers``, whose worker died (best effort:
-    the study is the record that counts)."""
-    if not numbers:
-        return
-    uri = StudyRecord.load(ctx.study).tracking_uri
-    trials = ctx.study.get_trials(deepcopy=False)
-    for number in numbers:
-        end_lost_run(uri, trials[number].user_attrs.get(RUN_ID), reason="abandoned")
 
 
 def recover(ctx: SweepContext, *, stopped: bool = False) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+
 class Waiting(enum.Enum):
     """`TrialSource.next`'s answer while the budget is spent but trials of other workers still
     run (one of them may die and be retried)."""

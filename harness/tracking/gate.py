@@ -27,10 +27,11 @@ ALIAS = "harness.alias"
 
 
 class Version(Protocol):
-    """A registered model version, as the gate reads it (MLflow's `ModelVersion` is one)."""
+    """A registered model version, as the gate reads it (MLflow's `ModelVersion` is one; its
+    number is an int from a SQL store, a str from a server)."""
 
     @property
-    def version(self) -> str: ...
+    def version(self) -> str | int: ...
 
     @property
     def tags(self) -> Tags: ...

@@ -24,7 +24,7 @@ BEST_TAG = "harness.best_trial"
 
 
 def study_note(study: optuna.Study, *, experiment_id: str, objective: str,
-               version: tuple[str, str, str] | None = None) -> str:
+               version: tuple[str, str | int, str] | None = None) -> str:
     """The parent run's description; ``version`` is the registered (model, version, alias)
     of the best trial, once promoted."""
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]

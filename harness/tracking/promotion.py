@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 @dataclass
 class Promotion:
     model: str
-    version: str
+    version: str | int
+    """The version's number, as the registry gave it."""
     alias: str
     why: str
     new: bool
@@ -178,7 +179,7 @@ def _settled(client: MlflowClient, model: str, version: ModelVersion) -> bool:
     return True
 
 
-def _settle_gate(client: MlflowClient, model: str, *, version: str, tags: Tags,
+def _settle_gate(client: MlflowClient, model: str, *, version: str | int, tags: Tags,
                  margin: float, max_forgetting: float | None) -> tuple[str, str]:
     """Judge ``version`` at the gate, record the verdict, move the alias; (alias, why)."""
     alias, why = verdict(tags, champion_of(client, model), margin=margin,

@@ -9,13 +9,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.study.record import RUN_ID, StudyRecord
 from harness.tracking.outbox import RUN, Outbox
 from harness.tracking.provenance import source_tags
 from harness.tracking.store import client_for, experiment_id
 from harness.tracking.trial_run import status_of
 
 if TYPE_CHECKING:
+    import optuna
     from mlflow import MlflowClient
+    from optuna.trial import FrozenTrial
 
 ROLE_TAG = "harness.role"
 """`study` on a study's parent run."""
@@ -85,6 +88,13 @@ def close_left_open(uri: str, study: str, *, ended: dict[int, str]) -> list[str]
         client.set_terminated(run.info.run_id, status_of(reason))
         closed.append(run.info.run_id)
     return closed
+
+
+def close_lost_run(study: optuna.Study, trial: FrozenTrial) -> None:
+    """End the MLflow run of ``study``'s trial whose worker died (a `LostTrial` hook of the
+    study's liveness: its runner will never end it)."""
+    end_lost_run(StudyRecord.load(study).tracking_uri, trial.user_attrs.get(RUN_ID),
+                 reason="abandoned")
 
 
 def end_lost_run(uri: str, run_id: str | None, *, reason: str) -> None:

@@ -50,7 +50,7 @@ METRICS: dict[type[Event], dict[str, str]] = {
     Selected: {"loss": "selected/eval_loss", "perplexity": "selected/perplexity",
                "epoch": "selected/epoch"},
     HeldOutTest: {"loss": "test/loss", "perplexity": "test/perplexity",
-           "base_loss": "base/test_loss", "base_perplexity": "base/test_perplexity"},
+                  "base_loss": "base/test_loss", "base_perplexity": "base/test_perplexity"},
     Retention: {"loss": "retention/loss", "base_loss": "base/retention_loss",
                 "change": "retention/loss_change_vs_base"},
     Finished: {"peak_memory_mb": "system/peak_memory_mb"},

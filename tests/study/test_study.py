@@ -208,3 +208,21 @@ def test_a_heartbeat_is_recorded_as_its_trial_starts(tmp_path: Path) -> None:
     with Heartbeat(study, trial_id(trial)):
         beaten = study.get_trials()[trial.number].system_attrs[HEARTBEAT]
     assert beaten >= before  # at once, not a heartbeat period later
+
+
+def test_every_trial_a_dead_worker_left_is_handed_on_before_its_retry(tmp_path: Path) -> None:
+    """Also one its worker had already given a reason when it died (the sweep ends the MLflow
+    run of each through this hook)."""
+    study = open_study("budget", open_storage(str(tmp_path / "optuna.journal")), SETTINGS)
+    pid, since = _dead_pid()
+    quiet, said = _ask(study), _ask(study)
+    said.set_user_attr(REASON, "crash")  # recorded, then the worker died before telling
+    for trial in (quiet, said):
+        _run_by(study, trial, {"host": this_host(), "pid": pid, "since": since, "pgid": None})
+    lost: list[tuple[int, int]] = []
+
+    def on_lost(seen: Any, trial: Any) -> None:
+        lost.append((trial.number, len(seen.get_trials(states=(State.WAITING,)))))
+
+    assert recover_abandoned(study, on_lost=on_lost) == [quiet.number]  # said: not abandoned
+    assert lost == [(quiet.number, 0), (said.number, 1)]  # each before its own retry
