@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -26,14 +26,15 @@ def staging(out: str | Path, *, force: bool, purpose: str) -> Iterator[tuple[Pat
         yield target, Path(tmp)
 
 
-def download(location: str, *, store: str, into: Path, ref: str) -> Path:
-    """The files at ``location`` (the artifacts of what the user named ``ref``) downloaded
-    into ``into``; where they are."""
+def download(locate: Callable[[], str], *, store: str, into: Path, ref: str) -> Path:
+    """The files of what the user named ``ref``, at the location ``locate()`` finds in the
+    store, downloaded into ``into``; where they are. The store not knowing ``ref`` is an error
+    naming it, as is a failed download."""
     import mlflow
 
     try:
         return Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=str(into), tracking_uri=store))
+            artifact_uri=locate(), dst_path=str(into), tracking_uri=store))
     except mlflow.exceptions.MlflowException as err:
         raise HarnessError(f"cannot download {ref} from {redact(store)}: "
                            f"{err.message}") from None

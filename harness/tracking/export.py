@@ -44,8 +44,8 @@ def export_merged(ref: str, out: str | Path, *, tracking_uri: str | None = None,
     console = console or Console(stderr=True)
     store = resolve_uri(tracking_uri)
     with staging(out, force=force, purpose="export") as (target, tmp):
-        adapter = download(adapter_location(ref, store), store=store, into=tmp / "adapter",
-                           ref=ref)
+        adapter = download(lambda: adapter_location(ref, store), store=store,
+                           into=tmp / "adapter", ref=ref)
         exported = merge(adapter, tmp / "merged", dtype=dtype)
         if exported.dtype == "float32" and exported.agreed < exported.checked:
             raise HarnessError(

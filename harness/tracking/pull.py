@@ -38,7 +38,7 @@ def pull(ref: str, out: str | Path, *, tracking_uri: str | None = None,
     uri = parse_ref(ref)
     store = resolve_uri(tracking_uri)  # passed, not set: a library call leaves the global alone
     with staging(out, force=force, purpose="pull") as (target, tmp):
-        got = download(version_location(uri, store), store=store, into=tmp, ref=uri)
+        got = download(lambda: version_location(uri, store), store=store, into=tmp, ref=uri)
         missing = [name for name in REQUIRED if not (got / name).is_file()]
         if missing:
             raise HarnessError(f"{uri} lacks {', '.join(missing)}: it is not a harness "
