@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import seeded_store
 from hypothesis import settings
 from servers import Postgres, running_postgres
 
@@ -53,7 +54,7 @@ def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def stores(tmp_path: Path, harness_home: Path) -> dict[str, str]:
     """A study journal and an MLflow SQLite store of the test's own."""
     return {"storage": str(tmp_path / "optuna.journal"),
-            "uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+            "uri": seeded_store(tmp_path / "mlflow.db")}
 
 
 class SmallDisk:

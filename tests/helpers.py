@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,6 +31,26 @@ from harness.sweep.context import Control, SweepContext, SweepOptions
 from harness.sweep.objective import Launcher
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def seeded_store(path: Path) -> str:
+    """The URI of a SQLite MLflow store at ``path`` whose tables are made already: a copy of one
+    made once per test session (MLflow's table creation takes seconds, the copy milliseconds).
+    A store that is there already is left as it is."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_empty_store(), path)
+    return f"sqlite:///{path}"
+
+
+@functools.cache
+def _empty_store() -> Path:
+    from harness.tracking.store import client_for
+
+    path = Path(tempfile.mkdtemp(prefix="harness-tests-mlflow-")) / "mlflow.db"
+    client_for(f"sqlite:///{path}")  # the tracking tables and the registry's
+    atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+    return path
 
 
 def space_file(tmp_path: Path, model_dir: Path, *, name: str = "tiny", trials: int = 3,
@@ -86,7 +110,7 @@ def make_config(tmp_path: Path, model_dir: Path, **training: Any) -> TrainConfig
         "lora": {"r": 4, "alpha": 8},
         "training": {"max_steps": 4, "micro_batch_size": 2, "learning_rate": 1e-2, **training},
         "samples": {"count": 2, "max_new_tokens": 6},
-        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "tests"},
+        "tracking": {"uri": seeded_store(tmp_path / "mlflow.db"), "experiment": "tests"},
     }
     return from_mapping(TrainConfig, raw)
 
@@ -144,7 +168,7 @@ def sweep_context(tmp_path: Path, *, total: int = 3, joining: bool = False,
     url = str(tmp_path / "optuna.journal")
     console = Console(file=io.StringIO())
     return SweepContext(space=space, options=options or SweepOptions(), console=console,
-                        name="t", uri=f"sqlite:///{tmp_path / 'mlflow.db'}", url=url,
+                        name="t", uri=seeded_store(tmp_path / "mlflow.db"), url=url,
                         study=open_study("t", open_storage(url), space.study),
                         joining=joining, total=total, control=Control(console))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import seeded_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def train_file(tmp_path: Path, model_dir: Path, *, max_steps: int = 2000,
                save_steps: int = 0, name: str = "train") -> Path:
     path = tmp_path / f"{name}.yaml"
+    seeded_store(tmp_path / "mlflow.db")
     path.write_text(f"""
 model: {model_dir}
 data: {{path: {ROOT / 'datasets/samples/alpaca.json'}, format_file: chat, cutoff_len: 64,

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import seeded_store
 from mlflow import MlflowClient
 from rich.console import Console
 
@@ -28,7 +29,7 @@ def away(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def finished_run(tmp_path: Path) -> Outbox:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(seeded_store(tmp_path / "mlflow.db"))
     box = Outbox(client)
     box.send("create_run", client.create_experiment("tests"))
     box.send("set_terminated", RUN, "FINISHED")

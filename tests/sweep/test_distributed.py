@@ -18,6 +18,7 @@ from helpers import (
     group_alive,
     harness,
     mlflow_runs,
+    seeded_store,
     space_file,
     started_pid,
     trial_runs,
@@ -47,7 +48,7 @@ def test_a_trial_child_killed_mid_training_fails_alone(
         tmp_path: Path, tiny_model_dir: Path, db: str) -> None:
     """1. SIGKILL the trial's process mid-training: FAIL with a reason, MLflow FAILED, nothing
     of it left running, the next trial runs, and the trial count is exact."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=30)
     space.write_text(space.read_text().replace("pruner: median", "pruner: none"))
     sweep = harness("sweep", str(space), "--storage", db, "--tracking-uri", uri, "--no-promote",
@@ -73,7 +74,7 @@ def test_a_dead_worker_is_noticed_by_heartbeat_and_its_trial_retried_once(
         tmp_path: Path, tiny_model_dir: Path, db: str, fast_heartbeat: None) -> None:
     """2. A worker dies with its machine mid-trial; a worker elsewhere fails the stale trial
     through Optuna's heartbeat, retries its parameters once and closes its MLflow run."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     space = space_file(tmp_path, tiny_model_dir, trials=2, max_steps=30)
     space.write_text(space.read_text().replace("pruner: median", "pruner: none"))
     finish(harness("sweep", str(space), "--storage", db, "--tracking-uri", uri, "--no-run",
@@ -107,7 +108,7 @@ def test_four_workers_finish_exactly_the_study_budget(
         tmp_path: Path, tiny_model_dir: Path, db: str) -> None:
     """3. Four workers on one study of 12 trials: 12 finished, unique numbers, no trial lost or
     run twice, one MLflow run each."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     space = space_file(tmp_path, tiny_model_dir, trials=12, max_steps=2)
     space.write_text(space.read_text().replace("count: 1", "count: 0"))
     finish(harness("sweep", str(space), "--storage", db, "--tracking-uri", uri, "--no-run",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import seeded_store
 from rich.console import Console
 
 from harness.errors import HarnessError
@@ -32,7 +33,7 @@ enqueue:
 
 def opened(tmp_path: Path, **given: str | int | None) -> tuple[object, SweepOptions]:
     options = SweepOptions(storage=str(tmp_path / "optuna.journal"),
-                           tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", **given)
+                           tracking_uri=seeded_store(tmp_path / "mlflow.db"), **given)
     space = parse_space(SPACE.replace("OUT", str(tmp_path / "studies")), "opened.yaml")
     return open_sweep(space, options, Console(file=io.StringIO())), options
 

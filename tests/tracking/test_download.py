@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import seeded_store
 
 from harness.errors import HarnessError
 from harness.tracking.download import deliver, download, merge_into, staging
@@ -15,8 +16,8 @@ from harness.tracking.store import client_for
 
 def test_a_model_the_store_does_not_know_is_named_and_nothing_is_written(
         tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client_for(store)  # an empty registry
+    store = seeded_store(tmp_path / "mlflow.db")  # an empty registry
+    client_for(store)
     target = tmp_path / "out"
     with pytest.raises(HarnessError, match="cannot download models:/nope@champion from"), \
             staging(target, force=False, purpose="pull") as (_, tmp):

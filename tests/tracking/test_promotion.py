@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import seeded_store
 from mlflow import MlflowClient
 
 from harness.tracking.gate import CHAMPION, GATE
@@ -15,7 +16,7 @@ from harness.tracking.promotion import Candidate, promote_run
 
 @pytest.fixture
 def client(tmp_path: Path) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     return MlflowClient(uri, registry_uri=uri)
 
 

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from helpers import seeded_store
+
 from harness.tracking.store import client_for
 from harness.tracking.study_run import close_left_open
 
@@ -37,7 +39,7 @@ def test_processes_creating_a_new_local_store_at_once_all_succeed(tmp_path: Path
 
 
 def test_runs_left_running_for_ended_trials_are_ended_with_their_reason(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     client = client_for(uri)
     exp = client.create_experiment("s")
     runs = {n: client.create_run(exp, tags={"optuna.study": "s", "optuna.trial": str(n)})

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import seeded_store
 
 from harness.launch.command import free_port
 from harness.tracking.store import KIND_TAG, TRAINING, client_for, experiment_id
@@ -20,7 +21,7 @@ from harness.tracking.ui import landing
 
 def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
         tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     client = client_for(uri)
     assert landing("http://h:1", client, None) == "http://h:1/#/experiments"
     first = StudyRun(uri=uri, study="first", space_text="x: 1", params={}).experiment_id
@@ -35,7 +36,7 @@ def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
         tmp_path: Path, stop: signal.Signals) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = seeded_store(tmp_path / "mlflow.db")
     study = experiment_id(client_for(uri), "demo")
     port = str(free_port())
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
