@@ -87,3 +87,47 @@ def test_a_study_choice_given_as_null_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="pruner: None is not one of"):
         from_mapping(StudySettings, {"pruner": None})
+
+
+NON_FINITE = [("lora", "alpha", ".nan"), ("lora", "alpha", ".inf"),
+              ("lora", "loraplus_ratio", ".inf"), ("lora", "loraplus_ratio", ".nan"),
+              ("training", "epochs", ".inf"), ("training", "max_grad_norm", ".nan"),
+              ("training", "learning_rate", "-.inf"), ("samples", "temperature", ".inf"),
+              ("data", "eval_fraction", ".nan"), ("training", "epochs", "'inf'")]
+
+
+@pytest.mark.parametrize(("section", "key", "value"), NON_FINITE)
+def test_a_number_that_is_not_finite_is_refused_with_its_key_path(
+        tmp_path: Path, section: str, key: str, value: str) -> None:
+    from harness.config import load_train_config
+
+    path = tmp_path / "train.yaml"
+    sections = {"data": "path: d.json"}
+    sections[section] = f"{sections.get(section, 'x: 0')}, {key}: {value}".removeprefix(
+        "x: 0, ")
+    path.write_text("".join(f"{name}: {{{text}}}\n" for name, text in sections.items()))
+    with pytest.raises(ConfigError) as info:
+        load_train_config(str(path))
+    assert f"{section}.{key}: " in str(info.value)
+    assert "not a finite number" in str(info.value)
+
+
+def test_every_non_finite_number_is_reported_at_once(tmp_path: Path) -> None:
+    from harness.config import load_train_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("data: {path: d.json}\nlora: {alpha: .nan, loraplus_ratio: .inf}\n"
+                    "training: {epochs: .inf, max_grad_norm: .nan}\n"
+                    "samples: {temperature: .inf}\n")
+    with pytest.raises(ConfigError) as info:
+        load_train_config(str(path))
+    found = {p.split(":")[0] for p in info.value.problems if "not a finite number" in p}
+    assert found == {"lora.alpha", "lora.loraplus_ratio", "training.epochs",
+                     "training.max_grad_norm", "samples.temperature"}
+
+
+def test_a_time_limit_of_infinity_is_refused() -> None:
+    from harness.config import StudySettings
+
+    with pytest.raises(ConfigError, match="timeout: inf is not a finite number"):
+        from_mapping(StudySettings, {"timeout": float("inf")})

@@ -30,6 +30,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text!r}")
+    return value
+
+
 def study_name(text: str) -> str:
     """A name a study can have (letters, digits and ._-)."""
     problem = name_problem(text)

@@ -9,6 +9,7 @@ once, in its type.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar
@@ -17,6 +18,10 @@ from harness.errors import ConfigError
 from harness.yamlfile import short
 
 T = TypeVar("T")
+
+NOT_FINITE = "{value} is not a finite number (to have no limit, leave the limit out)"
+"""The problem with a `.nan` or `.inf` where a number is set (it would train on NaN, crash
+converting to a count, or silently turn a limit off)."""
 
 
 def raise_problems(problems: list[str], source: str | None = None) -> None:
@@ -105,9 +110,11 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
     if hint is float and isinstance(value, str):
         # YAML 1.1 reads 2e-4 (no dot) as a string; accept what float() accepts.
         try:
-            return float(value), None
+            value = float(value)
         except ValueError:
             return value, f"expected a number, got {short(value)}"
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        return value, NOT_FINITE.format(value=value)
     if hint is int and isinstance(value, bool):
         return value, "expected an integer, got a boolean"
     if isinstance(hint, type) and not isinstance(value, hint):

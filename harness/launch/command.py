@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
 from harness.config import TrainConfig
+from harness.ports import free_port
 from harness.procs import start_time
 from harness.protocol import EVENTS_ENV, PARENT_ENV, TRIAL_MODULE
 from harness.trialdir import TrialDir
@@ -50,13 +50,6 @@ def child_env(extra: dict[str, str], *, events_file: Path, processes: int,
     return {**os.environ, **extra, **trial_env(processes, threads),
             EVENTS_ENV: str(events_file), "PYTHONUNBUFFERED": "1",
             PARENT_ENV: parent_identity()}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_threads(num_processes: int) -> int:

@@ -18,7 +18,9 @@ from harness.protocol import (
     CheckpointDamaged,
     Eval,
     Event,
+    HeldOutTest,
     Resumed,
+    Retention,
     Started,
     Step,
     StopRequest,
@@ -30,15 +32,17 @@ from harness.trialdir import prepare
 
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,
                   force: bool = False, console: Console | None = None) -> TrialResult:
-    from harness.models import resolve_model
+    from harness.data.preflight import check_trial_data
 
     console = console or Console(stderr=True)
     config = load_train_config(config_path)
     require_gpus(config.training.num_processes)
+    # before the output dir, the model and the run: bad data is an error, not a crashed trial
+    # (an embedded model is converted here, once, with its progress bar)
+    console.print(check_trial_data(config).line(), markup=False)
     out = Path(output_dir or config.output_dir).resolve()
     prepare(out, resume=resume, force=force)
     write_trial_config(config, out)
-    resolve_model(config.model)  # convert an embedded model here, once, with its progress bar
     run = TrialRun(config, run_name=config.tracking.run_name or out.name)
     console.print(f"[bold]trial[/] {out}  MLflow run {run.run_id}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
@@ -100,6 +104,10 @@ def _line(event: Event) -> str:
                 "from; trying the one before it")
     if isinstance(event, Resumed):
         return f"  resumed from {event.checkpoint} (step {event.step})"
+    if isinstance(event, HeldOutTest | Retention):
+        name = "test" if isinstance(event, HeldOutTest) else "general text"
+        return (f"  {name}: loss {event.loss:.4f} +- {event.ci95:.4f} (95 %, {event.examples} "
+                f"examples; base model {event.base_loss:.4f}), {event.seconds:.0f} s")
     if isinstance(event, BaseEval):
         return (f"  base model eval: loss {event.loss:.4f}, perplexity "
                 f"{event.perplexity:.2f}{' (cached)' if event.cached else ''}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -102,6 +103,12 @@ class HeldOut(Event):
     base_perplexity: float
     change: float
     """Its loss against the base model's (+0.02: 2 % higher)."""
+    ci95: float = math.nan
+    """Half the width of the adapter's loss's 95 % interval over the examples scored."""
+    examples: int = 0
+    """The examples scored."""
+    seconds: float = 0.0
+    """How long scoring them took (the base model's loss included unless cached)."""
 
 
 @dataclass(frozen=True)

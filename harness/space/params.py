@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.config.coerce import NOT_FINITE
 from harness.yamlfile import short
 
 if TYPE_CHECKING:
@@ -130,6 +132,9 @@ def parse_param(name: str, spec: Any, where: str, problems: list[str]) -> Param 
         if not isinstance(choices, list) or not choices:
             problems.append(f"{where}.choices: expected a non-empty list")
             return None
+        for i, choice in enumerate(choices):
+            if _not_finite(choice):
+                problems.append(f"{where}.choices[{i}]: {NOT_FINITE.format(value=choice)}")
         return Param(name, choices=choices, when=when)
     return _range_param(name, spec, where, when, problems)
 
@@ -140,11 +145,17 @@ def _range_param(name: str, spec: dict[str, Any], where: str, when: dict[str, An
     if low is None or high is None:
         problems.append(f"{where}: needs `choices`, or numeric `low` and `high`")
         return None
+    step = _number(spec.get("step"))
+    bad = [(key, v) for key, v in (("low", low), ("high", high), ("step", step))
+           if _not_finite(v)]
+    for key, value in bad:
+        problems.append(f"{where}.{key}: {NOT_FINITE.format(value=value)}")
+    if bad:
+        return None
     kind = spec.get("type") or ("int" if _is_int(spec["low"]) and _is_int(spec["high"])
                                 and not spec.get("log") else "float")
     if kind not in ("int", "float"):
         problems.append(f"{where}.type: {kind!r} is not int or float")
-    step = _number(spec.get("step"))
     log = bool(spec.get("log", False))
     if not low < high:
         problems.append(f"{where}: low ({low}) must be below high ({high})")
@@ -164,6 +175,10 @@ def _number(value: Any) -> float | None:
         return float(value)  # YAML 1.1 reads 1e-4 as a string
     except (TypeError, ValueError):
         return None
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -109,7 +109,8 @@ class SweepContext:
     """The live table of this process's trials."""
 
     def __post_init__(self) -> None:
-        self.view = SweepView(self.name)
+        self.view = SweepView(self.name, plain=None if self.console.is_terminal
+                              else self.console)
 
     @property
     def objectives(self) -> list[str]:

@@ -50,8 +50,9 @@ class SlotPool:
         threads = [threading.Thread(target=self._slot, args=(slot, end), name=slot.label,
                                     daemon=True) for slot, end in zip(slots, done, strict=True)]
         stop = self.ctx.control.stop
-        with Live(self.ctx.view, console=self.ctx.console, refresh_per_second=2,
-                  transient=False):
+        shown = contextlib.nullcontext() if self.ctx.view.plain else Live(
+            self.ctx.view, console=self.ctx.console, refresh_per_second=2, transient=False)
+        with shown:
             recover(self.ctx, stopped=True)
             for thread in threads:
                 thread.start()

@@ -29,9 +29,7 @@ def check_data(ctx: SweepContext) -> None:
     """The data of every distinct data setting the space can give (searched data keys at each
     edge), checked as a trial checks it; a problem is named by file and record, and by the
     searched values that lead to it."""
-    from harness.data.ready import ready_for_training
-    from harness.data.retention import retention_data
-    from harness.models import harness_home, training_tokenizer
+    from harness.data.preflight import check_trial_data
 
     seen: set[str] = set()
     for values in ctx.space.edge_values():
@@ -42,17 +40,11 @@ def check_data(ctx: SweepContext) -> None:
             continue
         seen.add(key)
         try:
-            tokenizer = training_tokenizer(config.model)
-            # the trials read the encoded splits this check leaves in the cache
-            ready = ready_for_training(config.data, tokenizer, cache=harness_home())
-            retention, _ = retention_data(config.retention, tokenizer=tokenizer,
-                                          renderer=ready.renderer)
+            checked = check_trial_data(config)
         except DataError as err:
             searched = {k: v for k, v in values.items() if k.startswith("data.")}
             if not searched:
                 raise
             raise HarnessError(f"with {', '.join(f'{k}={v}' for k, v in searched.items())}"
                                f" (searched): {err}") from None
-        ctx.console.print(f"data {config.data.path}: {len(ready.train)} train, "
-                          f"{len(ready.evals)} eval and {len(ready.tests)} test examples"
-                          f"{f', {len(retention)} general-text' if retention else ''}, checked")
+        ctx.console.print(checked.line(), markup=False)

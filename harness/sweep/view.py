@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,27 +39,49 @@ class TrialRow:
     where: str = ""
 
 
+ENDINGS = {"COMPLETE": "finished", "PRUNED": "pruned", "FAIL": "failed"}
+"""How a trial's end reads in a plain line."""
+
+
 @dataclass
 class SweepView:
-    """Rows of the trials of this sweep, rendered as a rich table (a `Live` renderable)."""
+    """Rows of the trials of this sweep, rendered as a rich table (a `Live` renderable) on a
+    terminal, and as one plain line per trial event anywhere else."""
 
     study: str
     rows: dict[int, TrialRow] = field(default_factory=dict)
+    plain: Console | None = None
+    """Where a line per trial event goes when the output is not a terminal (a log file, CI,
+    `nohup`), where a live table would show nothing until the sweep ends."""
 
     def start(self, number: int, params: dict[str, Any], *, where: str = "") -> None:
         self.rows[number] = TrialRow(number, params, where=where)
+        self._say(number, f"started{f' on {where}' if where else ''}: "
+                  f"{short_params(params) or 'the fixed settings'}")
 
     def on_event(self, number: int, event: Event) -> None:
         row = self.rows[number]
         if isinstance(event, Started):
             row.total = event.total_steps
+            self._say(number, f"training {event.total_steps} steps on {event.device}")
         elif isinstance(event, Step):
             row.step, row.loss = event.step, event.loss
         elif isinstance(event, Eval):
             row.eval_loss = event.loss
+            self._say(number, f"eval at step {event.step}: loss {event.loss:.4f}, "
+                      f"perplexity {event.perplexity:.2f}")
 
     def end(self, number: int, state: str, note: str = "") -> None:
         self.rows[number].state, self.rows[number].note = state, note
+        row = self.rows[number]
+        loss = f" (eval loss {row.eval_loss:.4f})" if row.eval_loss is not None else ""
+        self._say(number, f"{ENDINGS.get(state, state.lower())}{f': {note}' if note else ''}"
+                  f"{loss if state != 'FAIL' else ''}")
+
+    def _say(self, number: int, text: str) -> None:
+        if self.plain is not None:
+            self.plain.print(f"{time.strftime('%H:%M:%S')} trial {number} {text}",
+                             markup=False, highlight=False, soft_wrap=True)
 
     def __rich__(self) -> Table:
         table = Table(title=f"study {self.study}", expand=False)
@@ -102,9 +125,9 @@ def print_summary(console: Console, study: optuna.Study, *, objectives: list[str
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}
     for t in trials:
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        counts[state_word(t)] = counts.get(state_word(t), 0) + 1
     console.print(f"study {study.study_name}: " + ", ".join(
-        f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+        f"{n} {s}" for s, n in sorted(counts.items())))
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return
@@ -192,12 +215,23 @@ def gain_line(trials: list[FrozenTrial], best: FrozenTrial) -> str:
     yardstick = min(done, key=loss)
     name, split = yardstick.user_attrs[BASELINE], "test" if key else "eval"
     if best.number == yardstick.number:
+        judged = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        stopped = sum(state_word(t) == "stopped" for t in trials)
         return (f"the best trial is the baseline {name!r}: the search found nothing better "
-                f"on eval loss in {sum(t.state.is_finished() for t in trials)} trials")
+                f"on eval loss in {judged} trials"
+                + (f" ({stopped} stopped before they ended, not counted)" if stopped else ""))
     gain = 1 - loss(best) / loss(yardstick)
     return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
             f"best baseline ({name!r}), {gain:+.1%} "
             f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
+
+
+def state_word(trial: FrozenTrial) -> str:
+    """How the summary counts a trial: its Optuna state, but `stopped` for one the sweep
+    stopped (Ctrl-C, a full disk) rather than judged."""
+    if trial.state.name == "FAIL" and reason_of(trial) in STOPPED:
+        return "stopped"
+    return trial.state.name.lower()
 
 
 def _complete(trial: FrozenTrial) -> bool:

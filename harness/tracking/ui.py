@@ -10,8 +10,6 @@ creates an experiment (`harness.tracking.store`), for UIs that choose their view
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,8 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.ports import free_port, port_taken
+from harness.procs import stop_through_interrupts
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -52,19 +52,39 @@ def _study_experiment(client: MlflowClient, study: str | None) -> Experiment | N
     return max(studies, key=lambda e: e.creation_time or 0, default=None)
 
 
-def serve(cmd: list[str], *, health: str, timeout: float = READY_SECONDS) -> subprocess.Popen:
-    """Start the server ``cmd`` and return it once ``health`` answers 200; a clear error if it
-    exits first or does not answer in ``timeout`` seconds (it is stopped then)."""
+def serve(cmd: list[str], *, host: str, port: int, timeout: float = READY_SECONDS
+          ) -> subprocess.Popen[bytes]:
+    """Start the server ``cmd`` listening on ``host``:``port`` and return it once it answers
+    there itself. A clear error if the port is taken, if it exits first or does not answer in
+    ``timeout`` seconds; whatever ends the wait (the error, Ctrl-C, SIGTERM) stops its whole
+    process group first: MLflow's UI is a uvicorn server, a job runner and its consumers."""
+    if port_taken(host, port):
+        raise HarnessError(taken_message(host, port))
     proc = subprocess.Popen(cmd, start_new_session=True)  # stopped as a group: its workers too
+    try:
+        wait_ready(proc, host=host, port=port, timeout=timeout)
+    except BaseException:
+        stop_through_interrupts(proc)
+        raise
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen[bytes], *, host: str, port: int,
+                timeout: float) -> None:
+    """Return once the server ``proc`` answers on ``host``:``port`` and is the one listening
+    there; a HarnessError when it exits first or ``timeout`` seconds pass."""
+    health = f"http://{host}:{port}/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if port_taken(host, port):  # taken after the check: another program won the race
+                raise HarnessError(taken_message(host, port))
             raise HarnessError(f"the MLflow UI server exited with code {proc.returncode} "
-                               "before it answered (is the port taken? try --port)")
-        if answers(health):
-            return proc
+                               "before it answered (its output above says why)")
+        # another program answering on the port is not this server: it must be listening
+        if answers(health) and listening(proc.pid, port):
+            return
         time.sleep(0.5)
-    stop(proc)
     raise HarnessError(f"the MLflow UI server did not answer {health} within {timeout:.0f} s")
 
 
@@ -76,18 +96,28 @@ def answers(url: str) -> bool:
         return False
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, SIGKILL if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, None)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+def listening(pid: int, port: int) -> bool:
+    """Whether process ``pid`` or one of its descendants listens on TCP ``port``."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for proc in family:
+        with contextlib.suppress(psutil.Error):
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for c in proc.net_connections(kind="inet")):
+                return True
+    return False
 
 
-def mlflow_ui_command(store: str, *, host: str, port: str) -> list[str]:
+def taken_message(host: str, port: int) -> str:
+    return (f"port {port} on {host} is taken by another program (another `harness ui` or "
+            f"MLflow server?): choose a free one, e.g. --port {free_port(host)}")
+
+
+def mlflow_ui_command(store: str, *, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store,
-            "--registry-store-uri", store, "--host", host, "--port", port]
+            "--registry-store-uri", store, "--host", host, "--port", str(port)]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +21,80 @@ from harness.trial.parallel import same_everywhere, sum_across
 from harness.trial.setup import Prepared
 
 
+@dataclass
+class LossSums:
+    """Per-example sums of a split's loss: summed over examples, and so over processes too.
+    Example i has summed negative log-likelihood s_i over its n_i trained tokens."""
+
+    nll: float = 0.0
+    """Sum of s_i."""
+    tokens: float = 0.0
+    """Sum of n_i."""
+    examples: float = 0.0
+    """Examples with at least one trained token."""
+    nll_sq: float = 0.0
+    """Sum of s_i squared."""
+    nll_tokens: float = 0.0
+    """Sum of s_i * n_i."""
+    tokens_sq: float = 0.0
+    """Sum of n_i squared."""
+
+    def add(self, nll: float, tokens: int) -> None:
+        self.nll += nll
+        self.tokens += tokens
+        self.examples += 1
+        self.nll_sq += nll * nll
+        self.nll_tokens += nll * tokens
+        self.tokens_sq += tokens * tokens
+
+    def as_list(self) -> list[float]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    @property
+    def loss(self) -> float:
+        """The token-weighted mean loss."""
+        return mean_loss(self.nll, self.tokens)
+
+    @property
+    def ci95(self) -> float:
+        """Half the width of the loss's 95 % interval over examples (the ratio estimator's
+        delta-method standard error): nan with fewer than two examples."""
+        n = self.examples
+        if n < 2 or not self.tokens:
+            return math.nan
+        r = self.loss
+        spread = max(self.nll_sq - 2 * r * self.nll_tokens + r * r * self.tokens_sq, 0.0)
+        return 1.96 * math.sqrt(spread / (n * (n - 1))) / (self.tokens / n)
+
+
 @torch.no_grad()
 def eval_sums(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
-              device: Any, shard: tuple[int, int] = (0, 1)) -> tuple[float, int]:
-    """Summed negative log-likelihood and trained-token count over this process's share
-    (``shard`` = rank, processes) of the eval batches."""
+              device: Any, shard: tuple[int, int] = (0, 1)) -> LossSums:
+    """Per-example loss sums over this process's share (``shard`` = rank, processes) of the
+    eval batches."""
     rank, processes = shard
     was_training = model.training
     model.eval()
-    total, tokens = 0.0, 0
-    batches = eval_batches(examples, batch_size)
-    for batch in batches[rank::processes]:
+    sums = LossSums()
+    for batch in eval_batches(examples, batch_size)[rank::processes]:
         inputs = collate(batch, pad_id)
-        n = int((inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
-        if n == 0:
-            continue
-        loss = forward(model, inputs, device).loss
-        total += float(loss) * n
-        tokens += n
+        labels = inputs.pop("labels")[:, 1:].to(device)
+        logits = forward(model, inputs, device).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
+                                                ignore_index=IGNORE_INDEX, reduction="none")
+        counts = (labels != IGNORE_INDEX).sum(1)
+        for total, n in zip(nll.sum(1).tolist(), counts.tolist(), strict=True):
+            if n:
+                sums.add(total, n)
     model.train(was_training)
-    return total, tokens
+    return sums
 
 
 def eval_loss(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
               device: Any) -> float:
     """Mean negative log-likelihood per trained token (token-weighted over the whole split)."""
-    total, tokens = eval_sums(model, examples, batch_size=batch_size, pad_id=pad_id,
-                              device=device)
-    return mean_loss(total, tokens)
+    return eval_sums(model, examples, batch_size=batch_size, pad_id=pad_id,
+                     device=device).loss
 
 
 def mean_loss(total: float, tokens: float) -> float:
@@ -119,18 +167,27 @@ def measure_test(state: TrainState, data: Prepared) -> None:
             (Retention, data.retention, data.retention_fingerprint, general)):
         if not examples:
             continue
+        began = time.monotonic()
         base, _ = base_loss(state, examples, fingerprint=fingerprint, encoding=encoding)
-        loss = shared_eval_loss(state, examples)
+        sums = shared_eval_sums(state, examples)
+        loss = sums.loss
         state.events.emit(event(step=state.total_steps, loss=loss, perplexity=perplexity(loss),
                                 base_loss=base, base_perplexity=perplexity(base),
-                                change=loss / base - 1 if base else math.nan))
+                                change=loss / base - 1 if base else math.nan,
+                                ci95=sums.ci95, examples=int(sums.examples),
+                                seconds=time.monotonic() - began))
 
 
 def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:
     """Eval loss over the whole split, each process taking its share of the batches."""
+    return shared_eval_sums(state, examples).loss
+
+
+def shared_eval_sums(state: TrainState, examples: list[Any]) -> LossSums:
+    """The split's loss sums, each process taking its share of the batches."""
     accelerator = state.accelerator
-    total, tokens = eval_sums(accelerator.unwrap_model(state.model), examples,
-                              batch_size=state.config.training.micro_batch_size,
-                              pad_id=state.pad, device=accelerator.device,
-                              shard=(accelerator.process_index, accelerator.num_processes))
-    return mean_loss(*sum_across(accelerator, [total, tokens]))
+    sums = eval_sums(accelerator.unwrap_model(state.model), examples,
+                     batch_size=state.config.training.micro_batch_size, pad_id=state.pad,
+                     device=accelerator.device,
+                     shard=(accelerator.process_index, accelerator.num_processes))
+    return LossSums(*sum_across(accelerator, sums.as_list()))

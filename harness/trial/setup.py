@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.config import TrainConfig
+
+T = TypeVar("T")
 
 
 def seed_everything(seed: int) -> None:
@@ -62,13 +64,26 @@ def prepare_data(config: TrainConfig) -> Prepared:
     split = ready.dataset.split
     retention, retention_fingerprint = retention_data(config.retention, tokenizer=tokenizer,
                                                       renderer=ready.renderer)
+    tests = scored_sample(ready.tests, config.evaluation.max_test_examples,
+                          seed=config.data.seed)
     return Prepared(tokenizer, ready.renderer, train=[e for _, e in ready.train],
                     evals=[e for _, e in ready.evals], eval_records=[r for r, _ in ready.evals],
-                    tests=[e for _, e in ready.tests], fingerprint=ready.dataset.fingerprint,
+                    tests=[e for _, e in tests], fingerprint=ready.dataset.fingerprint,
                     eval_fingerprint=fingerprint(split.eval),
-                    test_fingerprint=fingerprint(split.test) if split.test else "",
+                    # the base model's test loss is cached by it: a sample's is the sample's
+                    test_fingerprint=(fingerprint(split.test) if tests is ready.tests
+                                      else fingerprint(r for r, _ in tests)) if tests else "",
                     retention=retention, retention_fingerprint=retention_fingerprint,
                     profile=ready.profile(config.data.cutoff_len))
+
+
+def scored_sample(pairs: list[T], cap: int, *, seed: int) -> list[T]:
+    """At most ``cap`` of ``pairs`` (0: all), a seeded sample in their own order: the same
+    examples for every trial of a study, spread over the whole split."""
+    if not cap or len(pairs) <= cap:
+        return pairs
+    keep = sorted(random.Random(seed).sample(range(len(pairs)), cap))
+    return [pairs[i] for i in keep]
 
 
 def _adamw(model: Any, config: TrainConfig) -> Any:

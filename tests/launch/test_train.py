@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_file(tmp_path: Path, model_dir: Path, *, max_steps: int = 2000,
-               save_steps: int = 0, name: str = "train") -> Path:
+               save_steps: int = 0, name: str = "train", extra: str = "") -> Path:
     path = tmp_path / f"{name}.yaml"
     seeded_store(tmp_path / "mlflow.db")
     path.write_text(f"""
@@ -31,6 +31,7 @@ training: {{max_steps: {max_steps}, micro_batch_size: 2, learning_rate: 1.0e-3,
 samples: {{count: 0}}
 tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}", experiment: signals}}
 output_dir: {tmp_path / 'out'}
+{extra}
 """)
     return path
 
@@ -130,3 +131,32 @@ def test_training_again_into_a_used_directory_needs_force_and_keeps_foreign_file
     assert (kept / "notes.txt").read_text() == "my notes"  # moved aside, never deleted
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "train_config.json").read_text())["training"]["max_steps"] == 3
+
+
+BAD_FILES = {"missing": None, "empty": b"", "csv": b"question,answer\nwhy,because\n",
+             "binary": bytes(range(256)) * 8}
+
+
+@pytest.mark.parametrize("which", ["data", "retention"])
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_bad_data_or_general_text_is_refused_before_a_model_loads_or_a_run_opens(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path,
+        capsys: pytest.CaptureFixture[str], which: str, kind: str) -> None:
+    from mlflow import MlflowClient
+
+    from harness.cli import main
+
+    bad = tmp_path / f"bad.{'csv' if kind == 'csv' else 'json'}"
+    if BAD_FILES[kind] is not None:
+        bad.write_bytes(BAD_FILES[kind])
+    config = train_file(tmp_path, tiny_model_dir, extra=f"retention: {{path: {bad}}}"
+                        if which == "retention" else "")
+    if which == "data":
+        config.write_text(config.read_text().replace(
+            str(ROOT / "datasets/samples/alpaca.json"), str(bad)))
+    assert main(["train", str(config)]) == 2  # an error, not a crashed trial (10)
+    err = capsys.readouterr().err
+    assert "harness: error:" in err and bad.name in err
+    assert not (tmp_path / "out").exists()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_experiment_by_name("signals") is None  # no run was opened

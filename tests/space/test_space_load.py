@@ -191,3 +191,30 @@ def test_a_section_that_is_not_what_it_should_be_is_refused(
 def test_empty_sections_mean_their_defaults(tmp_path: Path) -> None:
     space = load_space(write(tmp_path, BASE + "study:\nregistry:\nsearch:\nenqueue:\n"))
     assert space.study.sampler == "tpe" and space.params == [] and space.enqueue == []
+
+
+def test_a_bound_or_choice_that_is_not_finite_is_refused_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + """
+search:
+  training.learning_rate: {low: 1.0e-5, high: .inf, log: true}
+  lora.dropout: {low: .nan, high: 0.1}
+  training.epochs: {low: 1, high: 3, step: .inf}
+  lora.alpha: [8, .nan]
+  training.max_grad_norm: [.inf, 1.0]
+""")
+    with pytest.raises(ConfigError) as info:
+        load_space(str(path))
+    problems = [p for p in info.value.problems if "not a finite number" in p]
+    assert [p.split(":")[0] for p in problems] == [
+        "search.training.learning_rate.high", "search.lora.dropout.low",
+        "search.training.epochs.step", "search.lora.alpha.choices[1]",
+        "search.training.max_grad_norm.choices[0]"]
+
+
+def test_a_non_finite_fixed_setting_of_a_space_is_refused_at_load(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "lora: {alpha: .inf}\nsamples: {temperature: .nan}\n"
+                 "search:\n  lora.r: [4, 8]\n")
+    with pytest.raises(ConfigError) as info:
+        load_space(str(path))
+    assert {p.split(":")[0] for p in info.value.problems} >= {"lora.alpha",
+                                                               "samples.temperature"}

@@ -77,3 +77,34 @@ def test_workers_run_the_study_a_sweep_only_created(
                    launch=TRIALS)
     study = load_study("tiny", open_storage(stores["storage"]))
     assert [t.state for t in study.trials] == [State.COMPLETE] * 3  # the study's total
+
+
+def test_a_sweep_not_on_a_terminal_says_each_trial_event_in_a_plain_line(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    space = space_file(tmp_path, tiny_model_dir, trials=2)
+    shown = io.StringIO()  # a log file: `harness sweep ... > sweep.log`, CI, nohup
+    sweep_command(str(space), options(stores, promote=False), Console(file=shown, width=80),
+                  launch=TRIALS)
+    lines = [line.split(" ", 1)[1] for line in shown.getvalue().splitlines()
+             if line[:2].isdigit() and " trial " in line]
+    for number in (0, 1):
+        mine = [line for line in lines if line.startswith(f"trial {number} ")]
+        assert mine[0].startswith(f"trial {number} started: ")
+        assert "learning_rate=" in mine[0] and "\n" not in mine[0]
+        assert mine[1:] == [f"trial {number} training 4 steps on cpu",
+                            f"trial {number} eval at step 2: loss "
+                            f"{LOSSES[number] + 0.2:.4f}, perplexity 10.00",
+                            f"trial {number} eval at step 4: loss {LOSSES[number]:.4f}, "
+                            "perplexity 10.00",
+                            f"trial {number} finished (eval loss {LOSSES[number]:.4f})"]
+    assert shown.getvalue().index("trial 1 finished") < shown.getvalue().index("study tiny:")
+
+
+def test_a_sweep_on_a_terminal_shows_its_live_table_and_no_plain_lines(
+        tmp_path: Path, tiny_model_dir: Path, stores: dict[str, str]) -> None:
+    space = space_file(tmp_path, tiny_model_dir, trials=1)
+    shown = io.StringIO()
+    sweep_command(str(space), options(stores, promote=False),
+                  Console(file=shown, width=120, force_terminal=True), launch=TRIALS)
+    assert "trial 0 started" not in shown.getvalue()
+    assert "study tiny" in shown.getvalue()  # the table's title

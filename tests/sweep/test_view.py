@@ -10,6 +10,7 @@ from rich.console import Console
 from harness.study.record import (
     BASE_TEST_LOSS,
     BASELINE,
+    REASON,
     RETENTION_CHANGE,
     SELECTED_EPOCH,
     TEST_LOSS,
@@ -112,3 +113,17 @@ def test_the_base_model_is_shown_once_per_quantization_it_was_loaded_with() -> N
     assert "base model, 4bit" in text and "3.1000" in text
     assert "base model, 8bit" in text and "2.7800" in text
     assert text.count("base model, 4bit") == 1
+
+
+def test_a_trial_stopped_by_the_sweep_is_counted_as_stopped_not_as_searched() -> None:
+    study = _study()
+    _finish(study, 1.90, **{TEST_LOSS: 2.00})
+    _finish(study, 2.20, **{TEST_LOSS: 2.20})
+    stopped = study.ask()  # SIGTERM while the third trial trained
+    stopped.suggest_float("lr", 1e-5, 1e-2, log=True)
+    stopped.set_user_attr(REASON, "interrupted")
+    study.tell(stopped, state=optuna.trial.TrialState.FAIL)
+    text = _summary(study)
+    assert "study s: 2 complete, 1 stopped" in text
+    assert "nothing better on eval loss in 2 trials (1 stopped before they ended, not " \
+        "counted)" in text

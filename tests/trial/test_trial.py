@@ -106,6 +106,7 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
         tmp_path: Path, tiny_model_dir: Path, home: Path) -> None:
     config = make_config(tmp_path, tiny_model_dir, max_steps=-1, epochs=3, eval_steps=0)
     config.samples.count = 0
+    config.evaluation.max_test_examples = 2  # a seeded sample of the test split is scored
     result, run = tracked_trial(config, tmp_path / "out")
     assert result.reason == "finished", result.log_tail
     started, selected = result.last(Started), result.last(Selected)
@@ -120,11 +121,14 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
     assert metrics["selected/eval_loss"] == selected.loss
     assert metrics["selected/epoch"] == selected.epoch
     # the test split and the general text, measured once on the adapter kept
-    assert started.test_examples > 0 and run.data.tags["dataset.test_fingerprint"]
+    assert started.test_examples == 2 and run.data.tags["dataset.test_fingerprint"]
     for name in ("test/loss", "test/perplexity", "base/test_loss", "retention/loss",
-                 "base/retention_loss", "retention/loss_change_vs_base"):
+                 "base/retention_loss", "retention/loss_change_vs_base", "test/loss_ci95",
+                 "test/seconds", "retention/seconds"):
         assert name in metrics, name
     assert sum(isinstance(e, HeldOutTest) for e in result.events) == 1
+    assert metrics["test/examples"] == 2 and metrics["test/loss_ci95"] > 0
+    assert metrics["retention/examples"] == 16  # the shipped general text, every record
     kept = load_file(str(tmp_path / "out" / "best-epoch" / "adapter_weights.safetensors"))
     final = load_file(str(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
     assert {k.removesuffix(".weight") for k in kept} == {k.removesuffix(".weight") for k in final}

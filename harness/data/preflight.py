@@ -1,0 +1,42 @@
+"""A trial's data checked as the trial will read it (its splits, then its general text), before
+a model is loaded or a run opened: a defect is an error naming the file and record, not a
+crash after minutes of loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class DataChecked:
+    """The examples a trial will have in each split, once its data passed the checks."""
+
+    path: str
+    """The training data's path, as configured."""
+    train: int
+    evals: int
+    tests: int
+    general: int
+    """General-text examples of the forgetting check (0: off)."""
+
+    def line(self) -> str:
+        general = f", {self.general} general-text" if self.general else ""
+        return (f"data {self.path}: {self.train} train, {self.evals} eval and {self.tests} "
+                f"test examples{general}, checked")
+
+
+def check_trial_data(config: TrainConfig) -> DataChecked:
+    """Read, check and encode the data and the general text of ``config`` with its model's
+    tokenizer; a DataError names what is wrong. The encoded splits stay in the cache, where
+    the trial reads them."""
+    from harness.data.ready import ready_for_training
+    from harness.data.retention import retention_data
+    from harness.models import harness_home, training_tokenizer
+
+    tokenizer = training_tokenizer(config.model)
+    ready = ready_for_training(config.data, tokenizer, cache=harness_home())
+    retention, _ = retention_data(config.retention, tokenizer=tokenizer, renderer=ready.renderer)
+    return DataChecked(path=config.data.path, train=len(ready.train), evals=len(ready.evals),
+                       tests=len(ready.tests), general=len(retention))
