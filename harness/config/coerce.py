@@ -19,7 +19,8 @@ from harness.yamlfile import short
 
 T = TypeVar("T")
 
-NOT_FINITE = "{value} is not a finite number (to have no limit, leave the limit out)"
+NOT_FINITE_MARK = "is not a finite number"
+NOT_FINITE = "{value} " + NOT_FINITE_MARK + " (to have no limit, leave the limit out)"
 """The problem with a `.nan` or `.inf` where a number is set (it would train on NaN, crash
 converting to a count, or silently turn a limit off)."""
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import RegistrySettings, StudySettings, from_mapping
+from harness.config import RegistrySettings, StudySettings, TrainConfig, from_mapping
+from harness.config.coerce import NOT_FINITE_MARK
 from harness.errors import ConfigError
 from harness.space.checks import validate
 from harness.space.file import SPACE_KEYS, SpaceFile
-from harness.space.params import parse_params
+from harness.space.params import ALPHA_PER_RANK, Param, parse_params
 from harness.yamlfile import load_yaml, read_text_file
 
 
@@ -35,15 +36,29 @@ def parse_space(text: str, path: str) -> SpaceFile:
     if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
         problems.append("enqueue: expected a list of mappings of parameter values")
         enqueue = []
+    # a fixed setting that is not finite is wrong whatever else is: named beside the rest
+    fixed = _non_finite(base, params)
     if problems:
-        raise ConfigError(problems, source=str(path))
+        raise ConfigError(problems + fixed, source=str(path))
     names = [str(e.get("name") or f"enqueued #{i + 1}") for i, e in enumerate(enqueue)]
     enqueue = [{k: v for k, v in e.items() if k != "name"} for e in enqueue]
     space = SpaceFile(str(path), study, registry, base, params, enqueue, text, names)
     problems = validate(space)
+    problems += [p for p in fixed if p not in problems]
     if problems:
         raise ConfigError(problems, source=str(path))
     return space
+
+
+def _non_finite(base: dict[str, Any], params: list[Param]) -> list[str]:
+    """The fixed settings set to .nan or .inf, bar those the search sets."""
+    searched = {"lora.alpha" if p.name == ALPHA_PER_RANK else p.name for p in params}
+    try:
+        from_mapping(TrainConfig, {**base, "output_dir": "unused"})
+    except ConfigError as err:
+        return [p for p in err.problems
+                if NOT_FINITE_MARK in p and p.split(":")[0] not in searched]
+    return []
 
 
 def _given(raw: dict[str, Any], key: str, empty: Any) -> Any:

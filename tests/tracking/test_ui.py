@@ -48,6 +48,7 @@ def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
     proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--tracking-uri", uri,
                              "--port", port, "--study", "demo"], cwd=tmp_path, env=env,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    started: set[int] = set()
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()
@@ -61,8 +62,11 @@ def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
             assert answer.status == 200
     finally:
+        with contextlib.suppress(psutil.Error):
+            started = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
         os.kill(proc.pid, stop)  # the harness alone: its server must go with it
         proc.wait()
+    assert started and not left_behind(started)  # uvicorn, the job runner, its consumers
     try:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
         answered = True
