@@ -43,7 +43,7 @@ def tell(ctx: SweepContext, trial: optuna.Trial, verdict: Verdict, *,
     else:
         told = True
     if trial.number in ctx.view.rows:
-        ctx.view.end(trial.number, state, "" if reason == "finished" else reason)
+        ctx.view.end(trial.number, state, "" if reason in ("finished", "pruned") else reason)
     return told
 
 

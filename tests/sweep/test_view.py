@@ -127,3 +127,23 @@ def test_a_trial_stopped_by_the_sweep_is_counted_as_stopped_not_as_searched() ->
     assert "study s: 2 complete, 1 stopped" in text
     assert "nothing better on eval loss in 2 trials (1 stopped before they ended, not " \
         "counted)" in text
+
+
+def test_off_a_terminal_each_trial_event_is_one_plain_line() -> None:
+    from harness.protocol import Eval
+    from harness.sweep.view import SweepView
+
+    out = io.StringIO()
+    view = SweepView("s", plain=Console(file=out, width=40))
+    view.start(3, {"lora.target_modules": ["q_proj", "v_proj"], "training.learning_rate": 3e-4})
+    view.on_event(3, Eval(step=4, loss=2.5, perplexity=12.18, perplexity_ratio_to_base=0.9))
+    view.end(3, "PRUNED")
+    view.start(4, {})
+    view.end(4, "FAIL", "nan: loss became nan at step 1")
+    lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == [
+        "trial 3 started: target_modules=['q_proj', 'v_proj'] learning_rate=0.0003",
+        "trial 3 eval at step 4: loss 2.5000, perplexity 12.18",
+        "trial 3 pruned (eval loss 2.5000)",
+        "trial 4 started: the fixed settings",
+        "trial 4 failed: nan: loss became nan at step 1"]
