@@ -49,6 +49,14 @@ def retried_from(trial: FrozenTrial) -> int | None:
     return trial.system_attrs.get("failed_trial")
 
 
+def state_word(trial: FrozenTrial) -> str:
+    """How the summary and the study note count a trial: its Optuna state, but `stopped` for
+    one the sweep stopped (Ctrl-C, a full disk) rather than judged."""
+    if trial.state.name == "FAIL" and reason_of(trial) in STOPPED:
+        return "stopped"
+    return trial.state.name.lower()
+
+
 def superseded(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of trials that were retried: their retry counts instead of them."""
     return {t.system_attrs["retry_history"][-1] for t in trials

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.protocol import Eval, Event, Started, Step
-from harness.study.budget import STOPPED, reason_of, superseded
+from harness.study.budget import STOPPED, reason_of, state_word, superseded
 from harness.study.record import (
     BASE_TEST_LOSS,
     BASELINE,
@@ -224,14 +224,6 @@ def gain_line(trials: list[FrozenTrial], best: FrozenTrial) -> str:
     return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
             f"best baseline ({name!r}), {gain:+.1%} "
             f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
-
-
-def state_word(trial: FrozenTrial) -> str:
-    """How the summary counts a trial: its Optuna state, but `stopped` for one the sweep
-    stopped (Ctrl-C, a full disk) rather than judged."""
-    if trial.state.name == "FAIL" and reason_of(trial) in STOPPED:
-        return "stopped"
-    return trial.state.name.lower()
 
 
 def _complete(trial: FrozenTrial) -> bool:

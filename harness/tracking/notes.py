@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.study.budget import state_word
 from harness.study.record import BASELINE, MESSAGE, RUN_ID, TEST_LOSS
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def study_note(study: optuna.Study, *, experiment_id: str, objective: str,
     trials = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     counts: dict[str, int] = {}
     for t in trials:
-        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        counts[state_word(t)] = counts.get(state_word(t), 0) + 1
     searched = sorted({name for t in trials for name in t.distributions})
     lines = [f"**Study `{study.study_name}`**: {len(trials)} trials ("
              + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"
@@ -56,7 +57,7 @@ def _row(trial: FrozenTrial, experiment_id: str) -> str:
     said = (trial.user_attrs.get(MESSAGE) or "").strip().splitlines()
     parts = [trial.user_attrs.get(BASELINE, ""), said[0][:160] if said else ""]
     note = "; ".join(p for p in parts if p).replace("|", "/")
-    return (f"| {_run_link(trial, experiment_id)} | {trial.state.name.lower()} | {value} | "
+    return (f"| {_run_link(trial, experiment_id)} | {state_word(trial)} | {value} | "
             f"{'' if test is None else f'{test:.4f}'} | {note} |")
 
 
