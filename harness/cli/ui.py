@@ -48,7 +48,7 @@ def _until_stopped(proc: subprocess.Popen[bytes]) -> int:
     try:
         code = proc.wait()
         print(f"harness: the MLflow UI server ended with code {code}", file=sys.stderr)
-        return code or 0
+        return code
     except KeyboardInterrupt:
         return 0
     finally:

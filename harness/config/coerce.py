@@ -19,10 +19,14 @@ from harness.yamlfile import short
 
 T = TypeVar("T")
 
-NOT_FINITE_MARK = "is not a finite number"
-NOT_FINITE = "{value} " + NOT_FINITE_MARK + " (to have no limit, leave the limit out)"
+NOT_FINITE = "{value} is not a finite number (to have no limit, leave the limit out)"
 """The problem with a `.nan` or `.inf` where a number is set (it would train on NaN, crash
 converting to a count, or silently turn a limit off)."""
+
+
+def non_finite(value: Any) -> bool:
+    """A float that is nan or infinite (YAML's `.nan`, `.inf`)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def raise_problems(problems: list[str], source: str | None = None) -> None:
@@ -114,7 +118,7 @@ def _coerce(value: Any, hint: Any) -> tuple[Any, str | None]:
             value = float(value)
         except ValueError:
             return value, f"expected a number, got {short(value)}"
-    if hint is float and isinstance(value, float) and not math.isfinite(value):
+    if hint is float and non_finite(value):
         return value, NOT_FINITE.format(value=value)
     if hint is int and isinstance(value, bool):
         return value, "expected an integer, got a boolean"

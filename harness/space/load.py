@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.config import RegistrySettings, StudySettings, TrainConfig, from_mapping
-from harness.config.coerce import NOT_FINITE_MARK
+from harness.config import RegistrySettings, StudySettings, from_mapping
+from harness.config.coerce import NOT_FINITE, non_finite
 from harness.errors import ConfigError
 from harness.space.checks import validate
 from harness.space.file import SPACE_KEYS, SpaceFile
@@ -50,15 +50,18 @@ def parse_space(text: str, path: str) -> SpaceFile:
     return space
 
 
-def _non_finite(base: dict[str, Any], params: list[Param]) -> list[str]:
-    """The fixed settings set to .nan or .inf, bar those the search sets."""
+def _non_finite(base: dict[str, Any], params: list[Param], key_path: str = "") -> list[str]:
+    """The fixed settings set to .nan or .inf, bar those the search sets, worded as building
+    the config words them (so each is named once when both find it)."""
     searched = {"lora.alpha" if p.name == ALPHA_PER_RANK else p.name for p in params}
-    try:
-        from_mapping(TrainConfig, {**base, "output_dir": "unused"})
-    except ConfigError as err:
-        return [p for p in err.problems
-                if NOT_FINITE_MARK in p and p.split(":")[0] not in searched]
-    return []
+    problems = []
+    for key, value in base.items():
+        here = f"{key_path}{key}"
+        if isinstance(value, dict):
+            problems += _non_finite(value, params, f"{here}.")
+        elif non_finite(value) and here not in searched:
+            problems.append(f"{here}: {NOT_FINITE.format(value=value)}")
+    return problems
 
 
 def _given(raw: dict[str, Any], key: str, empty: Any) -> Any:

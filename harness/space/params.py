@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.config.coerce import NOT_FINITE
+from harness.config.coerce import NOT_FINITE, non_finite
 from harness.yamlfile import short
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ def parse_param(name: str, spec: Any, where: str, problems: list[str]) -> Param 
             problems.append(f"{where}.choices: expected a non-empty list")
             return None
         for i, choice in enumerate(choices):
-            if _not_finite(choice):
+            if non_finite(choice):
                 problems.append(f"{where}.choices[{i}]: {NOT_FINITE.format(value=choice)}")
         return Param(name, choices=choices, when=when)
     return _range_param(name, spec, where, when, problems)
@@ -147,7 +146,7 @@ def _range_param(name: str, spec: dict[str, Any], where: str, when: dict[str, An
         return None
     step = _number(spec.get("step"))
     bad = [(key, v) for key, v in (("low", low), ("high", high), ("step", step))
-           if _not_finite(v)]
+           if non_finite(v)]
     for key, value in bad:
         problems.append(f"{where}.{key}: {NOT_FINITE.format(value=value)}")
     if bad:
@@ -175,10 +174,6 @@ def _number(value: Any) -> float | None:
         return float(value)  # YAML 1.1 reads 1e-4 as a string
     except (TypeError, ValueError):
         return None
-
-
-def _not_finite(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _is_int(value: Any) -> bool:

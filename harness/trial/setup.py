@@ -70,7 +70,8 @@ def prepare_data(config: TrainConfig) -> Prepared:
                     evals=[e for _, e in ready.evals], eval_records=[r for r, _ in ready.evals],
                     tests=[e for _, e in tests], fingerprint=ready.dataset.fingerprint,
                     eval_fingerprint=fingerprint(split.eval),
-                    # the base model's test loss is cached by it: a sample's is the sample's
+                    # the base model's test loss is cached by it and the promotion gate
+                    # compares versions by it: the split's own unless a sample was scored
                     test_fingerprint=(fingerprint(split.test) if tests is ready.tests
                                       else fingerprint(r for r, _ in tests)) if tests else "",
                     retention=retention, retention_fingerprint=retention_fingerprint,

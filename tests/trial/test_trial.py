@@ -14,6 +14,7 @@ from helpers import Recording, launched, make_config
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
+from harness.data.retention import SHIPPED
 from harness.launch.command import write_trial_config
 from harness.protocol import (
     CheckpointDamaged,
@@ -128,7 +129,8 @@ def test_epochs_are_evaluated_at_their_ends_and_the_best_one_is_kept(
         assert name in metrics, name
     assert sum(isinstance(e, HeldOutTest) for e in result.events) == 1
     assert metrics["test/examples"] == 2 and metrics["test/loss_ci95"] > 0
-    assert metrics["retention/examples"] == 16  # the shipped general text, every record
+    shipped = json.loads(SHIPPED.read_text())  # the general text, every record of it scored
+    assert metrics["retention/examples"] == min(len(shipped), config.retention.max_records)
     kept = load_file(str(tmp_path / "out" / "best-epoch" / "adapter_weights.safetensors"))
     final = load_file(str(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
     assert {k.removesuffix(".weight") for k in kept} == {k.removesuffix(".weight") for k in final}
