@@ -51,7 +51,9 @@ def demo_configs(work: Path, *, samples: int) -> list[Path]:
         config = space.train_config(values, output_dir="unused")
         raw = asdict(config)
         raw.pop("output_dir", None)
-        raw["data"].pop("batching", None)  # older checkouts do not know it; new ones default
+        # sections older checkouts do not know; new ones default them
+        raw["data"].pop("batching", None)
+        raw.pop("evaluation", None)
         raw["data"]["path"] = str(ROOT / raw["data"]["path"])
         raw["samples"]["count"] = samples
         path = work / f"trial-{i}.json"
