@@ -137,14 +137,17 @@ class Bench:
         from harness.trial.loop import train_loop
         from harness.trial.selection import EpochSelection
         from harness.trial.stopping import Stop
+        from harness.trial.task_metrics import TaskMetrics
 
         state = self.state(trial_config(self.config, params, seed=seed), seed=seed)
         model, total = state.model, state.total_steps
         selection = EpochSelection(state.out, ends=state.epoch_ends)
+        metrics = TaskMetrics(state, self.data)
         evals: dict[int, float] = {}
 
         def evaluate_now(step: int) -> None:
-            loss = evaluate(state, self.data, step=step, base_loss=self.base_loss)
+            loss = evaluate(state, self.data, step=step, base_loss=self.base_loss,
+                            metrics=metrics).loss
             evals[step] = loss
             selection.consider(model, step=step, loss=loss, main=True)
             on_eval(step, loss, total)

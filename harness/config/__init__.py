@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from harness.config.coerce import choice_problems, choices, from_mapping, raise_problems
 from harness.config.data import DEFAULT_REFUSAL_PHRASES, DataConfig
+from harness.config.evaluation import (
+    LOSS_OBJECTIVES,
+    EvaluationSettings,
+    SampleSettings,
+    maximised,
+    objective_problems,
+)
 from harness.config.study import RegistrySettings, StudySettings
 from harness.config.train import (
     DEFAULT_MODEL,
@@ -16,7 +23,6 @@ from harness.config.train import (
     LoraSettings,
     QuantConfig,
     RetentionSettings,
-    SampleSettings,
     TrackingSettings,
     TrainConfig,
     TrainingSettings,
@@ -24,8 +30,26 @@ from harness.config.train import (
 )
 
 __all__ = [
-    "DEFAULT_MODEL", "DEFAULT_REFUSAL_PHRASES", "ComputeDtype", "DataConfig", "LoraSettings",
-    "QuantConfig", "RegistrySettings", "RetentionSettings", "SampleSettings", "StudySettings",
-    "TrackingSettings", "TrainConfig", "TrainingSettings", "choice_problems", "choices",
-    "from_mapping", "load_train_config", "raise_problems",
+    "DEFAULT_MODEL",
+    "DEFAULT_REFUSAL_PHRASES",
+    "LOSS_OBJECTIVES",
+    "ComputeDtype",
+    "DataConfig",
+    "EvaluationSettings",
+    "LoraSettings",
+    "QuantConfig",
+    "RegistrySettings",
+    "RetentionSettings",
+    "SampleSettings",
+    "StudySettings",
+    "TrackingSettings",
+    "TrainConfig",
+    "TrainingSettings",
+    "choice_problems",
+    "choices",
+    "from_mapping",
+    "load_train_config",
+    "maximised",
+    "objective_problems",
+    "raise_problems",
 ]

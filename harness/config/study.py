@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.config.coerce import choice_problems, choices, raise_problems
+from harness.config.evaluation import LOSS_OBJECTIVES
 
 SamplerName = Literal["tpe", "gp", "random", "qmc", "cmaes"]
 StartName = Literal["lora", "random"]
 PrunerName = Literal["median", "successive_halving", "hyperband", "none"]
-Objective = Literal["eval_loss", "perplexity"]
 SecondObjective = Literal["peak_memory", "train_time"]
 
 
@@ -52,7 +52,8 @@ class StudySettings:
     reduction_factor: int = 3
     """Successive halving / hyperband: how aggressively rungs are cut."""
     objective: list[str] | str = "eval_loss"
-    """eval_loss or perplexity (minimised); or a list: that, then peak_memory or train_time
+    """eval_loss or perplexity (minimised), or eval/METRIC for a task metric listed in
+    `evaluation.metrics` (maximised); or a list: that, then peak_memory or train_time
     (multi-objective; the Pareto front is reported, pruning is off)."""
     trials: int = 10
     """Trials to run in total; a resumed study runs only what is missing."""
@@ -120,10 +121,10 @@ class RegistrySettings:
 def _objective_problems(objectives: list[str]) -> list[str]:
     if not 1 <= len(objectives) <= 2:
         return ["objective: give one objective or a list of two"]
-    out = []
-    for where, value, kind in zip(("objective", "objective[1]"), objectives,
-                                  (Objective, SecondObjective), strict=False):
-        allowed = choices(kind)
-        if value not in allowed:
-            out.append(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    first = objectives[0]
+    out = [] if first in LOSS_OBJECTIVES or (first.startswith("eval/") and first[5:]) else [
+        f"objective: {first!r} is not one of {', '.join(LOSS_OBJECTIVES)}, eval/METRIC"]
+    allowed = choices(SecondObjective)
+    if len(objectives) > 1 and objectives[1] not in allowed:
+        out.append(f"objective[1]: {objectives[1]!r} is not one of {', '.join(allowed)}")
     return out

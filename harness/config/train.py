@@ -8,6 +8,7 @@ from typing import Literal
 
 from harness.config.coerce import choice_problems, from_mapping, raise_problems
 from harness.config.data import DataConfig, DataFormat
+from harness.config.evaluation import EvaluationSettings, SampleSettings
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 """The embedded model every config falls back to (`harness models` lists it)."""
@@ -141,33 +142,6 @@ class TrainingSettings:
 
 
 @dataclass
-class SampleSettings:
-    """Seeded base-versus-adapter comparison samples on eval prompts."""
-
-    count: int = 8
-    """Prompts from the eval split, from as many source documents as there are (0 turns
-    samples off)."""
-    max_new_tokens: int = 60
-    """Longest answer generated per prompt, in tokens."""
-    do_sample: bool = False
-    """False: greedy. True: temperature/top-p sampling with `seed`."""
-    temperature: float = 0.7
-    """Sampling temperature (with do_sample)."""
-    top_p: float = 0.9
-    """Nucleus sampling's probability mass (with do_sample)."""
-    seed: int = 0
-    """Seed of the sampled answers (with do_sample)."""
-
-    def __post_init__(self) -> None:
-        problems: list[str] = []
-        if self.count < 0 or self.max_new_tokens < 1:
-            problems.append("count must be >= 0 and max_new_tokens >= 1")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            problems.append("temperature must be > 0 and top_p in (0, 1]")
-        raise_problems(problems)
-
-
-@dataclass
 class RetentionSettings:
     """General text the adapter should not forget: its loss there, beside the base model's,
     measured once on the adapter a trial keeps (promotion gates on it)."""
@@ -191,21 +165,6 @@ class RetentionSettings:
         if self.cutoff_len < 8:
             problems.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8")
         raise_problems(problems)
-
-
-@dataclass
-class EvaluationSettings:
-    """How much held-out data the kept adapter is scored on once training ends."""
-
-    max_test_examples: int = 200
-    """At most this many test examples are scored: a seeded sample of a larger test split (0:
-    all of it). The run logs the test loss's 95 % interval beside it (about +-1.5 % of the loss
-    at 200 MedQuAD answers) and the seconds the scoring took."""
-
-    def __post_init__(self) -> None:
-        if self.max_test_examples < 0:
-            raise_problems([f"max_test_examples: {self.max_test_examples} must be at least 0 "
-                            "(0: the whole test split)"])
 
 
 @dataclass

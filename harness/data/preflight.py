@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.config import TrainConfig
+from harness.errors import DataError
+from harness.metrics.answers import load_metric
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,14 @@ class DataChecked:
     tests: int
     general: int
     """General-text examples of the forgetting check (0: off)."""
+    metrics: tuple[str, ...] = ()
+    """The task metrics the trial scores answers with, each loaded once here."""
 
     def line(self) -> str:
         general = f", {self.general} general-text" if self.general else ""
+        metrics = f"; answers scored by {', '.join(self.metrics)}" if self.metrics else ""
         return (f"data {self.path}: {self.train} train, {self.evals} eval and {self.tests} "
-                f"test examples{general}, checked")
+                f"test examples{general}, checked{metrics}")
 
 
 def check_trial_data(config: TrainConfig) -> DataChecked:
@@ -38,5 +43,10 @@ def check_trial_data(config: TrainConfig) -> DataChecked:
     tokenizer = training_tokenizer(config.model)
     ready = ready_for_training(config.data, tokenizer, cache=harness_home())
     retention, _ = retention_data(config.retention, tokenizer=tokenizer, renderer=ready.renderer)
+    metrics = [load_metric(spec).name for spec in config.evaluation.metrics]
+    if metrics and not any(r.has_prompt for r, _ in ready.evals):
+        raise DataError(config.data.path, "evaluation.metrics score answers to prompts, and "
+                        "no eval record has a prompt before its answer (raw text has none)",
+                        hint="use instruction, chat or Q&A data, or drop evaluation.metrics")
     return DataChecked(path=config.data.path, train=len(ready.train), evals=len(ready.evals),
-                       tests=len(ready.tests), general=len(retention))
+                       tests=len(ready.tests), general=len(retention), metrics=tuple(metrics))

@@ -80,6 +80,14 @@ class Record:
             return "\n".join(m.content for m in self.messages if m.role == "assistant")
         return "".join(s.text for s in self.segments if s.trainable)
 
+    @property
+    def has_prompt(self) -> bool:
+        """Whether something is asked before the answer (raw text asks nothing): the answer
+        metrics generate from that prompt."""
+        if self.messages:
+            return self.messages[0].role != "assistant"
+        return not self.segments[0].trainable
+
     @cached_property
     def content_key(self) -> str:
         """Canonical, normalised JSON of the content: equal for exact duplicates."""

@@ -66,6 +66,8 @@ class BaseEval(Event):
     loss: float
     perplexity: float
     cached: bool
+    answers: dict[str, float] | None = None
+    """Its task metrics on the eval prompts (None: no metrics configured)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class Eval(Event):
     loss: float
     perplexity: float
     perplexity_ratio_to_base: float
+    answers: dict[str, float] | None = None
+    """Task metric -> its mean over the eval prompts' answers (at epoch ends, when metrics
+    are configured; None elsewhere)."""
+    answer_seconds: float | None = None
+    """How long generating those answers took."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class Selected(Event):
     loss: float
     perplexity: float
     last_step: int
+    answers: dict[str, float] | None = None
+    """That epoch end's task metrics on the eval prompts."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,10 @@ class HeldOut(Event):
     """The examples scored."""
     seconds: float = 0.0
     """How long scoring them took (the base model's loss included unless cached)."""
+    answers: dict[str, float] | None = None
+    """The adapter's task metrics on this data's prompts (None: none configured)."""
+    base_answers: dict[str, float] | None = None
+    """The base model's, on the same prompts."""
 
 
 @dataclass(frozen=True)

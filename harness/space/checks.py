@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import TYPE_CHECKING, Any
 
-from harness.config import TrainConfig
+from harness.config import TrainConfig, objective_problems
 from harness.errors import ConfigError
 from harness.names import name_problem
 from harness.space.file import SpaceFile
@@ -45,6 +45,7 @@ def validate(space: SpaceFile) -> list[str]:
             elif not earlier.contains(value):
                 problems.append(f"{where}.when: {key} can never be {value!r}")
         seen.append(p.name)
+    problems += _objective_problems(space)
     if space.study and len(space.study.objectives) > 1 and space.study.pruner != "none":
         problems.append("study.pruner: Optuna cannot prune multi-objective studies; "
                         "set pruner: none")
@@ -52,6 +53,15 @@ def validate(space: SpaceFile) -> list[str]:
     if not problems:
         problems += _config_problems(space)
     return problems
+
+
+def _objective_problems(space: SpaceFile) -> list[str]:
+    """A task-metric objective names a metric the trials measure."""
+    from harness.metrics.answers import metric_name
+
+    metrics = (space.base.get("evaluation") or {}).get("metrics") or []
+    names = [metric_name(str(m)) for m in metrics] if isinstance(metrics, list) else []
+    return objective_problems(space.study.objectives[0], names, key="study.objective")
 
 
 def _known_key(dotted: str) -> bool:

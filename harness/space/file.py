@@ -76,6 +76,9 @@ class SpaceFile:
         tracking["uri"] = tracking_uri or tracking.get("uri")
         tracking["experiment"] = self.study_name
         raw["tracking"] = tracking
+        # the trial keeps its best epoch end by what the study optimizes
+        raw["evaluation"] = {**(raw.get("evaluation") or {}),
+                             "objective": self.study.objectives[0]}
         return from_mapping(TrainConfig, raw, source=self.path)
 
     def edge_values(self) -> list[dict[str, Any]]:

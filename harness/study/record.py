@@ -42,6 +42,12 @@ FINISHED_AT = "harness.finished_at"
 promotion), so that the study is finished once per state, not once per worker."""
 
 
+def held_out_metric(name: str, *, base: bool = False) -> str:
+    """The user attribute of a complete trial's task metric ``name`` on the test split (the
+    base model's with ``base``)."""
+    return f"{'base_' if base else ''}test_{name}"
+
+
 @dataclass
 class StudyRecord:
     """A study's settings as the creating `harness sweep` stored them."""
@@ -59,7 +65,8 @@ class StudyRecord:
     registry_max_forgetting: float | None = 0.05
     """How far above the base model's a version's general-text loss may be for champion."""
     objectives: list[str] = field(default_factory=lambda: ["eval_loss"])
-    """What the study minimises, first objective first."""
+    """What the study optimizes, first objective first (a loss minimised, eval/METRIC
+    maximised)."""
     tracking_uri: str = ""
     """The MLflow tracking URI the study's runs go to."""
 

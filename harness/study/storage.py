@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from harness.config import StudySettings
+from harness.config import StudySettings, maximised
 from harness.errors import HarnessError
 from harness.study.url import RDB_SCHEMES, scheme_of
 from harness.urls import redact
@@ -70,15 +70,21 @@ def open_study(name: str, storage: BaseStorage, settings: StudySettings) -> optu
     from harness.study.pruners import make_pruner
     from harness.study.samplers import make_sampler
 
-    directions: list[StudyDirection] = [StudyDirection.MINIMIZE] * len(settings.objectives)
+    directions = [StudyDirection.MAXIMIZE if maximised(o) else StudyDirection.MINIMIZE
+                  for o in settings.objectives]
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
                                 directions=directions, sampler=make_sampler(settings),
                                 pruner=make_pruner(settings))
-    if len(study.directions) != len(directions):
+    if study.directions != directions:
         raise HarnessError(f"study {name!r} already exists with {len(study.directions)} "
-                           f"objective(s); this space has {len(directions)}. Use --study to "
-                           "start a new study.")
+                           f"objective(s) ({_shown(study.directions)}); this space has "
+                           f"{len(directions)} ({_shown(directions)}). Use --study to start a "
+                           "new study.")
     return study
+
+
+def _shown(directions: list[Any]) -> str:
+    return ", ".join(d.name.lower() for d in directions)
 
 
 def load_study(name: str, storage: BaseStorage) -> optuna.Study:
@@ -93,10 +99,14 @@ def load_study(name: str, storage: BaseStorage) -> optuna.Study:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best COMPLETE trial: lowest first objective (on the Pareto front when several)."""
+    """The best COMPLETE trial: the best first objective, in its direction (on the Pareto
+    front when several)."""
+    from optuna.study import StudyDirection
+
     try:
         candidates = study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
         return None
-    return min(candidates, key=lambda t: t.values[0]) if candidates else None
+    sign = -1 if study.directions[0] == StudyDirection.MAXIMIZE else 1
+    return min(candidates, key=lambda t: sign * t.values[0]) if candidates else None
 

@@ -18,6 +18,7 @@ from harness.study.record import (
     RETENTION_CHANGE,
     SELECTED_EPOCH,
     TEST_LOSS,
+    held_out_metric,
 )
 
 if TYPE_CHECKING:
@@ -49,8 +50,17 @@ class Verdict:
 
 
 def objective_value(event: Eval | Selected, objective: str) -> float:
-    """An eval's value for ``objective`` (eval_loss or perplexity)."""
+    """An eval's value for ``objective``: eval_loss, perplexity, or eval/METRIC (nan at an
+    eval that did not measure the task metrics)."""
+    if objective.startswith("eval/"):
+        return float((event.answers or {}).get(objective.removeprefix("eval/"), math.nan))
     return float(event.perplexity if objective == "perplexity" else event.loss)
+
+
+def objective_label(objective: str) -> str:
+    """How a person reads ``objective`` in a message."""
+    return {"perplexity": "eval perplexity", "eval_loss": "eval loss"}.get(
+        objective, objective.replace("/", " "))
 
 
 def second_objective(result: TrialResult, name: str) -> float:
@@ -81,20 +91,31 @@ def judge(result: TrialResult, objectives: list[str]) -> Verdict:
     if not all(math.isfinite(v) for v in values):
         return Verdict("FAIL", "nan")
     figures = held_out_figures(result)
-    last = result.last(Eval)
+    last = last_measured(result, objectives[0])
     if last is not None:
         figures.update({FINAL_EVAL: objective_value(last, objectives[0]),
                         FINAL_EVAL_STEP: last.step})
     return Verdict("COMPLETE", "finished", values, figures=figures)
 
 
+def last_measured(result: TrialResult, objective: str) -> Eval | None:
+    """The trial's last eval that measured ``objective`` (task metrics only at epoch ends)."""
+    return next((e for e in reversed(result.events) if isinstance(e, Eval)
+                 and math.isfinite(objective_value(e, objective))), None)
+
+
 def held_out_figures(result: TrialResult) -> dict[str, float]:
-    """The figures a finished trial measured on the adapter it kept, by user-attribute name."""
+    """The figures a finished trial measured on the adapter it kept, by user-attribute name:
+    losses, forgetting, the epoch kept, and each task metric on the test split (the adapter's
+    and the base model's)."""
     test, retention = result.last(HeldOutTest), result.last(Retention)
     selected = result.last(Selected)
     found = {TEST_LOSS: test and test.loss, BASE_TEST_LOSS: test and test.base_loss,
              RETENTION_CHANGE: retention and retention.change,
              SELECTED_EPOCH: selected and selected.epoch}
+    if test is not None:
+        found |= {held_out_metric(k): v for k, v in (test.answers or {}).items()}
+        found |= {held_out_metric(k, base=True): v for k, v in (test.base_answers or {}).items()}
     return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
 
 
@@ -137,11 +158,13 @@ class PruneWatch:
                 or event.step >= self.total_steps:
             return
         value = objective_value(event, self.objective)
+        if self.objective.startswith("eval/") and math.isnan(value):
+            return  # a task metric is measured at epoch ends only
         self.trial.report(value, event.step)
         if self.pruned or not self.may_prune(event.step, self.total_steps):
             return
         self.pruned = self.trial.should_prune()
         if self.pruned:
-            label = "eval perplexity" if self.objective == "perplexity" else "eval loss"
             self.why = prune_reason(self.trial.study, self.trial.number, step=event.step,
-                                    value=value, total=self.total_steps, label=label)
+                                    value=value, total=self.total_steps,
+                                    label=objective_label(self.objective))

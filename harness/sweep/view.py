@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from harness.config import maximised
 from harness.protocol import Eval, Event, Started, Step
 from harness.study.budget import STOPPED, reason_of, state_word, superseded
 from harness.study.record import (
@@ -19,7 +20,9 @@ from harness.study.record import (
     RETENTION_CHANGE,
     SELECTED_EPOCH,
     TEST_LOSS,
+    held_out_metric,
 )
+from harness.sweep.judge import objective_label
 
 if TYPE_CHECKING:
     import optuna
@@ -142,20 +145,24 @@ def print_summary(console: Console, study: optuna.Study, *, objectives: list[str
         return
     best = study.best_trial
     console.print(story_table(trials, best, objective=objectives[0]))
-    console.print(gain_line(trials, best))
+    console.print(gain_line(trials, best, objective=objectives[0]))
 
 
 def story_table(trials: list[FrozenTrial], best: FrozenTrial, *, objective: str) -> Table:
-    """The base model, each baseline and the best trial, on eval and test."""
-    table = Table(title=f"what the search found ({objective} and test loss; general text: "
-                  "loss change against the base model; the epoch kept)", title_justify="left")
-    for name in ("", "#", "eval", "test", "general", "epoch", "params"):
+    """The base model, each baseline and the best trial, on eval and test, with each task
+    metric the trials measured on the test split."""
+    metrics = task_metrics(best)
+    table = Table(title=f"what the search found ({objective} and test loss"
+                  f"{', test task metrics' if metrics else ''}; general text: loss change "
+                  "against the base model; the epoch kept)", title_justify="left")
+    for name in ("", "#", "eval", "test", *(f"test {m}" for m in metrics), "general",
+                 "epoch", "params"):
         table.add_column(name, justify="left" if name in ("", "params") else "right",
                          overflow="fold", ratio=2 if name in ("", "params") else None)
-    bases = base_losses(trials)
-    for setting, loss in bases.items():
+    bases = base_figures(trials, metrics)
+    for setting, figures in bases.items():
         label = f"base model, {setting}" if len(bases) > 1 else "base model"
-        table.add_row(label, "", "", _num(loss), "", "", "")
+        table.add_row(label, "", "", *(_num(f) for f in figures), "", "", "")
     retried = superseded(trials)  # a stopped trial queued again: its retry is the one shown
     shown = [(f"baseline: {t.user_attrs[BASELINE]}", t) for t in trials if BASELINE in
              t.user_attrs and t.state.is_finished() and t.number not in retried]
@@ -166,9 +173,17 @@ def story_table(trials: list[FrozenTrial], best: FrozenTrial, *, objective: str)
         value = _num(t.values[0]) if _complete(t) else t.state.name.lower()
         change = attrs.get(RETENTION_CHANGE)
         table.add_row(label, str(t.number), value, _num(attrs.get(TEST_LOSS)),
+                      *(_num(attrs.get(held_out_metric(m))) for m in metrics),
                       "" if change is None else f"{change:+.1%}",
                       _num_short(attrs.get(SELECTED_EPOCH)), compact_params(t.params))
     return table
+
+
+def task_metrics(trial: FrozenTrial) -> list[str]:
+    """The task metrics a trial measured on the test split."""
+    prefix = held_out_metric("")
+    return [k.removeprefix(prefix) for k in trial.user_attrs
+            if k.startswith(prefix) and k != TEST_LOSS]
 
 
 SHORT_NAMES = {"alpha_per_rank": "a/r", "learning_rate": "lr", "epochs": "ep",
@@ -176,17 +191,19 @@ SHORT_NAMES = {"alpha_per_rank": "a/r", "learning_rate": "lr", "epochs": "ep",
 """Names shortened in the summary's narrow params column (empty: the value alone)."""
 
 
-def base_losses(trials: list[FrozenTrial]) -> dict[str, float | None]:
-    """The base model's test loss under each quantization the trials loaded it with: a 4-bit
-    base scores worse than an 8-bit one, so one figure would misstate what half the trials
-    started from."""
-    found: dict[str, float | None] = {}
+def base_figures(trials: list[FrozenTrial],
+                 metrics: list[str]) -> dict[str, list[float | None]]:
+    """The base model's test loss and task metrics under each quantization the trials loaded
+    it with: a 4-bit base scores worse than an 8-bit one, so one figure would misstate what
+    half the trials started from."""
+    found: dict[str, list[float | None]] = {}
     for t in trials:
         if BASE_TEST_LOSS in t.user_attrs:
             setting = compact_params({k: v for k, v in t.params.items()
                                       if k.startswith("quantization.")})
-            found.setdefault(setting, t.user_attrs[BASE_TEST_LOSS])
-    return found or {"": None}
+            found.setdefault(setting, [t.user_attrs[BASE_TEST_LOSS], *(
+                t.user_attrs.get(held_out_metric(m, base=True)) for m in metrics)])
+    return found or {"": [None] * (1 + len(metrics))}
 
 
 def compact_params(params: dict[str, Any]) -> str:
@@ -202,28 +219,36 @@ def compact_params(params: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def gain_line(trials: list[FrozenTrial], best: FrozenTrial) -> str:
-    """What the search gained over the best finished baseline, on test (else eval) loss."""
+def gain_line(trials: list[FrozenTrial], best: FrozenTrial, *, objective: str) -> str:
+    """What the search gained over the best finished baseline on what it optimizes: on the
+    test split (else eval), the loss or, for a task-metric objective, that metric."""
     done = [t for t in trials if BASELINE in t.user_attrs and _complete(t)]
     if not done:
         return "no baseline completed: nothing to compare the best trial with"
-    key = TEST_LOSS if all(TEST_LOSS in t.user_attrs for t in [*done, best]) else None
+    metric = objective.removeprefix("eval/") if maximised(objective) else None
+    attr = held_out_metric(metric) if metric else TEST_LOSS
+    key = attr if all(attr in t.user_attrs for t in [*done, best]) else None
+    sign = -1 if metric else 1
 
-    def loss(t: FrozenTrial) -> float:
-        return t.user_attrs[key] if key else t.values[0]
+    def value(t: FrozenTrial) -> float:
+        return float(t.user_attrs[key] if key else t.values[0])
 
-    yardstick = min(done, key=loss)
+    yardstick = min(done, key=lambda t: sign * value(t))
     name, split = yardstick.user_attrs[BASELINE], "test" if key else "eval"
+    what = f"{split} {metric}" if metric else f"{split} loss"
     if best.number == yardstick.number:
         judged = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
         stopped = sum(state_word(t) == "stopped" for t in trials)
         return (f"the best trial is the baseline {name!r}: the search found nothing better "
-                f"on eval loss in {judged} trials"
+                f"on {objective_label(objective)} in {judged} trials"
                 + (f" ({stopped} stopped before they ended, not counted)" if stopped else ""))
-    gain = 1 - loss(best) / loss(yardstick)
-    return (f"the search: {split} loss {loss(best):.4f} against {loss(yardstick):.4f} for the "
-            f"best baseline ({name!r}), {gain:+.1%} "
-            f"{'lower' if gain >= 0 else 'higher: the eval split favoured it'}")
+    ours, theirs = value(best), value(yardstick)
+    better = sign * (ours - theirs) <= 0
+    change = f"{ours - theirs:+.4f}" if metric else f"{1 - ours / theirs:+.1%}"
+    verdict = ("higher" if metric else "lower") if better else \
+        f"{'lower' if metric else 'higher'}: the eval split favoured it"
+    return (f"the search: {what} {ours:.4f} against {theirs:.4f} for the best baseline "
+            f"({name!r}), {change} {verdict}")
 
 
 def _complete(trial: FrozenTrial) -> bool:

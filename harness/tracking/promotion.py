@@ -255,6 +255,10 @@ def version_tags(run: Run, candidate: Candidate) -> Tags:
 
     metrics, run_tags = run.data.metrics, run.data.tags
     figures = {name: repr(metrics.get(metric, math.nan)) for name, metric in FIGURES.items()}
+    for name in task_metrics(metrics):
+        figures |= {f"eval_{name}": repr(metrics[f"selected/{name}"]),
+                    f"test_{name}": repr(metrics.get(f"test/{name}", math.nan)),
+                    f"base_test_{name}": repr(metrics.get(f"base/test_{name}", math.nan))}
     return {
         "study": candidate.study, "trial": str(candidate.trial),
         "objective": candidate.objective, "objective_value": repr(candidate.value),
@@ -274,6 +278,13 @@ FIGURES = {"selected_epoch": "selected/epoch",
            "test_loss": "test/loss", "retention_loss": "retention/loss",
            "base_retention_loss": "base/retention_loss", "base_test_loss": "base/test_loss"}
 """A version's tags that copy one of its run's metrics."""
+
+
+def task_metrics(metrics: dict[str, float]) -> list[str]:
+    """The task metrics a trial's run measured on the epoch end it kept."""
+    known = {"selected/eval_loss", "selected/perplexity", "selected/epoch"}
+    return [k.removeprefix("selected/") for k in metrics
+            if k.startswith("selected/") and k not in known]
 
 
 def _eval_loss(metrics: dict[str, float]) -> float:

@@ -45,7 +45,8 @@ METRICS: dict[type[Event], dict[str, str]] = {
            "grad_norm": "train/grad_norm", "tokens_per_second": "train/tokens_per_second",
            "padding_efficiency": "train/padding_efficiency", "epoch": "train/epoch"},
     Eval: {"loss": "eval/loss", "perplexity": "eval/perplexity",
-           "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base"},
+           "perplexity_ratio_to_base": "eval/perplexity_ratio_to_base",
+           "answer_seconds": "eval/answer_seconds"},
     BaseEval: {"loss": "base/eval_loss", "perplexity": "base/perplexity"},
     Selected: {"loss": "selected/eval_loss", "perplexity": "selected/perplexity",
                "epoch": "selected/epoch"},
@@ -61,6 +62,14 @@ METRICS: dict[type[Event], dict[str, str]] = {
               "rougeL_gain": "samples/rougeL_gain"},
 }
 """The metric each event's numeric fields are logged as."""
+
+TASK_METRICS: dict[type[Event], dict[str, str]] = {
+    Eval: {"answers": "eval/"}, BaseEval: {"answers": "base/eval_"},
+    Selected: {"answers": "selected/"},
+    HeldOutTest: {"answers": "test/", "base_answers": "base/test_"},
+}
+"""The prefix each event's task metrics (a dict by metric name) are logged under:
+`eval/exact_match`, `test/exact_match`, `base/test_exact_match`, ..."""
 
 STEP_ZERO = {"loss": "eval/loss", "perplexity": "eval/perplexity"}
 """The base model's eval, also logged as the adapter's eval curve at step 0: LoRA (DoRA and
@@ -118,20 +127,30 @@ class TrialRun:
         names = METRICS.get(type(event))
         if names:
             self._log_metrics(event, names, step=getattr(event, "step", 0))
+        for field, prefix in TASK_METRICS.get(type(event), {}).items():
+            self._log_values({prefix + k: v for k, v in (getattr(event, field) or {}).items()},
+                             event=event, step=getattr(event, "step", 0))
         if isinstance(event, BaseEval):
             self._log_metrics(event, STEP_ZERO, step=0)
+            # the task metrics' curves start at the base model too
+            self._log_values({f"eval/{k}": v for k, v in (event.answers or {}).items()},
+                             event=event, step=0)
         if isinstance(event, Started):
             self._log_dataset(event)
 
     def _log_metrics(self, event: Event, names: dict[str, str], *, step: int) -> None:
+        self._log_values({name: getattr(event, field) for field, name in names.items()},
+                         event=event, step=step)
+
+    def _log_values(self, values: dict[str, object], *, event: Event, step: int) -> None:
         from mlflow.entities import Metric
 
         stamp = int(event.time * 1000)
-        values = {name: getattr(event, field) for field, name in names.items()}
         metrics = [Metric(name, float(value), stamp, int(step or 0))
                    for name, value in values.items()
                    if isinstance(value, int | float) and not isinstance(value, bool)]
-        self.outbox.send("log_batch", RUN, metrics=metrics)
+        if metrics:
+            self.outbox.send("log_batch", RUN, metrics=metrics)
 
     def _log_dataset(self, event: Started) -> None:
         """The train, eval and test splits as the run's dataset inputs, each digest the

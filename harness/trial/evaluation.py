@@ -15,10 +15,12 @@ from harness.cache import base_model_entry, read_json, write_json
 from harness.config import TrainConfig
 from harness.data.encode import IGNORE_INDEX, Encoded
 from harness.protocol import BaseEval, Eval, HeldOutTest, Retention
+from harness.trial.answers import means_of
 from harness.trial.batching import collate, eval_batches, forward
 from harness.trial.loop import TrainState
 from harness.trial.parallel import same_everywhere, sum_across
 from harness.trial.setup import Prepared
+from harness.trial.task_metrics import TaskMetrics
 
 
 @dataclass
@@ -142,25 +144,33 @@ def base_loss(state: TrainState, examples: list[Any], *, fingerprint: str,
     return loss, False
 
 
-def base_eval(state: TrainState, data: Prepared) -> float:
-    """The base model's eval loss, as the `base_eval` event."""
+def base_eval(state: TrainState, data: Prepared, metrics: TaskMetrics) -> float:
+    """The base model's eval loss (and task metrics), as the `base_eval` event."""
     loss, cached = base_loss(state, data.evals, fingerprint=data.eval_fingerprint)
-    state.events.emit(BaseEval(loss=loss, perplexity=perplexity(loss), cached=cached))
+    answered = metrics.base_on_eval()
+    state.events.emit(BaseEval(loss=loss, perplexity=perplexity(loss), cached=cached,
+                               answers=means_of(answered)))
     return loss
 
 
-def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float) -> float:
-    """The adapter's eval loss at ``step``, as an event beside the base model's."""
+def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float,
+             metrics: TaskMetrics) -> Eval:
+    """The adapter's eval loss at ``step`` beside the base model's, and at an epoch's end its
+    task metrics, as an event."""
     loss = shared_eval_loss(state, data.evals)
-    state.events.emit(Eval(step=step, loss=loss, perplexity=perplexity(loss),
-                           perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss)))
-    return loss
+    answered = metrics.on_eval() if step in state.epoch_ends else None
+    event = Eval(step=step, loss=loss, perplexity=perplexity(loss),
+                 perplexity_ratio_to_base=perplexity(loss) / perplexity(base_loss),
+                 answers=means_of(answered),
+                 answer_seconds=None if answered is None else answered.seconds)
+    state.events.emit(event)
+    return event
 
 
-def measure_test(state: TrainState, data: Prepared) -> None:
+def measure_test(state: TrainState, data: Prepared, metrics: TaskMetrics) -> None:
     """The kept adapter's loss on the test split and on the general text of the forgetting
     check, each beside the base model's, as the `test` and `retention` events (none for a
-    set that is empty or off)."""
+    set that is empty or off); on the test split its task metrics too."""
     general = (state.config.retention.cutoff_len, "response")
     for event, examples, fingerprint, encoding in (
             (HeldOutTest, data.tests, data.test_fingerprint, None),
@@ -170,12 +180,15 @@ def measure_test(state: TrainState, data: Prepared) -> None:
         began = time.monotonic()
         base, _ = base_loss(state, examples, fingerprint=fingerprint, encoding=encoding)
         sums = shared_eval_sums(state, examples)
+        tuned, base_answered = metrics.on_test() if event is HeldOutTest else (None, None)
         loss = sums.loss
         state.events.emit(event(step=state.total_steps, loss=loss, perplexity=perplexity(loss),
                                 base_loss=base, base_perplexity=perplexity(base),
                                 change=loss / base - 1 if base else math.nan,
                                 ci95=sums.ci95, examples=int(sums.examples),
-                                seconds=time.monotonic() - began))
+                                seconds=time.monotonic() - began,
+                                answers=means_of(tuned),
+                                base_answers=means_of(base_answered)))
 
 
 def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:

@@ -96,11 +96,13 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     from harness.trial.checkpoint import resume_from
     from harness.trial.evaluation import base_eval, evaluate, measure_test
     from harness.trial.samples import write_samples
+    from harness.trial.task_metrics import TaskMetrics
 
     state, data = build(config, out, events=events, stop=stop)
     model = state.accelerator.unwrap_model(state.model)
     selection = EpochSelection(out, ends=state.epoch_ends)
-    base_loss = base_eval(state, data)
+    metrics = TaskMetrics(state, data)
+    base_loss = base_eval(state, data, metrics)
     if resume:
         state.step, state.position = resume_from(
             out, model=model, optimizer=state.optimizer, scheduler=state.scheduler,
@@ -108,14 +110,15 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
         selection.resume(state.step)
 
     def evaluate_now(step: int) -> None:
-        loss = evaluate(state, data, step=step, base_loss=base_loss)
-        selection.consider(model, step=step, loss=loss,
+        event = evaluate(state, data, step=step, base_loss=base_loss, metrics=metrics)
+        selection.consider(model, step=step, loss=event.loss, answers=event.answers,
+                           objective=config.evaluation.objective,
                            main=state.accelerator.is_main_process)
 
     train_loop(state, evaluate_now=evaluate_now)
     evaluate_now(state.total_steps)
     keep_best_epoch(state, selection)
-    measure_test(state, data)
+    measure_test(state, data, metrics)
     if not state.accelerator.is_main_process:
         return  # the main process writes samples and the adapter
     write_samples(state, data)
@@ -135,7 +138,7 @@ def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
     if choice is not None:
         state.events.emit(Selected(step=choice.step, epoch=choice.epoch, loss=choice.loss,
                                    perplexity=perplexity(choice.loss),
-                                   last_step=state.total_steps))
+                                   last_step=state.total_steps, answers=choice.answers))
 
 
 def build(config: TrainConfig, out: Path, *, events: Events,

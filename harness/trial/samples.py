@@ -6,139 +6,26 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness.cache import base_model_entry, read_json, write_json
 from harness.config import SampleSettings, TrainConfig
-from harness.data.records import Record
-from harness.data.render import ChatRenderer, render
-from harness.metrics.rouge import rouge_l_scores
+from harness.metrics.answers import rouge_l
 from harness.protocol import Samples
+from harness.trial.generation import GENERATE_BATCH, ORDER, generate
 from harness.trial.loop import TrainState
+from harness.trial.prompts import Prompt, sample_prompts
 from harness.trial.setup import Prepared
 from harness.trialdir import SAMPLES_DIR, TrialDir, put_in_place, scratch
-
-
-@dataclass(frozen=True)
-class Prompt:
-    text: str
-    """The prompt as the model sees it (chat template, system prompt and all)."""
-    question: str
-    """What was asked, as a person reads it: the last user turn, or the prompt's own text."""
-    reference: str
-    """The record's answer, without the template's special tokens."""
-    origin: str
-    """file#index of the record."""
-
-
-def sample_prompts(records: Sequence[Record], renderer: ChatRenderer, count: int, *,
-                   special: Sequence[str] = ()) -> list[Prompt]:
-    """``count`` eval records cut where the model's answer begins, one per source document
-    before a second from any (`spread`). ``special`` are the tokenizer's special tokens,
-    taken off the reference's ends."""
-    prompts: list[Prompt] = []
-    for rec in spread(records):
-        if len(prompts) == count:
-            break
-        segments = render(rec, renderer)
-        first = next((i for i, s in enumerate(segments) if s.trainable), None)
-        if first is None or first == 0:
-            continue
-        text = "".join(s.text for s in segments[:first])
-        prompts.append(Prompt(text, question_of(rec, text),
-                              strip_special(segments[first].text, special),
-                              f"{rec.path}#{rec.index}"))
-    return prompts
-
-
-def spread(records: Sequence[Record]) -> list[Record]:
-    """The records in rounds: each document's first, then each one's second, ... (in the order
-    documents first appear), so that a few samples cover as many documents as they can."""
-    by_group: dict[str, list[Record]] = {}
-    for rec in records:
-        by_group.setdefault(rec.group, []).append(rec)
-    rounds = max((len(g) for g in by_group.values()), default=0)
-    return [g[i] for i in range(rounds) for g in by_group.values() if i < len(g)]
-
-
-def question_of(record: Record, prompt: str) -> str:
-    """The last user turn before the first answer; a text prompt (a format file's) as it is."""
-    if record.messages:
-        first = next(i for i, m in enumerate(record.messages) if m.role == "assistant")
-        asked = [m.content for m in record.messages[:first] if m.role == "user"]
-        if asked:
-            return asked[-1]
-    return prompt.strip()
-
-
-def strip_special(text: str, special: Sequence[str]) -> str:
-    """``text`` without special tokens (``<|im_end|>``, ``</s>``) at its ends."""
-    tokens = sorted((t for t in special if t), key=len, reverse=True)
-    text = text.strip()
-    changed = True
-    while changed:
-        changed = False
-        for token in tokens:
-            if text.endswith(token):
-                text, changed = text[:-len(token)].rstrip(), True
-            if text.startswith(token):
-                text, changed = text[len(token):].lstrip(), True
-    return text
-
-
-SAMPLE_BATCH = 16
-"""Prompts generated together: one batched `generate` call each."""
-
-
-@torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[Prompt], settings: SampleSettings,
-             *, chat: bool, device: Any) -> list[str]:
-    """One completion per prompt, generated `SAMPLE_BATCH` prompts at a time (left-padded):
-    greedy decoding gives exactly the completions of one prompt at a time. Sampling draws
-    from one generator seeded before each batch."""
-    was_training = model.training
-    model.eval()
-    kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens,
-                              "do_sample": settings.do_sample,
-                              "pad_token_id": tokenizer.pad_token_id}
-    if settings.do_sample:
-        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    outputs = []
-    for start in range(0, len(prompts), SAMPLE_BATCH):
-        encoded = [tokenizer(p.text, add_special_tokens=not chat)["input_ids"]
-                   for p in prompts[start:start + SAMPLE_BATCH]]
-        ids, mask = _left_padded(encoded, tokenizer.pad_token_id)
-        torch.manual_seed(settings.seed)
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             **kwargs)
-        for row in out[:, ids.shape[1]:].tolist():
-            # a row that ended early is padded after its EOS: both are special tokens
-            outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    model.train(was_training)
-    return outputs
-
-
-def _left_padded(encoded: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(e) for e in encoded)
-    ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, e in enumerate(encoded):
-        ids[row, width - len(e):] = torch.tensor(e, dtype=torch.long)
-        mask[row, width - len(e):] = 1
-    return ids, mask
 
 
 def comparison_rows(prompts: Sequence[Prompt], base: Sequence[str],
                     tuned: Sequence[str]) -> list[dict[str, Any]]:
     references = [p.reference for p in prompts]
-    base_scores = rouge_l_scores(list(base), references)
-    tuned_scores = rouge_l_scores(list(tuned), references)
+    base_scores = rouge_l(list(base), references)
+    tuned_scores = rouge_l(list(tuned), references)
     return [
         {"question": p.question, "reference": p.reference, "base": b, "adapter": t,
          "rougeL_base": round(bs, 4), "rougeL_adapter": round(ts, 4), "source": p.origin,
@@ -193,15 +80,18 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     if not prompts:
         return
     unwrapped = state.accelerator.unwrap_model(state.model)
-    kw = {"chat": bool(data.eval_records[0].messages), "device": state.accelerator.device}
-    path = base_samples_entry(state.config, prompts=prompts, chat=kw["chat"])
+    chat = bool(data.eval_records[0].messages)
+    texts = [p.text for p in prompts]
+    kw = {"chat": chat, "device": state.accelerator.device, "sampling": settings,
+          "max_new_tokens": settings.max_new_tokens}
+    path = base_samples_entry(state.config, prompts=prompts, chat=chat)
     base = read_base_samples(path, len(prompts))
     cached = base is not None
     if base is None:
         with unwrapped.disable_adapter():
-            base = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+            base = generate(unwrapped, data.tokenizer, texts, **kw)
         write_json(path, {"outputs": base})
-    tuned = generate(unwrapped, data.tokenizer, prompts, settings, **kw)
+    tuned = generate(unwrapped, data.tokenizer, texts, **kw)
     rows = comparison_rows(prompts, base, tuned)
     written = scratch(state.out, SAMPLES_DIR)
     write_reports(rows, written, settings)
@@ -214,7 +104,8 @@ def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: 
     """Where the base model's completions of these prompts are cached: they depend on the
     model, its quantization, the prompts and the decoding, never on the adapter."""
     return base_model_entry("base_samples", config, prompts=[p.text for p in prompts],
-                            chat=chat, decoding=asdict(config.samples), batch=SAMPLE_BATCH)
+                            chat=chat, decoding=asdict(config.samples), batch=GENERATE_BATCH,
+                            order=ORDER)
 
 
 def read_base_samples(path: Path, count: int) -> list[str] | None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.config import maximised
 from harness.trialdir import BEST_DIR, put_in_place, scratch
 
 WEIGHTS = "adapter_weights.safetensors"
@@ -46,6 +47,23 @@ class Choice:
     """Epochs trained there."""
     loss: float
     """Its eval loss."""
+    answers: dict[str, float] | None = None
+    """Its task metrics on the eval prompts (when the trial measures them)."""
+    value: float | None = None
+    """What it was chosen by, lower better (the loss, or a task metric negated); None: the
+    loss (a choice an older harness wrote)."""
+
+    @property
+    def rank(self) -> float:
+        return self.loss if self.value is None else self.value
+
+
+def ranking_value(objective: str, *, loss: float, answers: dict[str, float] | None) -> float:
+    """An epoch end's value for ``objective``, lower better: the eval loss (which orders
+    perplexity alike), or a task metric negated (nan when not measured there)."""
+    if not maximised(objective):
+        return loss
+    return -(answers or {}).get(objective.removeprefix("eval/"), math.nan)
 
 
 class EpochSelection:
@@ -67,14 +85,18 @@ class EpochSelection:
         if found.step <= step and (self.out / BEST_DIR / WEIGHTS).is_file():
             self.best = found
 
-    def consider(self, model: Any, *, step: int, loss: float, main: bool) -> bool:
-        """Keep the adapter as the best if ``step`` ends an epoch and ``loss`` beats the best
-        so far; whether it did. Only the main process (``main``) writes."""
-        if step not in self.ends or not math.isfinite(loss):
+    def consider(self, model: Any, *, step: int, loss: float, main: bool,
+                 objective: str = "eval_loss", answers: dict[str, float] | None = None) -> bool:
+        """Keep the adapter as the best if ``step`` ends an epoch and its value for
+        ``objective`` beats the best so far; whether it did. Only the main process (``main``)
+        writes."""
+        value = ranking_value(objective, loss=loss, answers=answers)
+        if step not in self.ends or not math.isfinite(value):
             return False
-        if self.best is not None and loss >= self.best.loss:
+        if self.best is not None and value >= self.best.rank:
             return False
-        self.best = Choice(step=step, epoch=self.ends[step], loss=loss)
+        self.best = Choice(step=step, epoch=self.ends[step], loss=loss, answers=answers,
+                           value=value)
         if main:
             self._save(model, self.best)
         return True

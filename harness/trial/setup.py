@@ -38,6 +38,8 @@ class Prepared:
     """The eval records themselves, for the comparison samples."""
     tests: list[Any]
     """The encoded test examples: measured once, on the adapter the trial keeps."""
+    test_records: list[Any]
+    """The test records themselves (the same sample), for the task metrics' prompts."""
     fingerprint: str
     """The dataset's fingerprint (its records and split)."""
     eval_fingerprint: str
@@ -68,7 +70,8 @@ def prepare_data(config: TrainConfig) -> Prepared:
                           seed=config.data.seed)
     return Prepared(tokenizer, ready.renderer, train=[e for _, e in ready.train],
                     evals=[e for _, e in ready.evals], eval_records=[r for r, _ in ready.evals],
-                    tests=[e for _, e in tests], fingerprint=ready.dataset.fingerprint,
+                    tests=[e for _, e in tests], test_records=[r for r, _ in tests],
+                    fingerprint=ready.dataset.fingerprint,
                     eval_fingerprint=fingerprint(split.eval),
                     # the base model's test loss is cached by it and the promotion gate
                     # compares versions by it: the split's own unless a sample was scored

@@ -136,3 +136,32 @@ def test_a_trial_that_runs_on_has_no_prune_reason() -> None:
     study = _study(min_peers=1)
     _finish(study, {4: 2.5, 8: 2.3})
     assert _watch(study, {4: 2.4, 8: 2.2}).why == ""
+
+
+def test_a_task_metric_objective_is_read_from_the_answers_and_maximised() -> None:
+    ends = [evaluated(4, 2.5, answers={"exact_match": 0.2}), evaluated(6, 2.4),
+            evaluated(8, 2.3, answers={"exact_match": 0.5}), evaluated(10, 2.2)]
+    kept = selected(8, 2.3, answers={"exact_match": 0.5})
+    verdict = judge(result("finished", *ends, kept, on_test(
+        2.0, answers={"exact_match": 0.45}, base_answers={"exact_match": 0.1})),
+        ["eval/exact_match"])
+    assert verdict.values == [0.5]
+    # the curve's end is the last eval that measured the metric, not the last eval
+    assert verdict.figures["final_eval"] == 0.5 and verdict.figures["final_eval_step"] == 8
+    assert verdict.figures["test_exact_match"] == 0.45
+    assert verdict.figures["base_test_exact_match"] == 0.1
+    assert math.isnan(objective_value(evaluated(6, 2.4), "eval/exact_match"))
+
+
+def test_a_metric_objective_reports_only_the_evals_that_measured_it_and_prunes_the_low() -> None:
+    study = optuna.create_study(direction="maximize",
+                                pruner=make_pruner(StudySettings(min_peers=1)))
+    _finish(study, {4: 0.5, 8: 0.6})
+    trial = study.ask()
+    watch = PruneWatch(trial, objective="eval/exact_match", may_prune=StudySettings().may_prune)
+    watch.on_event(started(12))
+    watch.on_event(evaluated(2, 2.0))  # between epoch ends: no answers, nothing reported
+    watch.on_event(evaluated(4, 2.0, answers={"exact_match": 0.3}))
+    assert trial.study.trials[-1].intermediate_values == {4: 0.3}
+    assert watch.pruned  # 0.3 is below the median 0.5 of a maximised metric
+    assert watch.why.startswith("pruned at step 4 of 12: eval exact_match 0.3000")

@@ -13,8 +13,8 @@ from harness.tracking.gate import (
     GATE,
     best_passed,
     compared_on,
+    figure_on,
     forgetting,
-    loss_on,
     verdict,
 )
 
@@ -37,14 +37,14 @@ class Version:
 
 def test_a_loss_counts_only_on_the_same_data_and_when_finite() -> None:
     champion = tags(1.5, 1.2)
-    assert loss_on(tags(1.0, 1.1), "test", like=champion) == 1.1
-    assert loss_on(tags(1.0, 1.1, data="other"), "test", like=champion) is None
-    assert loss_on(tags(float("nan")), "eval") is None
-    assert loss_on({"eval_loss": "1.0"}, "eval") is None  # measured on unknown data
+    assert figure_on(tags(1.0, 1.1), "test", like=champion) == 1.1
+    assert figure_on(tags(1.0, 1.1, data="other"), "test", like=champion) is None
+    assert figure_on(tags(float("nan")), "eval") is None
+    assert figure_on({"eval_loss": "1.0"}, "eval") is None  # measured on unknown data
     # a fingerprint kept whole (64 digits, older versions) matches its 32-digit spelling
     whole, short = {"eval_loss": "1.0", "eval_fingerprint": "a" * 64}, {
         "eval_loss": "2.0", "eval_fingerprint": "a" * 32}
-    assert loss_on(whole, "eval", like=short) == 1.0
+    assert figure_on(whole, "eval", like=short) == 1.0
 
 
 @pytest.mark.parametrize(("new", "champion", "split"), [
@@ -96,3 +96,32 @@ def test_champion_belongs_to_the_best_version_that_passed_on_the_champions_data(
     assert best_passed(champion, [champion, better, held, elsewhere]).version == "2"
     tie = Version("5", tags(1.6, 1.0, **{GATE: "passed"}))
     assert best_passed(champion, [tie, better]).version == "2"  # the older on a tie
+
+
+def metric_tags(test_score: float, test_loss: float, *, objective: str = "eval/exact_match",
+                data: str = "same") -> dict[str, str]:
+    return tags(2.0, test_loss, data=data, objective=objective,
+                test_exact_match=repr(test_score))
+
+
+def test_a_task_metric_study_promotes_the_higher_score_even_at_a_higher_loss() -> None:
+    champion = Version("1", metric_tags(0.40, 1.0))
+    alias, why = verdict(metric_tags(0.50, 1.3), champion, margin=0.1, max_forgetting=None)
+    assert alias == CHAMPION and why.startswith("test exact_match 0.5000 beats")
+    # the margin is relative, upwards: 0.43 is not 10 % above 0.40
+    alias, why = verdict(metric_tags(0.43, 0.5), champion, margin=0.1, max_forgetting=None)
+    assert alias == CHALLENGER and "by the 10.0% margin" in why
+
+
+def test_a_champion_that_never_measured_the_metric_is_compared_by_loss() -> None:
+    champion = Version("1", tags(2.0, 1.0))  # a loss study's version
+    alias, why = verdict(metric_tags(0.9, 1.2), champion, margin=0.0, max_forgetting=None)
+    assert alias == CHALLENGER and why.startswith("test loss 1.2000")
+
+
+def test_the_champion_of_a_metric_study_is_its_best_scoring_passed_version() -> None:
+    champion = Version("1", metric_tags(0.40, 1.0))
+    versions = [Version("2", {**metric_tags(0.60, 1.5), GATE: "passed"}),
+                Version("3", {**metric_tags(0.50, 0.9), GATE: "passed"}),
+                Version("4", {**metric_tags(0.90, 0.9), GATE: "held"})]
+    assert best_passed(champion, versions).version == "2"

@@ -11,13 +11,9 @@ import torch
 
 from harness.cache import write_json
 from harness.config import SampleSettings
-from harness.trial.samples import (
-    SAMPLE_BATCH,
-    Prompt,
-    base_samples_entry,
-    generate,
-    read_base_samples,
-)
+from harness.trial.generation import GENERATE_BATCH, generate
+from harness.trial.prompts import Prompt
+from harness.trial.samples import base_samples_entry, read_base_samples
 
 PROMPTS = ["What are the symptoms of influenza?", "Hello", "The quick brown fox jumps over",
            "Instruction: answer the question. Response:", "user assistant system"]
@@ -62,16 +58,19 @@ def test_batched_greedy_completions_are_those_of_one_prompt_at_a_time(
     alone = one_at_a_time(model, tokenizer, prompts, settings)
     lengths = {len(a) for a in alone}
     assert len(lengths) > 1, alone  # the rows really did end at different lengths
-    batched = generate(model, tokenizer, prompts, settings, chat=False, device="cpu")
+    batched = generate(model, tokenizer, [p.text for p in prompts],
+                       max_new_tokens=settings.max_new_tokens, chat=False, device="cpu")
     assert batched == alone
 
 
 def test_more_prompts_than_a_batch_keep_their_order(tiny_model_dir: Path) -> None:
     model, tokenizer = tiny_lora(tiny_model_dir)
-    settings = SampleSettings(count=SAMPLE_BATCH + 3, max_new_tokens=4)
-    prompts = [Prompt(PROMPTS[i % len(PROMPTS)] + " " * (i // len(PROMPTS)), "", "", str(i))
-               for i in range(SAMPLE_BATCH + 3)]
-    batched = generate(model, tokenizer, prompts, settings, chat=False, device="cpu")
+    settings = SampleSettings(count=GENERATE_BATCH + 3, max_new_tokens=4)
+    # of every length, so that taking them longest first reorders them across batches
+    prompts = [Prompt(" ".join(PROMPTS[:1 + i % len(PROMPTS)]) + "!" * i, "", "", str(i))
+               for i in range(GENERATE_BATCH + 3)]
+    batched = generate(model, tokenizer, [p.text for p in prompts], max_new_tokens=4,
+                       chat=False, device="cpu", batch_size=GENERATE_BATCH)
     assert batched == one_at_a_time(model, tokenizer, prompts, settings)
 
 
@@ -121,7 +120,7 @@ def _qa(group: str, index: int) -> Any:
 
 def test_samples_show_the_question_and_a_clean_reference_from_distinct_documents() -> None:
     from harness.data.render import ChatRenderer
-    from harness.trial.samples import sample_prompts
+    from harness.trial.prompts import sample_prompts
 
     records = [_qa("a", 0), _qa("a", 1), _qa("a", 2), _qa("b", 0), _qa("c", 0), _qa("c", 1)]
     prompts = sample_prompts(records, ChatRenderer(None), 4, special=["<|im_end|>"])

@@ -1,18 +1,19 @@
 """ROUGE-L as a local `evaluate` module (`evaluate.load("harness/metrics/rouge_l")`): the hub's
-metrics cannot be fetched here. The scoring itself is `harness.metrics.rouge`."""
+metrics cannot be fetched here. It scores as `harness.metrics.answers.rouge_l` does, and serves
+as the example of a metric given by its directory (`evaluation.metrics: [path/to/module]`)."""
 
 from __future__ import annotations
 
 import datasets
 import evaluate
 
-from harness.metrics.rouge import rouge_l_scores
+from harness.metrics.answers import rouge_l
 
 
 class RougeL(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description="ROUGE-L F-measure over lowercased alphanumeric tokens",
+            description="ROUGE-L F-measure (Google's rouge-score package)",
             citation="Lin, C.-Y. (2004). ROUGE: A Package for Automatic Evaluation of Summaries.",
             inputs_description="predictions: list of str; references: list of str",
             features=datasets.Features({"predictions": datasets.Value("string"),
@@ -20,6 +21,6 @@ class RougeL(evaluate.Metric):
         )
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, object]:
-        scores = rouge_l_scores(predictions, references)
+        scores = rouge_l(predictions, references)
         mean = sum(scores) / len(scores) if scores else 0.0
-        return {"rougeL": mean, "scores": scores}
+        return {"rouge_l": mean, "scores": scores}
