@@ -225,3 +225,21 @@ def stand_in(script: Callable[[Path], list[dict[str, Any]]]) -> Launcher:
                                  grace=5.0), watcher)
 
     return launch
+
+
+def run_client(config: TrainConfig) -> Any:
+    from harness.tracking.store import client_for
+
+    return client_for(config.tracking.uri)
+
+
+def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialResult, Any]:
+    """A trial launched as a sweep launches it, recorded in MLflow; its result and run."""
+    from harness.launch.command import write_trial_config
+    from harness.tracking.trial_run import TrialRun
+
+    write_trial_config(config, out)
+    run = TrialRun(config, run_name=out.name)
+    result = launched(out, Recording(run.on_event), **kwargs)
+    run.finish(result, out)
+    return result, run.client.get_run(run.run_id)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.cli import adapters, data, models, sweep, train, ui
+from harness.cli import adapters, data, evaluate, models, sweep, train, ui
 from harness.errors import HarnessError, disk_full, is_disk_full
 
 EXIT_ERROR = 2
@@ -48,6 +48,6 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness", description="LoRA/QLoRA sweep harness tracked in MLflow")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(title="commands")
-    for group in (data, models, train, sweep, adapters, ui):
+    for group in (data, models, train, sweep, evaluate, adapters, ui):
         group.add(sub)
     return parser

@@ -11,8 +11,9 @@ out; for a difference, those either model lacks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 RESAMPLES = 2000
 """Bootstrap resamples: the interval's ends move by well under 1 % of its width between
@@ -56,21 +57,58 @@ def paired_difference(scores: Sequence[float], baseline: Sequence[float], *, see
     return _bootstrap(diffs, seed=seed, resamples=resamples)
 
 
+def ratio_difference(nll: Sequence[float], tokens: Sequence[float], base_nll: Sequence[float],
+                     base_tokens: Sequence[float], *, seed: int = 0,
+                     resamples: int = RESAMPLES) -> Interval:
+    """The difference of two token-weighted mean losses (sum of nll over sum of tokens) on the
+    same examples, resampled example by example, with its seeded 95 % interval."""
+    import numpy as np
+
+    a, n_a, b, n_b = (np.asarray(v, dtype=np.float64) for v in (nll, tokens, base_nll,
+                                                                 base_tokens))
+
+    def stat(rows: Any) -> Any:
+        return a[rows].sum(-1) / n_a[rows].sum(-1) - b[rows].sum(-1) / n_b[rows].sum(-1)
+
+    everything = np.arange(len(a))[None, :]
+    return _resampled(len(a), stat, mean=float(stat(everything)[0]) if len(a) else math.nan,
+                      seed=seed, resamples=resamples)
+
+
+def ratio_mean(nll: Sequence[float], tokens: Sequence[float], *, seed: int = 0,
+               resamples: int = RESAMPLES) -> Interval:
+    """A token-weighted mean loss (sum of nll over sum of tokens) with its seeded 95 %
+    interval, resampled example by example."""
+    import numpy as np
+
+    a, n = np.asarray(nll, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+    mean = float(a.sum() / n.sum()) if len(a) else math.nan
+    return _resampled(len(a), lambda rows: a[rows].sum(-1) / n[rows].sum(-1), mean=mean,
+                      seed=seed, resamples=resamples)
+
+
 def _bootstrap(values: list[float], *, seed: int, resamples: int) -> Interval:
     import numpy as np
 
-    n = len(values)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
     data = np.asarray(values, dtype=np.float64)
-    mean = float(data.mean())
+    mean = float(data.mean()) if len(values) else math.nan
+    return _resampled(len(values), lambda rows: data[rows].mean(axis=-1), mean=mean, seed=seed,
+                      resamples=resamples)
+
+
+def _resampled(n: int, stat: Callable[[Any], Any], *, mean: float, seed: int,
+               resamples: int) -> Interval:
+    """``stat`` (of a matrix of example indices, one resample per row) at the percentile
+    bootstrap's 95 % ends; the interval is nan with fewer than two examples."""
+    import numpy as np
+
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
     rng = np.random.default_rng(seed)
     # in chunks, so that a large split never holds resamples x n indices at once
     chunk = max(1, 2_000_000 // n)
-    means = np.concatenate([data[rng.integers(0, n, size=(min(chunk, resamples - start), n))]
-                            .mean(axis=1) for start in range(0, resamples, chunk)])
+    values = np.concatenate([stat(rng.integers(0, n, size=(min(chunk, resamples - start), n)))
+                             for start in range(0, resamples, chunk)])
     tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail])
     return Interval(mean, float(low), float(high), n)

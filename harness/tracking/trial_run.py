@@ -159,7 +159,7 @@ class TrialRun:
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         source_path = str(Path(self.config.data.path).resolve())
-        source = _source(source_path)
+        source = dataset_source(source_path)
         name = Path(source_path).name
         inputs = []
         for side, key, context in SPLITS:
@@ -240,7 +240,8 @@ def final_step(result: TrialResult) -> int:
     return started.total_steps if started is not None else 0
 
 
-def _source(path: str) -> DatasetSource:
+def dataset_source(path: str) -> DatasetSource:
+    """MLflow's source for a local data path (a file or a directory)."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     with warnings.catch_warnings():

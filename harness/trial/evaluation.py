@@ -79,17 +79,40 @@ def eval_sums(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_i
     model.eval()
     sums = LossSums()
     for batch in eval_batches(examples, batch_size)[rank::processes]:
-        inputs = collate(batch, pad_id)
-        labels = inputs.pop("labels")[:, 1:].to(device)
-        logits = forward(model, inputs, device).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
-                                                ignore_index=IGNORE_INDEX, reduction="none")
-        counts = (labels != IGNORE_INDEX).sum(1)
-        for total, n in zip(nll.sum(1).tolist(), counts.tolist(), strict=True):
+        for total, n in batch_nll(model, batch, pad_id=pad_id, device=device):
             if n:
                 sums.add(total, n)
     model.train(was_training)
     return sums
+
+
+@torch.no_grad()
+def example_losses(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,
+                   device: Any) -> list[tuple[float, int]]:
+    """Each example's (summed negative log-likelihood, trained tokens), in the examples'
+    order (batched longest first, as `eval_sums` batches them)."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+    found: dict[int, tuple[float, int]] = {}
+    for start in range(0, len(order), batch_size):
+        picked = order[start:start + batch_size]
+        got = batch_nll(model, [examples[i] for i in picked], pad_id=pad_id, device=device)
+        found.update(zip(picked, got, strict=True))
+    model.train(was_training)
+    return [found[i] for i in range(len(examples))]
+
+
+def batch_nll(model: Any, batch: Sequence[Encoded], *, pad_id: int,
+              device: Any) -> list[tuple[float, int]]:
+    """Each example's summed negative log-likelihood over its trained tokens, and their count."""
+    inputs = collate(batch, pad_id)
+    labels = inputs.pop("labels")[:, 1:].to(device)
+    logits = forward(model, inputs, device).logits[:, :-1].float()
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels,
+                                            ignore_index=IGNORE_INDEX, reduction="none")
+    counts = (labels != IGNORE_INDEX).sum(1)
+    return list(zip(nll.sum(1).tolist(), counts.tolist(), strict=True))
 
 
 def eval_loss(model: Any, examples: Sequence[Encoded], *, batch_size: int, pad_id: int,

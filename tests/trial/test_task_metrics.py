@@ -7,8 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import make_config
-from test_trial import tracked_trial
+from helpers import make_config, run_client, tracked_trial
 
 from harness.protocol import BaseEval, Eval, HeldOutTest, Selected, Started
 from harness.sweep.judge import judge
@@ -49,16 +48,11 @@ def test_a_metric_objective_keeps_the_epoch_whose_answers_scored_highest(
     assert metrics["base/test_exact_match"] == test.base_answers["exact_match"]
     assert metrics["selected/characters"] == best
     assert "base/eval_characters" in metrics and "eval/answer_seconds" in metrics
-    curve = [m.step for m in run_history(run, config, "eval/characters")]
+    curve = [m.step for m in run_client(config).get_metric_history(run.info.run_id,
+                                                                   "eval/characters")]
     assert curve == [0, *sorted(ends)]  # the curve starts at the base model, as the loss does
     # the base model's answers are cached per study: the next trial reads them
     cached = list((harness_home / "base_answers").iterdir())
     assert len(cached) >= 2  # eval prompts and test prompts
     assert not math.isnan(scores[selected.step])
 
-
-def run_history(run: object, config: object, key: str) -> list:
-    from harness.tracking.store import client_for
-
-    return client_for(config.tracking.uri).get_metric_history(  # type: ignore[attr-defined]
-        run.info.run_id, key)  # type: ignore[attr-defined]

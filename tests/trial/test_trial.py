@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import Recording, launched, make_config
+from helpers import Recording, launched, make_config, run_client, tracked_trial
 from safetensors.torch import load_file
 
 from harness.config import TrainConfig
@@ -27,24 +27,9 @@ from harness.protocol import (
     Started,
     Step,
     StopRequest,
-    TrialResult,
 )
 from harness.sweep.judge import judge
 from harness.tracking.trial_run import TrialRun
-
-
-def run_client(config: TrainConfig) -> Any:
-    from harness.tracking.store import client_for
-
-    return client_for(config.tracking.uri)
-
-
-def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialResult, Any]:
-    write_trial_config(config, out)
-    run = TrialRun(config, run_name=out.name)
-    result = launched(out, Recording(run.on_event), **kwargs)
-    run.finish(result, out)
-    return result, run.client.get_run(run.run_id)
 
 
 @pytest.fixture

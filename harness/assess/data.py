@@ -1,0 +1,76 @@
+"""What `harness eval` scores the models on: a data file the user gives (read as `harness data
+check` reads it: every usable record), or a study's eval or test split (split as its trials
+split it). Records are kept unencoded: each model's tokenizer encodes them."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+from harness.config import DataConfig, EvaluationSettings, TrainConfig
+from harness.data.load import load_dataset
+from harness.data.records import Record, fingerprint
+from harness.errors import DataError
+
+Split = Literal["eval", "test"]
+
+
+@dataclass
+class EvalData:
+    """The records scored, and what names them in MLflow."""
+
+    name: str
+    """The dataset's name (`PATH`, or `STUDY test`)."""
+    config: DataConfig
+    """How its records are read and encoded (format, template, cutoff, train_on)."""
+    records: list[Record]
+    """The records scored for loss, in order (at most the cap, a seeded sample)."""
+    digest: str
+    """Their fingerprint (short): the dataset's digest in MLflow."""
+    source: str
+    """Where they came from (the file, or the study and split)."""
+    raw_files: list[str] = field(default_factory=list)
+    """For raw text: the text files, scored by sliding-window perplexity as wholes."""
+    settings: EvaluationSettings = field(default_factory=EvaluationSettings)
+    """The metrics and answer settings (a study's own, else the defaults)."""
+
+    @property
+    def is_raw(self) -> bool:
+        return bool(self.raw_files)
+
+
+def capped(records: list[Record], cap: int, *, seed: int) -> list[Record]:
+    """At most ``cap`` records (0: all), a seeded sample kept in order."""
+    if not cap or len(records) <= cap:
+        return records
+    return [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), cap))]
+
+
+def from_file(config: DataConfig, *, tokenizer: object, cap: int,
+              settings: EvaluationSettings) -> EvalData:
+    """Every usable record of ``config.path`` (split off nothing), at most ``cap``."""
+    whole = DataConfig(**{**config.__dict__, "eval_fraction": 0.0, "test_fraction": 0.0})
+    data = load_dataset(whole, tokenizer=tokenizer)
+    data.require_usable(allow_defects=whole.on_invalid == "skip")
+    records = capped(data.records, cap, seed=whole.seed)
+    return EvalData(name=config.path, config=whole, records=records,
+                    digest=fingerprint(records)[:32], source=config.path,
+                    raw_files=data.files if data.format == "rawtext" else [], settings=settings)
+
+
+def from_study(config: TrainConfig, *, study: str, split: Split, tokenizer: object,
+               cap: int | None) -> EvalData:
+    """A study's ``split`` as its trials drew it from ``config`` (its space's fixed settings);
+    by default the sample of the test split the trials scored."""
+    data = load_dataset(config.data, tokenizer=tokenizer)
+    data.require_usable(allow_defects=config.data.on_invalid == "skip")
+    records = data.split.eval if split == "eval" else data.split.test
+    if not records:
+        raise DataError(config.data.path, f"study {study!r} has no {split} split (too few "
+                        "source documents)", hint="evaluate on a file with --data instead")
+    limit = config.evaluation.max_test_examples if cap is None else cap
+    records = capped(records, limit, seed=config.data.seed)
+    return EvalData(name=f"{study} {split}", config=config.data, records=records,
+                    digest=fingerprint(records)[:32], source=config.data.path,
+                    settings=config.evaluation)
