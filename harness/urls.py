@@ -1,4 +1,5 @@
-"""URLs with credentials in them (storage URLs, tracking URIs): shown without the password."""
+"""URLs: credentials in them (storage URLs, tracking URIs) shown without the password, and the
+MLflow UI routes the harness links to."""
 
 from __future__ import annotations
 
@@ -43,3 +44,18 @@ def scrub(text: str, url: str) -> str:
         if len(secret) >= MIN_SECRET:
             text = text.replace(secret, "***")
     return text
+
+
+WORKFLOW = "machine_learning"
+"""The MLflow UI's "Model training" switch as a URL parameter: MLflow 3.17's UI follows the
+switch (remembered per browser, GenAI at first) before the experiment's kind, so every link the
+harness writes sets it."""
+
+
+def ui_route(experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's own relative route to an experiment's runs table, or to one run: it
+    works behind any host, port or proxy prefix the UI is served under."""
+    where = f"#/experiments/{experiment_id}/runs"
+    return f"{where}/{run_id}?workflowType={WORKFLOW}" if run_id else \
+        f"{where}?workflowType={WORKFLOW}"
+

@@ -161,10 +161,11 @@ SPACE = ("data: {{path: d.json}}\n"
 
 
 def sweep_context(tmp_path: Path, *, total: int = 3, joining: bool = False,
-                  options: SweepOptions | None = None) -> SweepContext:
+                  options: SweepOptions | None = None, searched: str = "") -> SweepContext:
     """A sweep's context on a journal study in ``tmp_path``, as `open_sweep` builds it (its
-    runs: a local MLflow store in ``tmp_path`` that starts empty)."""
-    space = parse_space(SPACE.format(out=tmp_path / "studies"), "space.yaml")
+    runs: a local MLflow store in ``tmp_path`` that starts empty); ``searched`` adds lines to
+    its search section."""
+    space = parse_space(SPACE.format(out=tmp_path / "studies") + searched, "space.yaml")
     url = str(tmp_path / "optuna.journal")
     console = Console(file=io.StringIO())
     return SweepContext(space=space, options=options or SweepOptions(), console=console,

@@ -7,7 +7,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harness.study.budget import budget_lock
-from harness.study.record import FINISHED_AT, RUN_ID
+from harness.study.record import (
+    BASE_TEST_LOSS,
+    FINISHED_AT,
+    RETENTION_CHANGE,
+    RUN_ID,
+    SELECTED_EPOCH,
+    TEST_LOSS,
+    held_out_metric,
+)
 from harness.study.storage import best_trial
 from harness.sweep.context import SweepContext, SweepOutcome
 from harness.sweep.deliveries import Deliveries
@@ -19,6 +27,8 @@ from harness.tracking.outbox import RUN
 from harness.tracking.study_run import StudyRun
 
 if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
     from harness.tracking.promotion import Promotion
 
 
@@ -106,12 +116,28 @@ def end_parent(ctx: SweepContext, parent: StudyRun, *, interrupted: bool, best: 
         tags["best_trial"] = str(best.number)
         tags["best_run_id"] = best.user_attrs.get(RUN_ID, "")
         metrics = {f"best/{o}": v for o, v in zip(ctx.objectives, best.values, strict=True)}
+        metrics |= headline(best)
     tags[NOTE] = study_note(ctx.study, experiment_id=parent.experiment_id,
                             objective=ctx.objectives[0])
     parent.end("KILLED" if interrupted else "FINISHED", tags=tags, metrics=metrics, plots=plots)
     if best is not None and best.user_attrs.get(RUN_ID):
         _best_effort(lambda: mark_best(parent.client, experiment_id=parent.experiment_id,
                                        study=ctx.name, run_id=best.user_attrs[RUN_ID]))
+
+
+HEADLINE = (TEST_LOSS, BASE_TEST_LOSS, RETENTION_CHANGE, SELECTED_EPOCH)
+"""The best trial's figures the study's run carries, beside its objective and task metrics."""
+
+
+def headline(best: FrozenTrial) -> dict[str, float]:
+    """The best trial's number and held-out figures (its test task metrics and the base
+    model's among them) as the study run's `best/` metrics: the folded study row in the runs
+    table then says who won and by how much."""
+    figures = {k: v for k, v in best.user_attrs.items() if isinstance(v, int | float)
+               and not isinstance(v, bool) and (k in HEADLINE or k.startswith(
+                   (held_out_metric(""), held_out_metric("", base=True))))}
+    return {"best/trial": float(best.number), **{f"best/{k}": float(v)
+                                                 for k, v in figures.items()}}
 
 
 def describe_study(ctx: SweepContext, parent: StudyRun, *, version: Promotion) -> None:

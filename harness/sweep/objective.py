@@ -19,6 +19,7 @@ from harness.faults import for_trial
 from harness.launch.command import write_trial_config
 from harness.launch.runner import Launch, Watcher, run_trial
 from harness.protocol import Event, Failed, StopRequest, TrialResult
+from harness.space.params import ALPHA_PER_RANK
 from harness.study.budget import STOPPED, budget_lock, requeue
 from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import worker_id
@@ -91,6 +92,7 @@ class Objective:
         """The trial's MLflow run, its writes held while the server is away."""
         run = TrialRun(config, run_name=f"trial-{trial.number}",
                        parent_run_id=self.parent.run_id, exp_id=self.parent.experiment_id,
+                       searched={k: v for k, v in trial.params.items() if k == ALPHA_PER_RANK},
                        tags={"optuna.study": self.ctx.name, "optuna.trial": str(trial.number),
                              **({"harness.slot": slot.label} if slot.label else {})})
         self.deliveries.add(run.outbox)

@@ -96,3 +96,24 @@ def adapter_model_id(client: MlflowClient, run: Run) -> str | None:
         return output.model_id
     model = find_adapter(client, experiment_id=run.info.experiment_id, run_id=run.info.run_id)
     return model.model_id if model is not None else None
+
+
+VERSIONS_TAG = "mlflow.modelVersions"
+"""The logged model's tag listing its registered versions: the UI reads it for the model's
+page ("Registered versions") and the runs table's Registered models column. MLflow's
+`register_model` writes it; `create_model_version(model_id=...)` does not."""
+
+
+def link_version(client: MlflowClient, model_id: str, *, name: str, version: str | int) -> None:
+    """Add version ``name``/``version`` to the logged model's list of versions (once)."""
+    import json
+
+    model = client.get_logged_model(model_id)
+    try:
+        listed = json.loads(model.tags.get(VERSIONS_TAG) or "[]")
+    except ValueError:
+        listed = []
+    entry = {"name": name, "version": str(version)}
+    if entry not in listed:
+        client.set_logged_model_tags(model_id, {VERSIONS_TAG: json.dumps([*listed, entry])})
+

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.study.budget import state_word
 from harness.study.record import BASELINE, MESSAGE, RUN_ID, TEST_LOSS
+from harness.urls import ui_route
 
 if TYPE_CHECKING:
     import optuna
@@ -64,7 +65,7 @@ def _row(trial: FrozenTrial, experiment_id: str) -> str:
 def _run_link(trial: FrozenTrial, experiment_id: str) -> str:
     run_id = trial.user_attrs.get(RUN_ID)
     name = f"trial {trial.number}"
-    return f"[{name}](#/experiments/{experiment_id}/runs/{run_id})" if run_id else name
+    return f"[{name}]({ui_route(experiment_id, run_id)})" if run_id else name
 
 
 def _test(trial: FrozenTrial) -> str:

@@ -14,6 +14,7 @@ so that `champion` ends on the best version that passed, whatever the interleavi
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,14 +126,30 @@ def promote_run(client: MlflowClient, run: Run, candidate: Candidate, *, model: 
         client.delete_model_version(model, version.version)  # another promoter was first
         return Promotion(model, first.version, first.tags.get(ALIAS, ""), "no change",
                          new=False)
+    _link(client, model, version)
     alias, why = _settle_gate(client, model, version=version.version, tags=tags, margin=margin,
                               max_forgetting=max_forgetting)
     return Promotion(model, version.version, alias, why, new=True)
 
 
+def _link(client: MlflowClient, model: str, version: ModelVersion) -> None:
+    """The version named on its logged model, as `mlflow.register_model` would name it."""
+    from harness.tracking.logged_model import link_version
+
+    # a SQL registry does not keep the version's model_id: its source models:/ID names it
+    source = str(getattr(version, "source", "") or "")
+    model_id = getattr(version, "model_id", None) or (
+        source.removeprefix("models:/") if re.fullmatch(r"models:/m-[0-9a-f]+", source)
+        else None)
+    if model_id:
+        link_version(client, model_id, name=model, version=version.version)
+
+
 def _again(client: MlflowClient, model: str, existing: ModelVersion, *, margin: float,
            max_forgetting: float | None) -> Promotion:
-    """A trial registered before: nothing changes, but a promotion cut short is settled."""
+    """A trial registered before: nothing changes, but a promotion cut short is settled (and
+    a version registered before versions were linked to their logged model is linked)."""
+    _link(client, model, existing)
     if _settled(client, model, existing):
         # Its gate and tags were recorded; `champion` may still lag behind them (a promotion
         # cut short just before moving it): settling again is harmless and mends that.
@@ -160,7 +177,7 @@ def create_version(client: MlflowClient, model: str, run: Run, *, tags: Tags) ->
                                                   run_id=run.info.run_id, tags=tags,
                                                   model_id=model_id)
     client.update_model_version(model, version.version, description=version_description(
-        model, version.version, tags=tags))
+        model, version.version, tags=tags, experiment_id=run.info.experiment_id))
     return version
 
 

@@ -30,7 +30,7 @@ from harness.tracking.logged_model import LINKED, log_adapter
 from harness.tracking.outbox import RUN, Outbox
 from harness.tracking.provenance import source_tags
 from harness.tracking.store import client_for, experiment_id
-from harness.tracking.values import model_params, run_params, short_fingerprint
+from harness.tracking.values import model_params, run_params, short_fingerprint, shown
 from harness.trialdir import TrialDir
 
 if TYPE_CHECKING:
@@ -86,8 +86,12 @@ class TrialRun:
 
     def __init__(self, config: TrainConfig, *, run_name: str | None = None,
                  parent_run_id: str | None = None, tags: dict[str, str] | None = None,
-                 experiment: str | None = None, exp_id: str | None = None) -> None:
+                 experiment: str | None = None, exp_id: str | None = None,
+                 searched: dict[str, object] | None = None) -> None:
         self.config = config
+        self.searched = searched or {}
+        """What the search chose that the config holds only derived (lora.alpha_per_rank,
+        of which lora.alpha is the product with the rank): params too."""
         self.client = client_for(config.tracking.uri)
         self.outbox = Outbox(self.client)
         self.experiment_id = exp_id or experiment_id(
@@ -101,6 +105,7 @@ class TrialRun:
         from mlflow.entities import Param
 
         values, local = run_params(self.config)
+        values |= {k: shown(v) for k, v in self.searched.items()}
         all_tags = {"base_model": self.config.model,
                     "quantization": self.config.quantization.mode,
                     **source_tags(), **local, **tags}

@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING
 from harness.errors import HarnessError
 from harness.ports import free_port, port_taken
 from harness.procs import stop_through_interrupts
+from harness.urls import ui_route
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Experiment
 
-WORKFLOW = "machine_learning"
-"""The UI's "Model training" switch as a URL parameter: MLflow 3.17's UI follows the switch
-(remembered per browser, GenAI at first) before the experiment's kind, so the link sets it."""
 READY_SECONDS = 300.0
 """How long the server may take to answer (about 40 s on two busy cores)."""
 
@@ -38,7 +36,7 @@ def landing(base: str, client: MlflowClient, study: str | None) -> str:
     experiment = _study_experiment(client, study)
     if experiment is None:
         return f"{base}/#/experiments"
-    return f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType={WORKFLOW}"
+    return f"{base}/{ui_route(experiment.experiment_id)}"
 
 
 def _study_experiment(client: MlflowClient, study: str | None) -> Experiment | None:

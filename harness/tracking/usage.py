@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import math
 
+from harness.urls import ui_route
 
-def version_description(model: str, version: str, *, tags: dict[str, str]) -> str:
-    """The version's description in the registry: what it is, and three ways to load it."""
-    test = float(tags.get("test_loss", "nan"))
-    figures = f"{tags.get('objective', 'eval_loss')} {float(tags['objective_value']):.4f}" + (
-        f", test loss {test:.4f}" if math.isfinite(test) else "")
+
+def version_description(model: str, version: str, *, tags: dict[str, str],
+                        experiment_id: str | None = None) -> str:
+    """The version's description in the registry: what it is (its trial's run linked), and
+    three ways to load it."""
+    objective = tags.get("objective", "eval_loss")
+    figures = f"{objective} {float(tags['objective_value']):.4f}"
+    for name in ("loss", objective.removeprefix("eval/")):
+        value = float(tags.get(f"test_{name}", "nan"))
+        if math.isfinite(value) and f"test {name}" not in figures:
+            figures += f", test {name} {value:.4f}"
     base = tags.get("base_model", "")
-    return f"""LoRA adapter on `{base}` from study `{tags.get('study')}`, trial \
-{tags.get('trial')} ({figures}).
+    trial = f"trial {tags.get('trial')}"
+    if experiment_id and tags.get("run_id"):
+        trial = f"[{trial}]({ui_route(experiment_id, tags['run_id'])})"
+    return f"""LoRA adapter on `{base}` from study `{tags.get('study')}`, {trial} ({figures}).
 
 Pull it, checked on its base model:
 

@@ -41,11 +41,19 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+FOUR_BIT_ONLY = ("quantization.quant_type", "quantization.double_quant",
+                 "quantization.compute_dtype")
+"""Settings that mean something only for a 4-bit base: an 8-bit or full-precision run does
+not carry them (its runs would otherwise seem to differ in a setting that did nothing)."""
+
+
 def run_params(config: TrainConfig) -> tuple[dict[str, str], dict[str, str]]:
     """The trial's params, and its machine-local settings as tags."""
     flat = flatten(asdict(config))
     tags = {MACHINE_LOCAL[k]: v for k, v in flat.items() if k in MACHINE_LOCAL}
-    params = {k: v for k, v in flat.items() if k not in MACHINE_LOCAL and k not in LEFT_OUT}
+    unused = FOUR_BIT_ONLY if config.quantization.mode != "4bit" else ()
+    params = {k: v for k, v in flat.items()
+              if k not in MACHINE_LOCAL and k not in LEFT_OUT and k not in unused}
     return params, tags
 
 

@@ -26,12 +26,15 @@ REQUIREMENTS = ("torch", "transformers", "peft", "accelerate", "mlflow", "safete
 
 
 def save_adapter(config: TrainConfig, model: Any, tokenizer: Any, out: Path,
-                 base_path: str) -> Path:
-    """Write ``out/adapter`` atomically: a temp directory renamed into place when complete."""
+                 base_path: str, card: str | None = None) -> Path:
+    """Write ``out/adapter`` atomically: a temp directory renamed into place when complete;
+    ``card`` is its README.md (in place of PEFT's blank template)."""
     tmp = scratch(out, ADAPTER_DIR)
     tmp.rmdir()  # MLflow wants to create the model directory itself
     save_mlflow_model(model, tokenizer, tmp, base_path)
     tokenizer.save_pretrained(tmp)
+    if card is not None:
+        (tmp / "README.md").write_text(card)
     (tmp / CONFIG_FILE).write_text(config_json(config))  # names the base model for pull
     put_in_place(out, tmp, entry=ADAPTER_DIR)
     return out / ADAPTER_DIR

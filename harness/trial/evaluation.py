@@ -14,7 +14,7 @@ import torch
 from harness.cache import base_model_entry, read_json, write_json
 from harness.config import TrainConfig
 from harness.data.encode import IGNORE_INDEX, Encoded
-from harness.protocol import BaseEval, Eval, HeldOutTest, Retention
+from harness.protocol import BaseEval, Eval, HeldOut, HeldOutTest, Retention
 from harness.trial.answers import means_of
 from harness.trial.batching import collate, eval_batches, forward
 from harness.trial.loop import TrainState
@@ -190,11 +190,12 @@ def evaluate(state: TrainState, data: Prepared, *, step: int, base_loss: float,
     return event
 
 
-def measure_test(state: TrainState, data: Prepared, metrics: TaskMetrics) -> None:
+def measure_test(state: TrainState, data: Prepared, metrics: TaskMetrics) -> list[HeldOut]:
     """The kept adapter's loss on the test split and on the general text of the forgetting
     check, each beside the base model's, as the `test` and `retention` events (none for a
-    set that is empty or off); on the test split its task metrics too."""
+    set that is empty or off); on the test split its task metrics too. The events."""
     general = (state.config.retention.cutoff_len, "response")
+    emitted: list[HeldOut] = []
     for event, examples, fingerprint, encoding in (
             (HeldOutTest, data.tests, data.test_fingerprint, None),
             (Retention, data.retention, data.retention_fingerprint, general)):
@@ -205,13 +206,14 @@ def measure_test(state: TrainState, data: Prepared, metrics: TaskMetrics) -> Non
         sums = shared_eval_sums(state, examples)
         tuned, base_answered = metrics.on_test() if event is HeldOutTest else (None, None)
         loss = sums.loss
-        state.events.emit(event(step=state.total_steps, loss=loss, perplexity=perplexity(loss),
-                                base_loss=base, base_perplexity=perplexity(base),
-                                change=loss / base - 1 if base else math.nan,
-                                ci95=sums.ci95, examples=int(sums.examples),
-                                seconds=time.monotonic() - began,
-                                answers=means_of(tuned),
-                                base_answers=means_of(base_answered)))
+        emitted.append(event(step=state.total_steps, loss=loss, perplexity=perplexity(loss),
+                             base_loss=base, base_perplexity=perplexity(base),
+                             change=loss / base - 1 if base else math.nan,
+                             ci95=sums.ci95, examples=int(sums.examples),
+                             seconds=time.monotonic() - began, answers=means_of(tuned),
+                             base_answers=means_of(base_answered)))
+        state.events.emit(emitted[-1])
+    return emitted
 
 
 def shared_eval_loss(state: TrainState, examples: list[Any]) -> float:

@@ -37,7 +37,7 @@ from harness.protocol import (
 )
 from harness.trial.loop import TrainState, train_loop
 from harness.trial.parallel import launched_rank
-from harness.trial.selection import EpochSelection, epoch_ends
+from harness.trial.selection import Choice, EpochSelection, epoch_ends
 from harness.trial.setup import (
     Prepared,
     build_model,
@@ -95,6 +95,7 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     from harness.trial.adapter import save_adapter
     from harness.trial.checkpoint import resume_from
     from harness.trial.evaluation import base_eval, evaluate, measure_test
+    from harness.trial.model_card import figures_of, model_card
     from harness.trial.samples import write_samples
     from harness.trial.task_metrics import TaskMetrics
 
@@ -117,19 +118,21 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
 
     train_loop(state, evaluate_now=evaluate_now)
     evaluate_now(state.total_steps)
-    keep_best_epoch(state, selection)
-    measure_test(state, data, metrics)
+    choice = keep_best_epoch(state, selection)
+    held_out = measure_test(state, data, metrics)
     if not state.accelerator.is_main_process:
         return  # the main process writes samples and the adapter
     write_samples(state, data)
+    card = model_card(config, fingerprint=data.fingerprint,
+                      figures=figures_of(choice=choice, held_out=held_out))
     adapter_dir = save_adapter(config, model, data.tokenizer, out,
-                               base_path=resolve_model(config.model))
+                               base_path=resolve_model(config.model), card=card)
     events.emit(Finished(adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb()))
 
 
-def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
+def keep_best_epoch(state: TrainState, selection: EpochSelection) -> Choice | None:
     """Load the best epoch end's adapter back (every process, once the main one has written
-    it) and announce the choice: the trial's value is that epoch's eval loss."""
+    it) and announce the choice: the trial's value is that epoch's; the choice."""
     from harness.trial.evaluation import perplexity
 
     state.accelerator.wait_for_everyone()
@@ -139,6 +142,7 @@ def keep_best_epoch(state: TrainState, selection: EpochSelection) -> None:
         state.events.emit(Selected(step=choice.step, epoch=choice.epoch, loss=choice.loss,
                                    perplexity=perplexity(choice.loss),
                                    last_step=state.total_steps, answers=choice.answers))
+    return choice
 
 
 def build(config: TrainConfig, out: Path, *, events: Events,

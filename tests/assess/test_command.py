@@ -37,8 +37,13 @@ def test_a_run_its_adapter_directory_and_the_base_side_by_side(
     result, run = tracked_trial(config, tmp_path / "out")
     assert result.reason == "finished", result.log_tail
     uri = str(config.tracking.uri)
-    promote_run(run_client(config), run, Candidate("s", 0, "eval_loss", 1.0), model="tiny",
-                margin=0.0)
+    client = run_client(config)
+    for _ in range(2):  # promoting the same trial again changes nothing
+        promote_run(client, run, Candidate("s", 0, "eval_loss", 1.0), model="tiny", margin=0.0)
+    # the version is linked to the trial's logged model as mlflow.register_model links it
+    model_id = run.outputs.model_outputs[0].model_id
+    listed = client.get_logged_model(model_id).tags["mlflow.modelVersions"]
+    assert json.loads(listed) == [{"name": "tiny", "version": "1"}]
     got = harness_json("eval", "base", run.info.run_id, str(tmp_path / "out" / "adapter"),
                        "tiny@champion",
                        *DATA, "--base-model", str(tiny_model_dir), "--metric", "exact_match",
@@ -51,14 +56,12 @@ def test_a_run_its_adapter_directory_and_the_base_side_by_side(
     # the same adapter named twice scores the same, and differs from the base model
     assert by_run["figures"] == by_dir["figures"] == by_version["figures"]
     assert by_run["versus_first"]["loss"]["mean"] != 0
-    client = run_client(config)
     evaluation = client.get_run(got["data"]["mlflow_run_id"])
     assert evaluation.data.tags[KIND_TAG] == "evaluation"
     assert evaluation.data.metrics["base/loss"] == pytest.approx(base["figures"]["loss"]["mean"])
     answers = client.download_artifacts(evaluation.info.run_id, "answers.json", str(tmp_path))
     assert len(json.loads(Path(answers).read_text())["data"]) == 4
     # the trial's logged model holds its figures on this data, linked to the dataset
-    model_id = run.outputs.model_outputs[0].model_id
     linked = {m.key: m for m in client.get_logged_model(model_id).metrics
               if m.dataset_name == got["data"]["name"]}
     assert linked["loss"].value == pytest.approx(by_run["figures"]["loss"]["mean"])

@@ -119,3 +119,13 @@ def test_a_full_disk_halts_the_sweep_and_its_trial_is_queued_again(tmp_path: Pat
     assert ctx.control.stop.is_set()
     (retry,) = ctx.study.get_trials(states=(State.WAITING,))
     assert retry.system_attrs["failed_trial"] == trial.number
+
+
+def test_a_searched_alpha_per_rank_is_a_param_of_the_trial_run(tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path, searched="  lora.alpha: {per_rank: [1, 2]}\n")
+    (trial,) = run(ctx, {0: finishing(2.4, 2.2, 2.1)})
+    params = mlflow_run(ctx, trial).data.params
+    per_rank = trial.params["lora.alpha_per_rank"]
+    assert params["lora.alpha_per_rank"] == str(per_rank)
+    assert float(params["lora.alpha"]) == per_rank * trial.params["lora.r"]
+    assert "quantization.quant_type" not in params  # a full-precision trial: no 4-bit setting

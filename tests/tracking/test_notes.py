@@ -25,3 +25,14 @@ def test_the_note_counts_a_trial_the_sweep_stopped_as_stopped() -> None:
     assert note.startswith("**Study `s`**: 3 trials (1 complete, 1 fail, 1 stopped)")
     rows = [line for line in note.splitlines() if line.startswith("| ") and "trial" in line]
     assert [row.split(" | ")[1] for row in rows[1:]] == ["complete", "fail", "stopped"]
+
+
+def test_trial_links_open_the_runs_in_the_model_training_view() -> None:
+    from harness.study.record import RUN_ID
+
+    study = optuna.create_study(study_name="s")
+    trial = study.ask()
+    trial.set_user_attr(RUN_ID, "abc")
+    study.tell(trial, 1.5)
+    note = study_note(study, experiment_id="7", objective="eval_loss")
+    assert "[trial 0](#/experiments/7/runs/abc?workflowType=machine_learning)" in note

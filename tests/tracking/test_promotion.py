@@ -175,3 +175,25 @@ def test_a_forgetting_version_does_not_unseat_the_champion(
                            base_retention_loss=2.0)
     assert promote(client, forgets, trial=1).alias == "challenger"
     assert client.get_model_version_by_alias("m", CHAMPION).tags["trial"] == "0"
+
+
+def test_a_metric_study_registers_its_metric_and_promotes_by_it(client: MlflowClient,
+                                                                 tmp_path: Path) -> None:
+    def by_metric(run: Any, trial: int) -> Any:
+        return promote_run(client, run, Candidate("s", trial, "eval/exact_match",
+                                                  run.data.metrics["selected/exact_match"]),
+                           model="m", margin=0.0, max_forgetting=None)
+
+    first = finished_run(client, tmp_path, 1.0, test_loss=1.0, selected_exact_match=0.5,
+                         test_exact_match=0.4)
+    promotion = by_metric(first, 0)
+    tags = client.get_model_version("m", promotion.version).tags
+    assert tags["eval_exact_match"] == "0.5" and tags["test_exact_match"] == "0.4"
+    assert tags["objective"] == "eval/exact_match"
+    # a higher test score takes champion even with a higher test loss
+    better = finished_run(client, tmp_path, 1.2, test_loss=1.3, selected_exact_match=0.6,
+                          test_exact_match=0.55)
+    assert by_metric(better, 1).alias == CHAMPION
+    description = client.get_model_version("m", "2").description
+    assert "test exact_match 0.5500" in description
+    assert f"runs/{better.info.run_id}?workflowType=machine_learning" in description

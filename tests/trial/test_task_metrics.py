@@ -56,3 +56,22 @@ def test_a_metric_objective_keeps_the_epoch_whose_answers_scored_highest(
     assert len(cached) >= 2  # eval prompts and test prompts
     assert not math.isnan(scores[selected.step])
 
+
+
+def test_the_adapter_carries_a_model_card_with_its_figures(tmp_path: Path, tiny_model_dir: Path,
+                                                           harness_home: Path) -> None:
+    config = make_config(tmp_path, tiny_model_dir, max_steps=-1, epochs=1)
+    config.samples.count = 0
+    config.evaluation.metrics = ["rougeL"]
+    config.evaluation.max_new_tokens = 4
+    result, _ = tracked_trial(config, tmp_path / "out")
+    assert result.reason == "finished", result.log_tail
+    card = (tmp_path / "out" / "adapter" / "README.md").read_text()
+    test = result.last(HeldOutTest)
+    assert test is not None and test.answers is not None
+    assert f"base_model: {tiny_model_dir}" in card  # no hub id for a local model: its path
+    assert "[More Information Needed]" not in card  # not PEFT's blank template
+    assert f"| loss | {test.loss:.4f} | test |" in card
+    assert f"| rougeL | {test.answers['rougeL']:.4f} | test | base model " in card
+    assert "| loss change against the base model |" in card and "train_config.json" in card
+    assert "r=4, alpha=8" in card
