@@ -71,8 +71,9 @@ class SweepView:
             row.step, row.loss = event.step, event.loss
         elif isinstance(event, Eval):
             row.eval_loss = event.loss
+            answers = "".join(f", {k} {v:.4f}" for k, v in (event.answers or {}).items())
             self._say(number, f"eval at step {event.step}: loss {event.loss:.4f}, "
-                      f"perplexity {event.perplexity:.2f}")
+                      f"perplexity {event.perplexity:.2f}{answers}")
 
     def end(self, number: int, state: str, note: str = "") -> None:
         self.rows[number].state, self.rows[number].note = state, note
