@@ -59,6 +59,18 @@ def from_file(config: DataConfig, *, tokenizer: object, cap: int,
                     raw_files=data.files if data.format == "rawtext" else [], settings=settings)
 
 
+def _encodable(records: list[Record], config: DataConfig, tokenizer: object) -> list[Record]:
+    """The records a trial keeps: those with a response token within the cutoff (the sample
+    of a large split is then drawn from the same records a trial draws it from)."""
+    from harness.data.encode import encode_all
+    from harness.data.render import ChatRenderer
+
+    kept, _ = encode_all(records, tokenizer, ChatRenderer(tokenizer,
+                                                          system_prompt=config.system_prompt),
+                         cutoff_len=config.cutoff_len, train_on=config.train_on)
+    return [r for r, _ in kept]
+
+
 def from_study(config: TrainConfig, *, study: str, split: Split, tokenizer: object,
                cap: int | None) -> EvalData:
     """A study's ``split`` as its trials drew it from ``config`` (its space's fixed settings);
@@ -70,7 +82,10 @@ def from_study(config: TrainConfig, *, study: str, split: Split, tokenizer: obje
         raise DataError(config.data.path, f"study {study!r} has no {split} split (too few "
                         "source documents)", hint="evaluate on a file with --data instead")
     limit = config.evaluation.max_test_examples if cap is None else cap
-    records = capped(records, limit, seed=config.data.seed)
-    return EvalData(name=f"{study} {split}", config=config.data, records=records,
-                    digest=fingerprint(records)[:32], source=config.data.path,
-                    settings=config.evaluation)
+    kept = _encodable(records, config.data, tokenizer)
+    sample = capped(kept, limit, seed=config.data.seed)
+    # named as the trials name their split (its dataset input's digest): the whole split's
+    # fingerprint, or the sample's when one was drawn
+    digest = fingerprint(records if sample is kept else sample)[:32]
+    return EvalData(name=f"{study} {split}", config=config.data, records=sample,
+                    digest=digest, source=config.data.path, settings=config.evaluation)

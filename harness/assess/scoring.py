@@ -44,9 +44,9 @@ def score_subject(subject: Subject, data: EvalData, metrics: list[Metric], *,
     if data.is_raw:
         scored.losses = _window_losses(model, tokenizer, data, window=window, stride=stride)
     else:
-        scored.losses = _record_losses(model, tokenizer, data)
+        kept = _record_losses(scored, model, tokenizer, data)
         if metrics:
-            _answer(scored, model, tokenizer, data, metrics)
+            _answer(scored, model, tokenizer, data, metrics, records=kept)
     scored.seconds = time.monotonic() - began
     return scored
 
@@ -63,7 +63,9 @@ def load_subject(subject: Subject) -> tuple[Any, Any]:
     return model.eval(), training_tokenizer(subject.base_model)
 
 
-def _record_losses(model: Any, tokenizer: Any, data: EvalData) -> dict[str, tuple[float, int]]:
+def _record_losses(scored: Scored, model: Any, tokenizer: Any, data: EvalData) -> list[Any]:
+    """Each record's loss into ``scored``; the records scored (those with a response token
+    within the cutoff, as a trial keeps them)."""
     from harness.data.encode import encode_all
     from harness.data.render import ChatRenderer
     from harness.trial.evaluation import example_losses
@@ -73,7 +75,9 @@ def _record_losses(model: Any, tokenizer: Any, data: EvalData) -> dict[str, tupl
                          train_on=data.config.train_on)
     losses = example_losses(model, [e for _, e in kept], batch_size=8,
                             pad_id=tokenizer.pad_token_id, device=model.device)
-    return {f"{r.path}#{r.index}": loss for (r, _), loss in zip(kept, losses, strict=True)}
+    scored.losses = {f"{r.path}#{r.index}": loss
+                     for (r, _), loss in zip(kept, losses, strict=True)}
+    return [r for r, _ in kept]
 
 
 def _window_losses(model: Any, tokenizer: Any, data: EvalData, *, window: int,
@@ -90,12 +94,12 @@ def _window_losses(model: Any, tokenizer: Any, data: EvalData, *, window: int,
 
 
 def _answer(scored: Scored, model: Any, tokenizer: Any, data: EvalData,
-            metrics: list[Metric]) -> None:
+            metrics: list[Metric], *, records: list[Any]) -> None:
     from harness.data.render import ChatRenderer
     from harness.trial.answers import answer, answer_prompts, score
 
     renderer = ChatRenderer(tokenizer, system_prompt=data.config.system_prompt)
-    prompts = answer_prompts(data.records, renderer, cap=data.settings.max_answer_examples,
+    prompts = answer_prompts(records, renderer, cap=data.settings.max_answer_examples,
                              special=tokenizer.all_special_tokens)
     chat = bool(data.records and data.records[0].messages)
     got = answer(model, tokenizer, prompts, settings=data.settings, chat=chat,

@@ -60,3 +60,28 @@ search:
     assert version.tags["objective"] == "eval/letters"
     assert version.tags["trial"] == str(study.best_trial.number)
     assert float(version.tags["test_letters"]) == study.best_trial.user_attrs["test_letters"]
+    # the champion against the base model on the study's own test split
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["eval", "base", "tiny-metric@champion", "--study", "metric", "--split",
+                     "test", "--storage", stores["storage"], "--tracking-uri", stores["uri"],
+                     "--max-new-tokens", "6", "--json"]) == 0
+    got = json.loads(out.getvalue())
+    base, champion = got["models"]
+    assert got["data"]["name"] == "metric test"
+    # the study's metrics, on the same test examples its trials were scored on
+    assert set(champion["figures"]) == {"loss", "exact_match", "letters"}
+    assert champion["figures"]["loss"]["mean"] == pytest.approx(best["test_loss"], rel=1e-4)
+    assert champion["figures"]["letters"]["mean"] == pytest.approx(best["test_letters"])
+    runs = client(stores).search_runs(
+        [client(stores).get_experiment_by_name("metric").experiment_id],
+        filter_string="tags.`harness.kind` = 'evaluation'")
+    assert len(runs) == 1
+    # the data is named as the trials named their test split
+    trial_run = client(stores).get_run(study.best_trial.user_attrs["mlflow_run_id"])
+    assert got["data"]["digest"] == trial_run.data.tags["dataset.test_fingerprint"]
