@@ -84,29 +84,38 @@ TASKS: list[Task] = [add, minutes, sort_numbers, backwards, vowels, next_month, 
 
 def instruction_set(count: int, seed: int) -> list[dict[str, str]]:
     """``count`` distinct records, the task families in turn."""
+    return distinct(count, seed=seed, kinds=TASKS)
+
+
+def distinct(count: int, *, seed: int,
+             kinds: list[Callable[[random.Random], dict[str, str]]]) -> list[dict[str, str]]:
+    """``count`` records with distinct questions (instruction and input), made by ``kinds``
+    in turn from one seeded generator."""
     rng = random.Random(seed)
     records: list[dict[str, str]] = []
     seen: set[str] = set()
     for _ in range(100 * count):
         if len(records) == count:
             return records
-        record = TASKS[len(records) % len(TASKS)](rng)
+        record = kinds[len(records) % len(kinds)](rng)
         key = record["instruction"] + record["input"]
         if key not in seen:
             seen.add(key)
             records.append(record)
     if len(records) == count:
         return records
-    raise ValueError(f"the task families hold fewer than {count} distinct records")
+    raise ValueError(f"the kinds of record hold fewer than {count} distinct ones")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(make: Callable[[int, int], list[dict[str, str]]] = instruction_set,
+         doc: str = __doc__ or "") -> None:
+    """Write ``make``'s records to the file the command line names."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--count", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.out.write_text(json.dumps(instruction_set(args.count, args.seed), indent=1))
+    args.out.write_text(json.dumps(make(args.count, args.seed), indent=1))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 
 import optuna
 from search_methods import suggest
-from search_trials import EPOCHS, WEBUI, Collector, Pruned, trial_config
+from search_trials import EPOCHS, WEBUI, Bench, Pruned, trial_config
 
 from harness.config import StudySettings, TrainConfig, from_mapping
 
@@ -66,29 +66,22 @@ class Trial:
         return -max(self.scores.values(), default=math.nan)
 
 
-class MetricBench:
-    """One dataset: encoded splits, the base model loaded once, trials trained on it."""
+class MetricBench(Bench):
+    """One dataset, as the search-quality bench holds it (its splits, the base model loaded
+    once, each trial's state), whose trials are judged by their answers too."""
 
     def __init__(self, config: TrainConfig, *, scratch: Path) -> None:
-        import torch
-        from accelerate import Accelerator
+        super().__init__(config, scratch=scratch)
+        self.scored: dict[str, Trial] = {}
+        """Trials trained to their end, by their params and seed."""
 
-        from harness.models import load_model
-        from harness.trial.setup import prepare_data
-
-        self.config, self.scratch = config, scratch
-        self.data = prepare_data(config)
-        self.base = load_model(config.model, config.quantization)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
-        self.trained: dict[str, Trial] = {}
-
-    def run(self, params: dict[str, Any], *, seed: int,
+    def run_scored(self, params: dict[str, Any], *, seed: int,
             on_eval: Callable[[int, float, float, int], None]) -> Trial:
         """A trial (``on_eval(step, loss, score, total)`` may raise Pruned), trained once."""
         key = json.dumps([params, seed], sort_keys=True)
-        if key not in self.trained:
-            self.trained[key] = self.train(params, seed=seed)
-        done = self.trained[key]
+        if key not in self.scored:
+            self.scored[key] = self.train_scored(params, seed=seed)
+        done = self.scored[key]
         for step in sorted(done.losses):
             try:
                 on_eval(step, done.losses[step], done.scores.get(step, math.nan), done.steps)
@@ -98,7 +91,7 @@ class MetricBench:
                              {s: v for s, v in done.scores.items() if s <= step})
         return done
 
-    def train(self, params: dict[str, Any], *, seed: int) -> Trial:
+    def train_scored(self, params: dict[str, Any], *, seed: int) -> Trial:
         from harness.trial.evaluation import base_loss, evaluate
         from harness.trial.loop import train_loop
         from harness.trial.selection import EpochSelection
@@ -124,8 +117,7 @@ class MetricBench:
         train_loop(state, evaluate_now=evaluate_now)
         evaluate_now(state.total_steps)
         trial.test = self.kept_scores(state, metrics, keep, metric=metric)
-        self.base = state.accelerator.unwrap_model(state.model).unload()
-        self.accelerator.free_memory()
+        self.release(state.model)
         return trial
 
     def kept_scores(self, state: Any, metrics: Any, keep: dict[str, Any], *,
@@ -146,24 +138,6 @@ class MetricBench:
     def test_score(metrics: Any, metric: str) -> float:
         tuned, _ = metrics.on_test()
         return float(tuned.means()[metric]) if tuned is not None else math.nan
-
-    def state(self, config: TrainConfig, *, seed: int) -> Any:
-        from harness.trial.loop import TrainState
-        from harness.trial.selection import epoch_ends
-        from harness.trial.setup import add_lora, build_optimizer, seed_everything, steps_per_epoch
-        from harness.trial.stopping import StopRequest
-
-        seed_everything(seed)
-        model = add_lora(self.base, config)
-        optimizer, scheduler, total = build_optimizer(model, config, len(self.data.train))
-        model, optimizer = self.accelerator.prepare(model, optimizer)
-        ends = epoch_ends(total_steps=total,
-                          steps_per_epoch=steps_per_epoch(config, len(self.data.train)))
-        return TrainState(config=config, accelerator=self.accelerator, model=model,
-                          optimizer=optimizer, scheduler=scheduler, train=self.data.train,
-                          pad=self.data.tokenizer.pad_token_id, events=Collector(),
-                          out=Path(tempfile.mkdtemp(dir=self.scratch)), total_steps=total,
-                          stop=StopRequest(), epoch_ends=ends)
 
 
 def search(bench: MetricBench, *, rule: str, seed: int, budget: int,
@@ -191,7 +165,7 @@ def search(bench: MetricBench, *, rule: str, seed: int, budget: int,
             if settings.may_prune(step, total) and asked.should_prune():
                 raise Pruned
 
-        trial = bench.run(params, seed=seed, on_eval=on_eval)
+        trial = bench.run_scored(params, seed=seed, on_eval=on_eval)
         value = trial.value(rule)
         if trial.pruned or not math.isfinite(value):
             study.tell(asked, state=optuna.trial.TrialState.PRUNED if trial.pruned
@@ -292,7 +266,7 @@ def main() -> None:
                     chosen = pick(trials, rule)
                     got[rule] = chosen.test[rule] if chosen else math.nan
                     everything[f"{dataset}/{seed}/{rule}"] = [asdict(t) for t in trials]
-                webui = bench.run(dict(WEBUI), seed=seed, on_eval=lambda *_: None)
+                webui = bench.run_scored(dict(WEBUI), seed=seed, on_eval=lambda *_: None)
                 got["webui"] = webui.test["last"]
                 results[(dataset, seed)] = got
                 print(f"{dataset} seed {seed}: {got}", flush=True)

@@ -7,11 +7,10 @@ project, nothing downloaded. One- and two-step problems on small numbers, in eve
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 from collections.abc import Callable
-from pathlib import Path
+
+from instruction_set import distinct, main
 
 PEOPLE = ["Ana", "Ben", "Chloe", "Dev", "Ema", "Farid", "Grace", "Hugo", "Ines", "Jonas",
           "Kira", "Liam", "Maya", "Noor", "Omar", "Pia"]
@@ -20,6 +19,16 @@ THINGS = ["apples", "stickers", "marbles", "books", "pencils", "shells", "cards"
 
 Problem = Callable[[random.Random], tuple[str, str, int]]
 """A generator of (question, worked answer without its last sentence, the number)."""
+
+
+def record(problem: Problem) -> Callable[[random.Random], dict[str, str]]:
+    """``problem`` as an Alpaca record whose answer ends in its number."""
+    def make(rng: random.Random) -> dict[str, str]:
+        question, worked, number = problem(rng)
+        return {"instruction": question, "input": "",
+                "output": f"{worked}, so the answer is {number}."}
+
+    return make
 
 
 def gains(rng: random.Random) -> tuple[str, str, int]:
@@ -72,28 +81,8 @@ PROBLEMS: list[Problem] = [gains, loses, groups, shares, two_steps, per_week]
 
 def word_problems(count: int, seed: int) -> list[dict[str, str]]:
     """``count`` distinct problems, the kinds in turn, each answer ending in its number."""
-    rng = random.Random(seed)
-    records: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for _ in range(100 * count):
-        if len(records) == count:
-            return records
-        question, worked, number = PROBLEMS[len(records) % len(PROBLEMS)](rng)
-        if question not in seen:
-            seen.add(question)
-            records.append({"instruction": question, "input": "",
-                            "output": f"{worked}, so the answer is {number}."})
-    raise ValueError(f"the problem kinds hold fewer than {count} distinct problems")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--count", type=int, default=160)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    args.out.write_text(json.dumps(word_problems(args.count, args.seed), indent=1))
+    return distinct(count, seed=seed, kinds=[record(p) for p in PROBLEMS])
 
 
 if __name__ == "__main__":
-    main()
+    main(word_problems, __doc__ or "")

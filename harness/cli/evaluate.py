@@ -54,6 +54,8 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import logging
+
     from rich.console import Console
 
     from harness.assess.command import (
@@ -72,6 +74,9 @@ def _eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, base_model=args.base_model, window=args.window,
         stride=args.stride, log=not args.no_log, experiment=args.experiment)
     console = Console(stderr=True) if args.json else Console()
+    # an 8-bit model warns at every forward pass that int8 matmuls take float16 inputs: by
+    # design of LLM.int8, and a flood in a terminal that generates hundreds of tokens
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     evaluation = evaluate_models(options, console)
     if args.json:
         print(json.dumps(json_evaluation(evaluation), ensure_ascii=False), file=sys.stdout)
