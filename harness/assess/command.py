@@ -4,10 +4,12 @@ side on the same data, in the terminal (or JSON) and in MLflow.
 Reads: resolve the models → read the data → score each model in turn (one in memory at a
 time) → compare against the first → print → record the evaluation run.
 
-MLflow's own `mlflow.models.evaluate` was weighed first: it scores one model per call, its
-question-answering defaults fetch toxicity and readability models from the hub (unreachable
-here), and it has no paired interval between models. What it records, metrics linked to a
-logged model and a dataset plus a per-example table, is written here directly.
+MLflow's own evaluation was weighed first. `mlflow.models.evaluate` scores one model per call,
+its question-answering defaults load a toxicity model from the hub (unreachable here), it has
+no paired interval between models, and its `mlflow.metrics` are deprecated since MLflow 3.4 in
+favour of `mlflow.genai.evaluate`, which scores traced GenAI apps with judges and scorers, not
+a local model's greedy answers to a dataset. What both record, metrics linked to a logged
+model and a dataset plus a per-example table, is written here directly.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class Evaluation:
 
 
 def evaluate_models(options: EvalOptions, console: Console) -> Evaluation:
-    """Score every model, print the comparison, record it; the rows."""
+    """Score every model on the data, one after the other, and record the comparison in
+    MLflow (unless told not to); the rows and where they were recorded."""
     from harness.tracking.store import tracking_uri
 
     if (options.data is None) == (options.study is None):
@@ -81,8 +84,8 @@ def evaluate_models(options: EvalOptions, console: Console) -> Evaluation:
         metrics = [load_metric(m) for m in data.settings.metrics or DEFAULT_METRICS]
         results = []
         for subject in subjects:
-            console.print(f"scoring {subject.label} ({subject.kind}) on {data.name}: "
-                          f"{len(data.records) if not data.is_raw else 'raw text'}",
+            what = "its text files" if data.is_raw else f"{len(data.records)} records"
+            console.print(f"scoring {subject.label} ({subject.kind}) on {data.name}, {what}",
                           highlight=False)
             results.append(score_subject(subject, data, metrics, window=options.window,
                                          stride=options.stride))

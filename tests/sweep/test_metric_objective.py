@@ -73,7 +73,7 @@ search:
                      "--max-new-tokens", "6", "--json"]) == 0
     got = json.loads(out.getvalue())
     base, champion = got["models"]
-    assert got["data"]["name"] == "metric test"
+    assert got["data"]["name"] == "metric test" and base["kind"] == "base"
     # the study's metrics, on the same test examples its trials were scored on
     assert set(champion["figures"]) == {"loss", "exact_match", "letters"}
     assert champion["figures"]["loss"]["mean"] == pytest.approx(best["test_loss"], rel=1e-4)
