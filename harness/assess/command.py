@@ -172,10 +172,11 @@ def answer_table(results: list[Scored]) -> dict[str, list[Any]]:
         "record": origins, "question": [first.asked[o][0] for o in origins],
         "reference": [first.asked[o][1] for o in origins]}
     for scored in results:
+        # what the column holds first: the UI cuts long headers short from the right
         label = scored.subject.label
-        table[f"{label} answer"] = [scored.answers.get(o, "") for o in origins]
+        table[f"answer: {label}"] = [scored.answers.get(o, "") for o in origins]
         for name, values in scored.scores.items():
-            table[f"{label} {name}"] = [values.get(o) for o in origins]
+            table[f"{name}: {label}"] = [values.get(o) for o in origins]
     return table
 
 

@@ -84,7 +84,7 @@ def local_subject(label: str, path: Path) -> Subject:
 
 def _logged_model(spec: str, store: str) -> str | None:
     """The logged model a version or run stands for, for metrics linked to it."""
-    from harness.tracking.logged_model import adapter_model_id
+    from harness.tracking.logged_model import adapter_model_id, version_model_id
     from harness.tracking.refs import VERSION_URI
     from harness.tracking.store import client_for
 
@@ -97,4 +97,4 @@ def _logged_model(spec: str, store: str) -> str | None:
     name, alias, number = match.groups()
     version = client.get_model_version_by_alias(name, alias) if alias else \
         client.get_model_version(name, number)
-    return getattr(version, "model_id", None)
+    return version_model_id(version)

@@ -63,7 +63,9 @@ def log_evaluation(models: list[EvaluatedModel], data: EvaluatedData, *, uri: st
         KIND_TAG: "evaluation", **source_tags(), **tags})
     run_id = run.info.run_id
     dataset = _dataset(data)
-    linked = [m.model_id for m in models if m.model_id]
+    # one model named twice (its run id and its version) is one input, its figures linked once
+    firsts = list({m.model_id: m for m in reversed(models) if m.model_id}.values())[::-1]
+    linked = [m.model_id for m in firsts if m.model_id]
     client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[
         InputTag("mlflow.data.context", "evaluation")])],
         models=[LoggedModelInput(i) for i in linked] or None)
@@ -72,7 +74,7 @@ def log_evaluation(models: list[EvaluatedModel], data: EvaluatedData, *, uri: st
                for k, v in m.figures.items()]
     metrics += [Metric(k, v, now, 0, model_id=m.model_id, dataset_name=data.name,
                        dataset_digest=data.digest)
-                for m in models if m.model_id for k, v in m.figures.items()]
+                for m in firsts for k, v in m.figures.items()]
     for i in range(0, len(metrics), 1000):  # a batch holds at most 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 1000])
     if table:

@@ -104,6 +104,19 @@ page ("Registered versions") and the runs table's Registered models column. MLfl
 `register_model` writes it; `create_model_version(model_id=...)` does not."""
 
 
+def version_model_id(version: object) -> str | None:
+    """The logged model a registered version was made from. A SQL registry does not keep a
+    version's model_id; its source, models:/ID, names it."""
+    import re
+
+    source = str(getattr(version, "source", "") or "")
+    found = getattr(version, "model_id", None)
+    if found:
+        return str(found)
+    return source.removeprefix("models:/") if re.fullmatch(r"models:/m-[0-9a-f]+", source) \
+        else None
+
+
 def link_version(client: MlflowClient, model_id: str, *, name: str, version: str | int) -> None:
     """Add version ``name``/``version`` to the logged model's list of versions (once)."""
     import json

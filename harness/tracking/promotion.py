@@ -14,7 +14,6 @@ so that `champion` ends on the best version that passed, whatever the interleavi
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -134,13 +133,9 @@ def promote_run(client: MlflowClient, run: Run, candidate: Candidate, *, model: 
 
 def _link(client: MlflowClient, model: str, version: ModelVersion) -> None:
     """The version named on its logged model, as `mlflow.register_model` would name it."""
-    from harness.tracking.logged_model import link_version
+    from harness.tracking.logged_model import link_version, version_model_id
 
-    # a SQL registry does not keep the version's model_id: its source models:/ID names it
-    source = str(getattr(version, "source", "") or "")
-    model_id = getattr(version, "model_id", None) or (
-        source.removeprefix("models:/") if re.fullmatch(r"models:/m-[0-9a-f]+", source)
-        else None)
+    model_id = version_model_id(version)
     if model_id:
         link_version(client, model_id, name=model, version=version.version)
 

@@ -62,10 +62,15 @@ def test_a_run_its_adapter_directory_and_the_base_side_by_side(
     answers = client.download_artifacts(evaluation.info.run_id, "answers.json", str(tmp_path))
     assert len(json.loads(Path(answers).read_text())["data"]) == 4
     # the trial's logged model holds its figures on this data, linked to the dataset
-    linked = {m.key: m for m in client.get_logged_model(model_id).metrics
-              if m.dataset_name == got["data"]["name"]}
-    assert linked["loss"].value == pytest.approx(by_run["figures"]["loss"]["mean"])
-    assert linked["loss"].dataset_digest == got["data"]["digest"] and "rougeL" in linked
+    linked = [m for m in client.get_logged_model(model_id).metrics
+              if m.dataset_name == got["data"]["name"]]
+    # named three ways (run id, directory, version), twice through the store: linked once
+    (loss,) = [m for m in linked if m.key == "loss"]
+    assert loss.value == pytest.approx(by_run["figures"]["loss"]["mean"])
+    assert loss.dataset_digest == got["data"]["digest"] and {m.key for m in linked} >= {
+        "rougeL", "exact_match", "perplexity"}
+    # the evaluation run names the models it evaluated as its inputs
+    assert [i.model_id for i in evaluation.inputs.model_inputs] == [model_id]
 
 
 def test_raw_text_is_scored_by_sliding_window_perplexity(tiny_model_dir: Path,

@@ -70,6 +70,6 @@ def test_json_and_table_carry_the_same_figures() -> None:
 def test_the_answer_table_has_a_row_per_question_and_columns_per_model() -> None:
     table_ = answer_table([scored("base", nll=2.0, right=1, n=3),
                            scored("tuned", nll=1.5, right=2, n=3)])
-    assert list(table_) == ["record", "question", "reference", "base answer",
-                            "base exact_match", "tuned answer", "tuned exact_match"]
-    assert table_["tuned exact_match"] == [1.0, 1.0, 0.0] and len(table_["record"]) == 3
+    assert list(table_) == ["record", "question", "reference", "answer: base",
+                            "exact_match: base", "answer: tuned", "exact_match: tuned"]
+    assert table_["exact_match: tuned"] == [1.0, 1.0, 0.0] and len(table_["record"]) == 3
