@@ -99,7 +99,8 @@ def test_a_sweep_prunes_survives_a_crash_tracks_and_promotes(
     note = mlflow.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
     exp = experiment.experiment_id
     assert note.startswith("**Study `tiny`**: 3 trials (1 complete, 1 fail, 1 pruned)")
-    assert f"Best: [trial 0](#/experiments/{exp}/runs/{best.info.run_id})" in note
+    assert (f"Best: [trial 0](#/experiments/{exp}/runs/{best.info.run_id}"
+            "?workflowType=machine_learning)") in note
     assert (f"[tiny-adapter version {champion.version}](#/models/tiny-adapter/versions/"
             f"{champion.version}) with alias `@champion`") in note
     assert "| pruned |" in note and "pruned at step" in note
