@@ -53,15 +53,7 @@ def figures_of(*, choice: Choice | None, held_out: list[HeldOut]) -> list[Figure
 def model_card(config: TrainConfig, *, fingerprint: str, figures: list[Figure]) -> str:
     """The card's Markdown, with front matter the Hugging Face hub reads."""
     hub = HUB_IDS.get(config.model, config.model)
-    base_line = (f"`{config.model}`, the harness's embedded copy of [{hub}]"
-                 f"(https://huggingface.co/{hub}) (converted from its GGUF Q4_1 file)"
-                 if config.model in HUB_IDS else f"`{config.model}`")
-    quant = config.quantization
-    loaded = "full precision" if quant.mode == "none" else (
-        "8-bit (LLM.int8)" if quant.mode == "8bit" else f"4-bit {quant.quant_type}")
-    lora = config.lora
-    rows = "\n".join(f"| {f.name} | {f.shown} | {f.split} | {f.note} |"
-                     for f in figures)
+    rows = "\n".join(f"| {f.name} | {f.shown} | {f.split} | {f.note} |" for f in figures)
     return f"""---
 base_model: {hub}
 library_name: peft
@@ -73,16 +65,7 @@ tags:
 
 # LoRA adapter on {config.model}
 
-- **Base model:** {base_line}, loaded in {loaded} for training.
-- **Data:** `{config.data.path}` (format {config.data.format}), dataset fingerprint
-  `{fingerprint[:32]}`; split into train, eval and test by source document (seed
-  {config.data.seed}).
-- **Adapter:** LoRA r={lora.r}, alpha={lora.alpha:g}, dropout={lora.dropout:g} on
-  {lora.target_modules if isinstance(lora.target_modules, str) else ', '.join(lora.target_modules)}.
-- **Training:** learning rate {config.training.learning_rate:g}, {_length(config)}, micro-batch
-  {config.training.micro_batch_size} x {config.training.gradient_accumulation} accumulation,
-  {config.training.scheduler} schedule, seed {config.training.seed}. Every setting is in
-  `train_config.json` beside this file.
+{_what(config, fingerprint=fingerprint)}
 
 ## Figures
 
@@ -106,6 +89,28 @@ tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
 Or, with the harness: `harness pull NAME@champion --out DIR`, or `harness eval base DIR --data
 FILE` to score it against its base model on data of your own.
 """
+
+
+def _what(config: TrainConfig, *, fingerprint: str) -> str:
+    """The base model, the data, the adapter and the training, as a list."""
+    hub = HUB_IDS.get(config.model, config.model)
+    base_line = (f"`{config.model}`, the harness's embedded copy of [{hub}]"
+                 f"(https://huggingface.co/{hub}) (converted from its GGUF Q4_1 file)"
+                 if config.model in HUB_IDS else f"`{config.model}`")
+    quant = config.quantization
+    loaded = "full precision" if quant.mode == "none" else (
+        "8-bit (LLM.int8)" if quant.mode == "8bit" else f"4-bit {quant.quant_type}")
+    lora, t = config.lora, config.training
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else \
+        ", ".join(lora.target_modules)
+    return f"""- **Base model:** {base_line}, loaded in {loaded} for training.
+- **Data:** `{config.data.path}` (format {config.data.format}), dataset fingerprint
+  `{fingerprint[:32]}`; split into train, eval and test by source document (seed
+  {config.data.seed}).
+- **Adapter:** LoRA r={lora.r}, alpha={lora.alpha:g}, dropout={lora.dropout:g} on {targets}.
+- **Training:** learning rate {t.learning_rate:g}, {_length(config)}, micro-batch
+  {t.micro_batch_size} x {t.gradient_accumulation} accumulation, {t.scheduler} schedule, seed
+  {t.seed}. Every setting is in `train_config.json` beside this file."""
 
 
 def _length(config: TrainConfig) -> str:

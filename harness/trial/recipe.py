@@ -91,12 +91,9 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
         stop: StopRequest) -> None:
     """The recipe: build, evaluate the base model, train (with evals and checkpoints),
     evaluate, then (main process) samples and the adapter."""
-    from harness.models import resolve_model
-    from harness.trial.adapter import save_adapter
     from harness.trial.checkpoint import resume_from
     from harness.trial.evaluation import base_eval, evaluate, measure_test
     from harness.trial.model_card import figures_of, model_card
-    from harness.trial.samples import write_samples
     from harness.trial.task_metrics import TaskMetrics
 
     state, data = build(config, out, events=events, stop=stop)
@@ -120,14 +117,24 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     evaluate_now(state.total_steps)
     choice = keep_best_epoch(state, selection)
     held_out = measure_test(state, data, metrics)
-    if not state.accelerator.is_main_process:
-        return  # the main process writes samples and the adapter
+    if state.accelerator.is_main_process:  # the main process writes samples and the adapter
+        write_outputs(state, data, card=model_card(
+            config, fingerprint=data.fingerprint,
+            figures=figures_of(choice=choice, held_out=held_out)))
+
+
+def write_outputs(state: TrainState, data: Prepared, *, card: str) -> None:
+    """The comparison samples, then the adapter with its model card: the trial's end."""
+    from harness.models import resolve_model
+    from harness.trial.adapter import save_adapter
+    from harness.trial.samples import write_samples
+
+    config = state.config
     write_samples(state, data)
-    card = model_card(config, fingerprint=data.fingerprint,
-                      figures=figures_of(choice=choice, held_out=held_out))
-    adapter_dir = save_adapter(config, model, data.tokenizer, out,
-                               base_path=resolve_model(config.model), card=card)
-    events.emit(Finished(adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb()))
+    adapter_dir = save_adapter(config, state.accelerator.unwrap_model(state.model),
+                               data.tokenizer, state.out, base_path=resolve_model(config.model),
+                               card=card)
+    state.events.emit(Finished(adapter_dir=str(adapter_dir), peak_memory_mb=peak_memory_mb()))
 
 
 def keep_best_epoch(state: TrainState, selection: EpochSelection) -> Choice | None:
