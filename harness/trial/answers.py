@@ -8,8 +8,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from harness.cache import read_json, write_json
 from harness.config import EvaluationSettings
 from harness.data.records import Record
 from harness.data.render import ChatRenderer
@@ -74,3 +76,18 @@ def decoding_key(settings: EvaluationSettings, *, prompts: Sequence[Prompt],
     return {"prompts": [p.text for p in prompts], "chat": chat,
             "max_new_tokens": settings.max_new_tokens, "batch": settings.generate_batch,
             "order": ORDER}
+
+
+def read_cached_answers(path: Path, count: int) -> list[str] | None:
+    """A model's answers cached at ``path`` (the base model's, kept per study), when they are
+    ``count`` strings; None otherwise (absent, torn, or for other prompts: not trusted)."""
+    stored = read_json(path)
+    outputs = stored.get("outputs") if isinstance(stored, dict) else None
+    if isinstance(outputs, list) and len(outputs) == count and all(
+            isinstance(o, str) for o in outputs):
+        return outputs
+    return None
+
+
+def cache_answers(path: Path, answers: list[str]) -> None:
+    write_json(path, {"outputs": answers})

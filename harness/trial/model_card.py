@@ -8,12 +8,9 @@ import math
 from dataclasses import dataclass
 
 from harness.config import TrainConfig
+from harness.models import EMBEDDED
 from harness.protocol import HeldOut, HeldOutTest, Retention
 from harness.trial.selection import Choice
-
-HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-"""The hub model each embedded model was converted from (its GGUF Q4_1 weights, de-quantized:
-close to, not the same as, the hub's weights)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ def figures_of(*, choice: Choice | None, held_out: list[HeldOut]) -> list[Figure
 
 def model_card(config: TrainConfig, *, fingerprint: str, figures: list[Figure]) -> str:
     """The card's Markdown, with front matter the Hugging Face hub reads."""
-    hub = HUB_IDS.get(config.model, config.model)
+    hub = _hub_id(config.model)
     rows = "\n".join(f"| {f.name} | {f.shown} | {f.split} | {f.note} |" for f in figures)
     return f"""---
 base_model: {hub}
@@ -93,10 +90,10 @@ FILE` to score it against its base model on data of your own.
 
 def _what(config: TrainConfig, *, fingerprint: str) -> str:
     """The base model, the data, the adapter and the training, as a list."""
-    hub = HUB_IDS.get(config.model, config.model)
+    hub = _hub_id(config.model)
     base_line = (f"`{config.model}`, the harness's embedded copy of [{hub}]"
-                 f"(https://huggingface.co/{hub}) (converted from its GGUF Q4_1 file)"
-                 if config.model in HUB_IDS else f"`{config.model}`")
+                 f"(https://huggingface.co/{hub}) (converted from its GGUF file)"
+                 if config.model in EMBEDDED else f"`{config.model}`")
     quant = config.quantization
     loaded = "full precision" if quant.mode == "none" else (
         "8-bit (LLM.int8)" if quant.mode == "8bit" else f"4-bit {quant.quant_type}")
@@ -111,6 +108,11 @@ def _what(config: TrainConfig, *, fingerprint: str) -> str:
 - **Training:** learning rate {t.learning_rate:g}, {_length(config)}, micro-batch
   {t.micro_batch_size} x {t.gradient_accumulation} accumulation, {t.scheduler} schedule, seed
   {t.seed}. Every setting is in `train_config.json` beside this file."""
+
+
+def _hub_id(model: str) -> str:
+    """The base as the hub knows it: an embedded model's source, else the name as given."""
+    return EMBEDDED[model].hub_id if model in EMBEDDED else model
 
 
 def _length(config: TrainConfig) -> str:

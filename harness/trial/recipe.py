@@ -98,7 +98,7 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
 
     state, data = build(config, out, events=events, stop=stop)
     model = state.accelerator.unwrap_model(state.model)
-    selection = EpochSelection(out, ends=state.epoch_ends)
+    selection = EpochSelection(out, ends=state.epoch_ends, objective=config.evaluation.objective)
     metrics = TaskMetrics(state, data)
     base_loss = base_eval(state, data, metrics)
     if resume:
@@ -110,7 +110,6 @@ def run(config: TrainConfig, out: Path, *, events: Events, resume: bool,
     def evaluate_now(step: int) -> None:
         event = evaluate(state, data, step=step, base_loss=base_loss, metrics=metrics)
         selection.consider(model, step=step, loss=event.loss, answers=event.answers,
-                           objective=config.evaluation.objective,
                            main=state.accelerator.is_main_process)
 
     train_loop(state, evaluate_now=evaluate_now)

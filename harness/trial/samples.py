@@ -10,10 +10,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.cache import base_model_entry, read_json, write_json
+from harness.cache import base_model_entry
 from harness.config import SampleSettings, TrainConfig
 from harness.metrics.answers import rouge_l
 from harness.protocol import Samples
+from harness.trial.answers import cache_answers, read_cached_answers
 from harness.trial.generation import GENERATE_BATCH, ORDER, generate
 from harness.trial.loop import TrainState
 from harness.trial.prompts import Prompt, sample_prompts
@@ -85,12 +86,12 @@ def write_samples(state: TrainState, data: Prepared) -> None:
     kw = {"chat": chat, "device": state.accelerator.device, "sampling": settings,
           "max_new_tokens": settings.max_new_tokens}
     path = base_samples_entry(state.config, prompts=prompts, chat=chat)
-    base = read_base_samples(path, len(prompts))
+    base = read_cached_answers(path, len(prompts))
     cached = base is not None
     if base is None:
         with unwrapped.disable_adapter():
             base = generate(unwrapped, data.tokenizer, texts, **kw)
-        write_json(path, {"outputs": base})
+        cache_answers(path, base)
     tuned = generate(unwrapped, data.tokenizer, texts, **kw)
     rows = comparison_rows(prompts, base, tuned)
     written = scratch(state.out, SAMPLES_DIR)
@@ -106,12 +107,3 @@ def base_samples_entry(config: TrainConfig, *, prompts: Sequence[Prompt], chat: 
     return base_model_entry("base_samples", config, prompts=[p.text for p in prompts],
                             chat=chat, decoding=asdict(config.samples), batch=GENERATE_BATCH,
                             order=ORDER)
-
-
-def read_base_samples(path: Path, count: int) -> list[str] | None:
-    stored = read_json(path)
-    outputs = stored.get("outputs") if isinstance(stored, dict) else None
-    if isinstance(outputs, list) and len(outputs) == count and all(
-            isinstance(o, str) for o in outputs):
-        return outputs
-    return None

@@ -49,13 +49,6 @@ class Choice:
     """Its eval loss."""
     answers: dict[str, float] | None = None
     """Its task metrics on the eval prompts (when the trial measures them)."""
-    value: float | None = None
-    """What it was chosen by, lower better (the loss, or a task metric negated); None: the
-    loss (a choice an older harness wrote)."""
-
-    @property
-    def rank(self) -> float:
-        return self.loss if self.value is None else self.value
 
 
 def ranking_value(objective: str, *, loss: float, answers: dict[str, float] | None) -> float:
@@ -69,10 +62,13 @@ def ranking_value(objective: str, *, loss: float, answers: dict[str, float] | No
 class EpochSelection:
     """The best epoch end so far, its adapter weights under ``out/best-epoch``."""
 
-    def __init__(self, out: Path, *, ends: dict[int, float]) -> None:
+    def __init__(self, out: Path, *, ends: dict[int, float],
+                 objective: str = "eval_loss") -> None:
         self.out = out
         self.ends = ends
         """Step -> epochs reached, where the trial's epochs end (see `epoch_ends`)."""
+        self.objective = objective
+        """What an epoch end is judged by: eval_loss, perplexity, or eval/METRIC."""
         self.best: Choice | None = None
 
     def resume(self, step: int) -> None:
@@ -86,17 +82,17 @@ class EpochSelection:
             self.best = found
 
     def consider(self, model: Any, *, step: int, loss: float, main: bool,
-                 objective: str = "eval_loss", answers: dict[str, float] | None = None) -> bool:
-        """Keep the adapter as the best if ``step`` ends an epoch and its value for
-        ``objective`` beats the best so far; whether it did. Only the main process (``main``)
+                 answers: dict[str, float] | None = None) -> bool:
+        """Keep the adapter as the best if ``step`` ends an epoch and its value for the
+        objective beats the best so far; whether it did. Only the main process (``main``)
         writes."""
-        value = ranking_value(objective, loss=loss, answers=answers)
+        value = ranking_value(self.objective, loss=loss, answers=answers)
         if step not in self.ends or not math.isfinite(value):
             return False
-        if self.best is not None and value >= self.best.rank:
+        if self.best is not None and value >= ranking_value(
+                self.objective, loss=self.best.loss, answers=self.best.answers):
             return False
-        self.best = Choice(step=step, epoch=self.ends[step], loss=loss, answers=answers,
-                           value=value)
+        self.best = Choice(step=step, epoch=self.ends[step], loss=loss, answers=answers)
         if main:
             self._save(model, self.best)
         return True

@@ -6,11 +6,18 @@ process takes the same epoch-selection decision."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from harness.cache import base_model_entry, read_json, write_json
+from harness.cache import base_model_entry
 from harness.metrics.answers import Metric, load_metric
-from harness.trial.answers import Answered, answer, answer_prompts, decoding_key, score
+from harness.trial.answers import (
+    Answered,
+    answer,
+    answer_prompts,
+    cache_answers,
+    decoding_key,
+    read_cached_answers,
+    score,
+)
 from harness.trial.loop import TrainState
 from harness.trial.parallel import same_everywhere
 from harness.trial.prompts import Prompt
@@ -66,19 +73,11 @@ class TaskMetrics:
         config = self.state.config
         path = base_model_entry("base_answers", config, **decoding_key(
             config.evaluation, prompts=prompts, chat=self.chat))
-        stored = _stored_answers(read_json(path), len(prompts))
+        stored = read_cached_answers(path, len(prompts))
         if stored is not None:
             return Answered(stored)
         with self.state.accelerator.unwrap_model(self.state.model).disable_adapter():
             got = self._answers(prompts)
-        write_json(path, {"answers": got.answers})
+        cache_answers(path, got.answers)
         return got
 
-
-def _stored_answers(stored: Any, count: int) -> list[str] | None:
-    """The cached answers, when they are ``count`` strings (else None: not trusted)."""
-    answers = stored.get("answers") if isinstance(stored, dict) else None
-    if isinstance(answers, list) and len(answers) == count and all(
-            isinstance(a, str) for a in answers):
-        return answers
-    return None

@@ -11,9 +11,10 @@ import torch
 
 from harness.cache import write_json
 from harness.config import SampleSettings
+from harness.trial.answers import read_cached_answers
 from harness.trial.generation import GENERATE_BATCH, generate
 from harness.trial.prompts import Prompt
-from harness.trial.samples import base_samples_entry, read_base_samples
+from harness.trial.samples import base_samples_entry
 
 PROMPTS = ["What are the symptoms of influenza?", "Hello", "The quick brown fox jumps over",
            "Instruction: answer the question. Response:", "user assistant system"]
@@ -102,12 +103,12 @@ def test_the_base_samples_cache_is_keyed_by_all_they_depend_on(
         others.append(base_samples_entry(changed, prompts=p, chat=True))
     assert len({path, *others}) == 5
 
-    assert read_base_samples(path, 1) is None
+    assert read_cached_answers(path, 1) is None
     write_json(path, {"outputs": ["an output"]})
-    assert read_base_samples(path, 1) == ["an output"]
-    assert read_base_samples(path, 2) is None  # a count that does not match is not trusted
+    assert read_cached_answers(path, 1) == ["an output"]
+    assert read_cached_answers(path, 2) is None  # a count that does not match is not trusted
     path.write_text("{torn")
-    assert read_base_samples(path, 1) is None
+    assert read_cached_answers(path, 1) is None
 
 
 def _qa(group: str, index: int) -> Any:

@@ -98,3 +98,19 @@ def test_other_processes_choose_alike_but_write_nothing(tmp_path: Path, model: A
     selection = EpochSelection(tmp_path, ends={4: 1.0})
     assert selection.consider(model, step=4, loss=2.0, main=False)
     assert selection.best.step == 4 and not (tmp_path / BEST_DIR).exists()
+
+
+def test_a_metric_objective_keeps_the_highest_score_whatever_the_loss(tmp_path: Path,
+                                                                      model: Any) -> None:
+    selection = EpochSelection(tmp_path, ends={4: 1.0, 8: 2.0, 12: 3.0},
+                               objective="eval/exact_match")
+    assert selection.consider(model, step=4, loss=2.0, main=True, answers={"exact_match": 0.2})
+    shift(model, 0.5)
+    assert selection.consider(model, step=8, loss=2.5, main=True, answers={"exact_match": 0.4})
+    assert not selection.consider(model, step=12, loss=1.0, main=True,
+                                  answers={"exact_match": 0.4})  # a tie keeps the earlier
+    assert not selection.consider(model, step=12, loss=0.5, main=True)  # no score measured
+    again = EpochSelection(tmp_path, ends=selection.ends, objective="eval/exact_match")
+    again.resume(12)  # a resumed trial knows the choice and its score
+    assert again.best is not None and again.best.answers == {"exact_match": 0.4}
+    assert (again.best.step, again.best.loss) == (8, 2.5)
