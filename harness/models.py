@@ -46,6 +46,23 @@ EMBEDDED = {
 }
 
 
+def hub_id(name: str) -> str:
+    """The base as the hub knows it: an embedded model's source, else the name as given (a hub
+    id or a directory)."""
+    return EMBEDDED[name].hub_id if name in EMBEDDED else name
+
+
+def peft_snippet(base: str, adapter_dir: str) -> str:
+    """Python that loads the base model ``base`` with the adapter in ``adapter_dir``."""
+    where = ("  # the hub original; the exact copy it was trained on: `harness models`"
+             if base in EMBEDDED else "")
+    return f"""from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base = AutoModelForCausalLM.from_pretrained("{hub_id(base)}"){where}
+model = PeftModel.from_pretrained(base, "{adapter_dir}")
+tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")"""
+
+
 def harness_home() -> Path:
     return Path(os.environ.get("HARNESS_HOME") or Path.home() / ".cache" / "harness")
 

@@ -77,3 +77,13 @@ def test_a_full_harness_home_is_a_clear_error_and_leaves_no_partial_model(
     models = disk.path / "models" / "smollm2-135m-instruct"
     assert not (models / "hf").exists()
     assert not [p for p in models.iterdir() if p.name.startswith(".")]  # no half-written copy
+
+
+def test_the_loading_snippet_names_the_hub_original_of_an_embedded_base() -> None:
+    from harness.models import DEFAULT_MODEL, peft_snippet
+
+    embedded = peft_snippet(DEFAULT_MODEL, "adapters/x")
+    assert 'from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct")' in embedded
+    assert "`harness models`" in embedded  # where the exact base it was trained on lives
+    assert 'from_pretrained("/data/llama")' in peft_snippet("/data/llama", "adapters/x")
+    assert 'PeftModel.from_pretrained(base, "adapters/x")' in embedded

@@ -114,8 +114,11 @@ def table(rows: list[Row], *, title: str) -> Any:
     (after the first row) its difference from the first row."""
     from rich.table import Table
 
-    names = list(rows[0].figures)
-    out = Table(title=title, title_justify="left")
+    names = [n for n in rows[0].figures if any(_scored(r, n) for r in rows)]
+    empty = [n for n in rows[0].figures if n not in names]
+    # e.g. number_match on references without numbers: a column of blanks says nothing
+    out = Table(title=title, title_justify="left", caption_justify="left", caption=(
+        f"not shown: {', '.join(empty)} (no example could be scored)" if empty else None))
     for column in ("model", "n", *names, "ppl"):
         out.add_column(column, justify="left" if column == "model" else "right",
                        overflow="fold")
@@ -123,6 +126,10 @@ def table(rows: list[Row], *, title: str) -> Any:
         cells = [_cell(row.figures.get(name), row.versus_first.get(name)) for name in names]
         out.add_row(row.label, str(row.examples), *cells, f"{row.perplexity:.2f}")
     return out
+
+
+def _scored(row: Row, name: str) -> bool:
+    return name in row.figures and math.isfinite(row.figures[name].mean)
 
 
 def _cell(value: Interval | None, diff: Interval | None) -> str:

@@ -37,6 +37,9 @@ def _ui(args: argparse.Namespace) -> int:
         proc = serve(mlflow_ui_command(store, host=args.host, port=args.port),
                      host=args.host, port=args.port)
         print(f"ready: {link}   (Ctrl-C to stop)", file=sys.stderr)
+        # MLflow's own links drop the view the link names; a click on the switch persists it
+        print("  if a page opens in the GenAI view, pick 'Model training' at the top left once: "
+              "the browser keeps it", file=sys.stderr)
         return _until_stopped(proc)
 
 

@@ -110,7 +110,7 @@ class SweepContext:
 
     def __post_init__(self) -> None:
         self.view = SweepView(self.name, plain=None if self.console.is_terminal
-                              else self.console)
+                              else self.console, objective=self.objectives[0])
 
     @property
     def objectives(self) -> list[str]:

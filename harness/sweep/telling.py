@@ -43,7 +43,9 @@ def tell(ctx: SweepContext, trial: optuna.Trial, verdict: Verdict, *,
     else:
         told = True
     if trial.number in ctx.view.rows:
-        ctx.view.end(trial.number, state, "" if reason in ("finished", "pruned") else reason)
+        told_value = verdict.values[0] if state == "COMPLETE" and verdict.values else None
+        ctx.view.end(trial.number, state, "" if reason in ("finished", "pruned") else reason,
+                     value=told_value)
     return told
 
 

@@ -56,6 +56,8 @@ class SweepView:
     plain: Console | None = None
     """Where a line per trial event goes when the output is not a terminal (a log file, CI,
     `nohup`), where a live table would show nothing until the sweep ends."""
+    objective: str = "eval_loss"
+    """What a finished trial's line names: the value the study was told."""
 
     def start(self, number: int, params: dict[str, Any], *, where: str = "") -> None:
         self.rows[number] = TrialRow(number, params, where=where)
@@ -75,12 +77,15 @@ class SweepView:
             self._say(number, f"eval at step {event.step}: loss {event.loss:.4f}, "
                       f"perplexity {event.perplexity:.2f}{answers}")
 
-    def end(self, number: int, state: str, note: str = "") -> None:
+    def end(self, number: int, state: str, note: str = "", *,
+            value: float | None = None) -> None:
+        """The trial ended; ``value`` is what the study was told of a complete one."""
         self.rows[number].state, self.rows[number].note = state, note
         row = self.rows[number]
-        loss = f" (eval loss {row.eval_loss:.4f})" if row.eval_loss is not None else ""
+        figure = (f" ({objective_label(self.objective)} {value:.4f})" if value is not None
+                  else f" (eval loss {row.eval_loss:.4f})" if row.eval_loss is not None else "")
         self._say(number, f"{ENDINGS.get(state, state.lower())}{f': {note}' if note else ''}"
-                  f"{loss if state != 'FAIL' else ''}")
+                  f"{figure if state != 'FAIL' else ''}")
 
     def _say(self, number: int, text: str) -> None:
         if self.plain is not None:

@@ -41,7 +41,8 @@ def study_note(study: optuna.Study, *, experiment_id: str, objective: str,
     if complete and len(study.directions) == 1:
         best = study.best_trial
         lines.append(f"\nBest: {_run_link(best, experiment_id)}, {objective} "
-                     f"{best.values[0]:.4f}" + _test(best) + ".")
+                     f"{best.values[0]:.4f}" + _test(best) + f" (chosen by {objective}; the test "
+                     "split chose nothing, so another trial may test better).")
     if version is not None:
         model, number, alias = version
         lines.append(f"Registered as [{model} version {number}](#/models/{model}/versions/"

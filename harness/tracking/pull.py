@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.errors import HarnessError
+from harness.models import peft_snippet
 from harness.tracking.download import deliver, download, staging
 from harness.tracking.refs import parse_ref, version_location
 from harness.tracking.store import tracking_uri as resolve_uri
-from harness.tracking.usage import peft_snippet
 from harness.trialdir import TrialDir
 
 CHECK_PROMPT = "What are the symptoms of glaucoma?"

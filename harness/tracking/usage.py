@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from harness.models import peft_snippet
 from harness.urls import ui_route
 
 
@@ -44,12 +45,3 @@ Or with PEFT, from the pulled directory:
 {peft_snippet(base, f"adapters/{model}")}
 ```
 """
-
-
-def peft_snippet(base: str, adapter_dir: str) -> str:
-    """Python that loads ``base`` + the adapter in ``adapter_dir`` with peft."""
-    return f"""from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
-base = AutoModelForCausalLM.from_pretrained("<{base} directory or hub id>")  # `harness models`
-model = PeftModel.from_pretrained(base, "{adapter_dir}")
-tokenizer = AutoTokenizer.from_pretrained("{adapter_dir}")"""

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from harness.config import TrainConfig
-from harness.models import EMBEDDED
+from harness.models import EMBEDDED, hub_id, peft_snippet
 from harness.protocol import HeldOut, HeldOutTest, Retention
 from harness.trial.selection import Choice
 
@@ -49,7 +49,7 @@ def figures_of(*, choice: Choice | None, held_out: list[HeldOut]) -> list[Figure
 
 def model_card(config: TrainConfig, *, fingerprint: str, figures: list[Figure]) -> str:
     """The card's Markdown, with front matter the Hugging Face hub reads."""
-    hub = _hub_id(config.model)
+    hub = hub_id(config.model)
     rows = "\n".join(f"| {f.name} | {f.shown} | {f.split} | {f.note} |" for f in figures)
     return f"""---
 base_model: {hub}
@@ -75,12 +75,7 @@ The eval split chose the epoch kept; the test split decided nothing and is the h
 ## Use
 
 ```python
-from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-base = AutoModelForCausalLM.from_pretrained("{hub}")
-model = PeftModel.from_pretrained(base, "path/to/this/directory")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")
+{peft_snippet(config.model, "path/to/this/directory")}
 ```
 
 Or, with the harness: `harness pull NAME@champion --out DIR`, or `harness eval base DIR --data
@@ -90,7 +85,7 @@ FILE` to score it against its base model on data of your own.
 
 def _what(config: TrainConfig, *, fingerprint: str) -> str:
     """The base model, the data, the adapter and the training, as a list."""
-    hub = _hub_id(config.model)
+    hub = hub_id(config.model)
     base_line = (f"`{config.model}`, the harness's embedded copy of [{hub}]"
                  f"(https://huggingface.co/{hub}) (converted from its GGUF file)"
                  if config.model in EMBEDDED else f"`{config.model}`")
@@ -108,11 +103,6 @@ def _what(config: TrainConfig, *, fingerprint: str) -> str:
 - **Training:** learning rate {t.learning_rate:g}, {_length(config)}, micro-batch
   {t.micro_batch_size} x {t.gradient_accumulation} accumulation, {t.scheduler} schedule, seed
   {t.seed}. Every setting is in `train_config.json` beside this file."""
-
-
-def _hub_id(model: str) -> str:
-    """The base as the hub knows it: an embedded model's source, else the name as given."""
-    return EMBEDDED[model].hub_id if model in EMBEDDED else model
 
 
 def _length(config: TrainConfig) -> str:

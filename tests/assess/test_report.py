@@ -73,3 +73,18 @@ def test_the_answer_table_has_a_row_per_question_and_columns_per_model() -> None
     assert list(table_) == ["record", "question", "reference", "answer: base",
                             "exact_match: base", "answer: tuned", "exact_match: tuned"]
     assert table_["exact_match: tuned"] == [1.0, 1.0, 0.0] and len(table_["record"]) == 3
+
+
+def test_a_metric_no_example_could_be_scored_is_named_not_shown() -> None:
+    from rich.console import Console
+
+    models = [scored("base", nll=2.0, right=10), scored("tuned", nll=1.5, right=40)]
+    for model in models:
+        model.scores["number_match"] = {}  # e.g. no reference holds a number
+    rows = compare(models)
+    console = Console(width=100, record=True)
+    console.print(table(rows, title="t"))
+    text = " ".join(console.export_text().split())  # the caption wraps at the table's width
+    assert "number_match" not in text.split("not shown")[0]
+    assert "not shown: number_match (no example could be scored)" in text
+    assert "exact_match" in text

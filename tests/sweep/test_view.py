@@ -147,3 +147,17 @@ def test_off_a_terminal_each_trial_event_is_one_plain_line() -> None:
         "trial 3 pruned (eval loss 2.5000)",
         "trial 4 started: the fixed settings",
         "trial 4 failed: nan: loss became nan at step 1"]
+
+
+def test_a_finished_trial_line_names_the_value_the_study_was_told() -> None:
+    from harness.protocol import Eval
+    from harness.sweep.view import SweepView
+
+    out = io.StringIO()
+    view = SweepView("s", plain=Console(file=out, width=60), objective="eval/exact_match")
+    view.start(0, {})
+    for step, score in ((4, 0.5), (8, 0.25)):
+        view.on_event(0, Eval(step=step, loss=1.0, perplexity=2.72,
+                              perplexity_ratio_to_base=0.9, answers={"exact_match": score}))
+    view.end(0, "COMPLETE", value=0.5)  # the best epoch end's, not the last one's
+    assert out.getvalue().splitlines()[-1].endswith("trial 0 finished (eval exact_match 0.5000)")

@@ -36,3 +36,4 @@ def test_trial_links_open_the_runs_in_the_model_training_view() -> None:
     study.tell(trial, 1.5)
     note = study_note(study, experiment_id="7", objective="eval_loss")
     assert "[trial 0](#/experiments/7/runs/abc?workflowType=machine_learning)" in note
+    assert "(chosen by eval_loss; the test split chose nothing" in note
