@@ -18,10 +18,13 @@ the same trials proposed while its start lasts (the start does not depend on the
 and text-generation-webui's defaults run as one trial keeping its last adapter. Every trial is
 trained once with the harness's own loop and evaluated at each epoch's end by both its loss and
 its answers to every eval prompt; what each rule would keep is measured on the test prompts.
-A trial asked for again (the other rule, the same parameters and seed) is replayed.
+A trial asked for again (the other rule, the same parameters and seed) is replayed. A third
+rule is read from the loss search's trials (bench/metric_rules.py): prune by the loss, keep the
+epoch end and pick the trial by the metric.
 
 Usage: python bench/metric_selection.py [--datasets instructions,word_problems] [--seeds 0,1,2]
            [--budget STEPS] [--records 120] [--json OUT] [--quick]
+       python bench/metric_selection.py --from OUT [OUT ...]   (the table of saved runs)
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from metric_rules import METRIC, outcomes, report
+from metric_rules import value as rule_value
 from search_methods import suggest
 from search_trials import EPOCHS, WEBUI, Bench, Pruned, trial_config
 
 from harness.config import StudySettings, TrainConfig, from_mapping
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-METRIC = {"instructions": "exact_match", "word_problems": "number_match"}
 
 
 @dataclass
@@ -61,9 +65,7 @@ class Trial:
 
     def value(self, rule: str) -> float:
         """The trial's value under ``rule``, lower better (a score negated)."""
-        if rule == "loss":
-            return min(self.losses.values(), default=math.nan)
-        return -max(self.scores.values(), default=math.nan)
+        return rule_value(asdict(self), rule)
 
 
 class MetricBench(Bench):
@@ -179,11 +181,6 @@ def search(bench: MetricBench, *, rule: str, seed: int, budget: int,
     return trials
 
 
-def pick(trials: list[Trial], rule: str) -> Trial | None:
-    done = [t for t in trials if not t.pruned and math.isfinite(t.value(rule))]
-    return min(done, key=lambda t: t.value(rule)) if done else None
-
-
 def short(trial: Trial, rule: str) -> str:
     p = trial.params
     end = "pruned" if trial.pruned else f"value {abs(trial.value(rule)):.4f}"
@@ -211,27 +208,6 @@ def dataset_config(name: str, *, work: Path, args: argparse.Namespace) -> TrainC
                        "max_new_tokens": args.new_tokens}})
 
 
-def report(results: dict[tuple[str, int], dict[str, Any]]) -> str:
-    lines = ["| dataset | seed | by loss: test metric | by metric: test metric | webui | "
-             "metric >= loss | metric >= webui |",
-             "| --- | ---: | ---: | ---: | ---: | :---: | :---: |"]
-    at_least, diffs, beats = 0, [], 0
-    for (dataset, seed), got in results.items():
-        loss, metric, webui = got["loss"], got["metric"], got["webui"]
-        at_least += metric >= loss
-        beats += metric >= webui
-        diffs.append(metric - loss)
-        lines.append(f"| {dataset} ({METRIC[dataset]}) | {seed} | {loss:.3f} | {metric:.3f} | "
-                     f"{webui:.3f} | {'yes' if metric >= loss else 'no'} | "
-                     f"{'yes' if metric >= webui else 'no'} |")
-    n = len(results)
-    mean = sum(diffs) / n if n else math.nan
-    lines.append(f"\nChoosing by the metric is at least as good as by the loss in {at_least} of "
-                 f"{n} cases (goal >= 5 of 6), by {mean:+.3f} on average (goal > 0); at least "
-                 f"as good as the webui defaults in {beats} of {n}.")
-    return "\n".join(lines)
-
-
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="instructions,word_problems")
@@ -241,7 +217,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=120)
     parser.add_argument("--held-out", type=float, default=0.3)
     parser.add_argument("--new-tokens", type=int, default=40)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write every trial here, after each seed")
+    parser.add_argument("--from", dest="saved", type=Path, nargs="+",
+                        help="report the trials these --json files hold, training nothing")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -251,8 +229,11 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = arguments()
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    everything: dict[str, Any] = {}
+    if args.saved:
+        saved = {k: v for path in args.saved for k, v in json.loads(path.read_text()).items()}
+        print(report(outcomes(saved)))
+        return
+    recorded: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for dataset in args.datasets.split(","):
             bench = MetricBench(dataset_config(dataset, work=Path(tmp) / dataset, args=args),
@@ -260,20 +241,17 @@ def main() -> None:
             print(f"{dataset}: {len(bench.data.train)} train, {len(bench.data.evals)} eval, "
                   f"{len(bench.data.tests)} test examples", flush=True)
             for seed in map(int, args.seeds.split(",")):
-                got: dict[str, Any] = {}
                 for rule in ("loss", "metric"):
                     trials = search(bench, rule=rule, seed=seed, budget=args.budget,
                                     expected=args.expected_trials)
-                    chosen = pick(trials, rule)
-                    got[rule] = chosen.test[rule] if chosen else math.nan
-                    everything[f"{dataset}/{seed}/{rule}"] = [asdict(t) for t in trials]
+                    recorded[f"{dataset}/{seed}/{rule}"] = [asdict(t) for t in trials]
                 webui = bench.run_scored(dict(WEBUI), seed=seed, on_eval=lambda *_: None)
-                got["webui"] = webui.test["last"]
-                results[(dataset, seed)] = got
-                print(f"{dataset} seed {seed}: {got}", flush=True)
-    print("\n" + report(results))
-    if args.json:
-        args.json.write_text(json.dumps(everything, indent=1))
+                recorded[f"{dataset}/{seed}/webui"] = [asdict(webui)]
+                print(f"{dataset} seed {seed}: {outcomes(recorded)[(dataset, seed)]}",
+                      flush=True)
+                if args.json:  # after each seed: hours of training survive a stop
+                    args.json.write_text(json.dumps(recorded, indent=1))
+    print("\n" + report(outcomes(recorded)))
 
 
 if __name__ == "__main__":
