@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from harness.config import DataConfig, EvaluationSettings, TrainConfig
@@ -34,6 +35,9 @@ class EvalData:
     """For raw text: the text files, scored by sliding-window perplexity as wholes."""
     settings: EvaluationSettings = field(default_factory=EvaluationSettings)
     """The metrics and answer settings (a study's own, else the defaults)."""
+    batch_size: int = 8
+    """Records a loss pass takes at once: a study's micro-batch, as its trials scored them (an
+    8-bit model's figures depend on the batch: LLM.int8 picks its outlier columns per batch)."""
 
     @property
     def is_raw(self) -> bool:
@@ -87,5 +91,7 @@ def from_study(config: TrainConfig, *, study: str, split: Split, tokenizer: obje
     # named as the trials name their split (its dataset input's digest): the whole split's
     # fingerprint, or the sample's when one was drawn
     digest = fingerprint(records if sample is kept else sample)[:32]
-    return EvalData(name=f"{study} {split}", config=config.data, records=sample,
-                    digest=digest, source=config.data.path, settings=config.evaluation)
+    # the trials' name for the split too: one dataset in MLflow, not two
+    return EvalData(name=f"{Path(config.data.path).name} {split}", config=config.data,
+                    records=sample, digest=digest, source=config.data.path,
+                    settings=config.evaluation, batch_size=config.training.micro_batch_size)

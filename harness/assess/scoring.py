@@ -73,7 +73,7 @@ def _record_losses(scored: Scored, model: Any, tokenizer: Any, data: EvalData) -
     renderer = ChatRenderer(tokenizer, system_prompt=data.config.system_prompt)
     kept, _ = encode_all(data.records, tokenizer, renderer, cutoff_len=data.config.cutoff_len,
                          train_on=data.config.train_on)
-    losses = example_losses(model, [e for _, e in kept], batch_size=8,
+    losses = example_losses(model, [e for _, e in kept], batch_size=data.batch_size,
                             pad_id=tokenizer.pad_token_id, device=model.device)
     scored.losses = {f"{r.path}#{r.index}": loss
                      for (r, _), loss in zip(kept, losses, strict=True)}

@@ -39,6 +39,9 @@ class EvaluatedData:
     """A path (a file the user gave, or the study's data)."""
 
 
+LINKED = "harness_eval"
+"""The prefix of the figures given to each evaluated logged model: `harness_eval/loss`, ..."""
+
 UNSAFE = re.compile(r"[^A-Za-z0-9_.\- ]+")
 """What a model's part of an MLflow metric name may not hold (a slash would make it a path)."""
 
@@ -72,8 +75,9 @@ def log_evaluation(models: list[EvaluatedModel], data: EvaluatedData, *, uri: st
     now = int(time.time() * 1000)
     metrics = [Metric(metric_key(m.label, k), v, now, 0) for m in models
                for k, v in m.figures.items()]
-    metrics += [Metric(k, v, now, 0, model_id=m.model_id, dataset_name=data.name,
-                       dataset_digest=data.digest)
+    # named for where they come from: beside the trial's own test/loss on the model's page
+    metrics += [Metric(f"{LINKED}/{k}", v, now, 0, model_id=m.model_id,
+                       dataset_name=data.name, dataset_digest=data.digest)
                 for m in firsts for k, v in m.figures.items()]
     for i in range(0, len(metrics), 1000):  # a batch holds at most 1000 metrics
         client.log_batch(run_id, metrics=metrics[i:i + 1000])

@@ -65,10 +65,10 @@ def test_a_run_its_adapter_directory_and_the_base_side_by_side(
     linked = [m for m in client.get_logged_model(model_id).metrics
               if m.dataset_name == got["data"]["name"]]
     # named three ways (run id, directory, version), twice through the store: linked once
-    (loss,) = [m for m in linked if m.key == "loss"]
+    (loss,) = [m for m in linked if m.key == "harness_eval/loss"]
     assert loss.value == pytest.approx(by_run["figures"]["loss"]["mean"])
     assert loss.dataset_digest == got["data"]["digest"] and {m.key for m in linked} >= {
-        "rougeL", "exact_match", "perplexity"}
+        "harness_eval/rougeL", "harness_eval/exact_match", "harness_eval/perplexity"}
     # the evaluation run names the models it evaluated as its inputs
     assert [i.model_id for i in evaluation.inputs.model_inputs] == [model_id]
 
