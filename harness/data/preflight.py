@@ -4,11 +4,15 @@ crash after minutes of loading."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from harness.config import TrainConfig
+from harness.config import TrainConfig, maximised
 from harness.errors import DataError
 from harness.metrics.answers import load_metric
+
+COARSE = 400
+"""Eval prompts below which a 0/1 metric's 95 % interval is wider than +-0.05."""
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,29 @@ class DataChecked:
     """General-text examples of the forgetting check (0: off)."""
     metrics: tuple[str, ...] = ()
     """The task metrics the trial scores answers with, each loaded once here."""
+    answered: int = 0
+    """Eval prompts answered at each epoch end for the metrics."""
+    objective: str = "eval_loss"
 
     def line(self) -> str:
         general = f", {self.general} general-text" if self.general else ""
         metrics = f"; answers scored by {', '.join(self.metrics)}" if self.metrics else ""
         return (f"data {self.path}: {self.train} train, {self.evals} eval and {self.tests} "
-                f"test examples{general}, checked{metrics}")
+                f"test examples{general}, checked{metrics}" + self._resolution())
+
+    def _resolution(self) -> str:
+        """How finely a metric objective tells trials apart on this many prompts: on a few
+        dozen, one or two answers decide (bench/RESULTS.md, issue 30)."""
+        if not maximised(self.objective) or not self.answered:
+            return ""
+        n = self.answered
+        said = (f"\n{self.objective} is judged on {n} eval prompts: one answer moves it by "
+                f"{1 / n:.3f}, and a score's 95 % interval spans up to "
+                f"+-{0.98 / math.sqrt(n):.2f}")
+        if n < COARSE:
+            said += ("; with this few, more eval data, or objective eval_loss with the metric "
+                     "logged beside it, choose more surely")
+        return said
 
 
 def check_trial_data(config: TrainConfig) -> DataChecked:
@@ -48,5 +69,9 @@ def check_trial_data(config: TrainConfig) -> DataChecked:
         raise DataError(config.data.path, "evaluation.metrics score answers to prompts, and "
                         "no eval record has a prompt before its answer (raw text has none)",
                         hint="use instruction, chat or Q&A data, or drop evaluation.metrics")
+    asked = sum(r.has_prompt for r, _ in ready.evals)
+    cap = config.evaluation.max_answer_examples
     return DataChecked(path=config.data.path, train=len(ready.train), evals=len(ready.evals),
-                       tests=len(ready.tests), general=len(retention), metrics=tuple(metrics))
+                       tests=len(ready.tests), general=len(retention), metrics=tuple(metrics),
+                       answered=min(asked, cap) if cap else asked,
+                       objective=config.evaluation.objective)
