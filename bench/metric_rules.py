@@ -13,6 +13,8 @@ RULES = {
     "loss": "by loss: pruned, kept and picked by eval loss",
     "metric": "by metric: pruned, kept and picked by the eval metric",
     "hybrid": "prune by loss, keep and pick by the metric (the loss search's trials)",
+    "keep_loss": "prune by the metric, keep each trial's lowest-loss epoch, pick the trial "
+                 "whose kept epoch scored highest",
 }
 
 
@@ -20,6 +22,10 @@ def value(trial: dict[str, Any], rule: str) -> float:
     """A recorded trial's value under ``rule``, lower better (a score negated)."""
     if rule == "loss":
         return min(trial["losses"].values(), default=math.nan)
+    if rule == "keep_loss":  # the eval metric at the lowest-loss epoch end
+        losses = trial["losses"]
+        return -trial["scores"].get(min(losses, key=losses.get), math.nan) if losses \
+            else math.nan
     return -max(trial["scores"].values(), default=math.nan)
 
 
@@ -45,6 +51,7 @@ def outcomes(recorded: dict[str, Any]) -> dict[tuple[str, int], dict[str, float]
             got["hybrid"] = picked_test(trials, by="metric", kept="metric")
         else:
             got["metric"] = picked_test(trials, by="metric", kept="metric")
+            got["keep_loss"] = picked_test(trials, by="keep_loss", kept="loss")
     return out
 
 
