@@ -15,6 +15,7 @@ RULES = {
     "hybrid": "prune by loss, keep and pick by the metric (the loss search's trials)",
     "keep_loss": "prune by the metric, keep each trial's lowest-loss epoch, pick the trial "
                  "whose kept epoch scored highest",
+    "ties_by_loss": "by metric, ties (epoch ends, then trials) broken by the lower eval loss",
 }
 
 
@@ -37,6 +38,21 @@ def picked_test(trials: list[dict[str, Any]], *, by: str, kept: str) -> float:
         else math.nan
 
 
+def tie_broken(trial: dict[str, Any]) -> tuple[tuple[float, float], float]:
+    """``trial`` ranked by its best score, then by the lowest loss among the epoch ends that
+    scored it; and the test metric of that epoch end, where the bench measured it (the
+    lowest-loss, the earliest best-scoring and the last epoch end; else nan)."""
+    scores, losses = trial["scores"], trial["losses"]
+    best = max(scores.values(), default=math.nan)
+    tied = [step for step, score in scores.items() if score == best and step in losses]
+    if not tied:
+        return (math.nan, math.nan), math.nan
+    kept = min(tied, key=losses.get)
+    measured = {min(losses, key=losses.get): "loss", tied[0]: "metric",
+                max(losses, key=int): "last"}
+    return (-best, losses[kept]), trial["test"].get(measured.get(kept, ""), math.nan)
+
+
 def outcomes(recorded: dict[str, Any]) -> dict[tuple[str, int], dict[str, float]]:
     """(dataset, seed) -> each rule's test metric, and the webui trial's (its last adapter)."""
     out: dict[tuple[str, int], dict[str, float]] = {}
@@ -52,6 +68,9 @@ def outcomes(recorded: dict[str, Any]) -> dict[tuple[str, int], dict[str, float]
         else:
             got["metric"] = picked_test(trials, by="metric", kept="metric")
             got["keep_loss"] = picked_test(trials, by="keep_loss", kept="loss")
+            ranked = [tie_broken(t) for t in trials if not t["pruned"]]
+            ranked = [r for r in ranked if math.isfinite(r[0][0])]
+            got["ties_by_loss"] = min(ranked)[1] if ranked else math.nan
     return out
 
 

@@ -18,9 +18,10 @@ the same trials proposed while its start lasts (the start does not depend on the
 and text-generation-webui's defaults run as one trial keeping its last adapter. Every trial is
 trained once with the harness's own loop and evaluated at each epoch's end by both its loss and
 its answers to every eval prompt; what each rule would keep is measured on the test prompts.
-A trial asked for again (the other rule, the same parameters and seed) is replayed. A third
-rule is read from the loss search's trials (bench/metric_rules.py): prune by the loss, keep the
-epoch end and pick the trial by the metric.
+A trial asked for again (the other rule, the same parameters and seed) is replayed. Rules that
+differ only in what they keep and pick are read from the saved trials (bench/metric_rules.py):
+prune by the loss and choose by the metric; keep each trial's lowest-loss epoch; ties broken by
+the loss.
 
 Usage: python bench/metric_selection.py [--datasets instructions,word_problems] [--seeds 0,1,2]
            [--budget STEPS] [--records 120] [--json OUT] [--quick]
