@@ -12,7 +12,7 @@ from harness.errors import DataError
 from harness.metrics.answers import load_metric
 
 COARSE = 400
-"""Eval prompts below which a 0/1 metric's 95 % interval is wider than +-0.05."""
+"""Eval prompts below which a 0/1 metric's 95 % interval can be wider than +-0.05."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,9 @@ class DataChecked:
         if not maximised(self.objective) or not self.answered:
             return ""
         n = self.answered
+        widest = 1.96 * math.sqrt(0.25 / n)  # a 0/1 score's interval is widest at p = 0.5
         said = (f"\n{self.objective} is judged on {n} eval prompts: one answer moves it by "
-                f"{1 / n:.3f}, and a score's 95 % interval spans up to "
-                f"+-{0.98 / math.sqrt(n):.2f}")
+                f"{1 / n:.3f}, and a score's 95 % interval spans up to +-{widest:.2f}")
         if n < COARSE:
             said += ("; with this few, more eval data, or objective eval_loss with the metric "
                      "logged beside it, choose more surely")
