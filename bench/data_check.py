@@ -4,6 +4,10 @@ Measures, side by side in one run and in alternating order, (a) a bare lxml pars
 file (the floor: reading and parsing alone) and (b) the harness's full load (hardened parse,
 records, filters, dedupe, fingerprint, split), plus the whole `data check` report. Prints a
 Markdown table for bench/RESULTS.md. Usage: python bench/data_check.py [PATH] [--repeat N]
+
+With --scale 10000,100000,1000000: the whole load (near-duplicates and contamination included)
+over synthetic records built from the real sets (bench/synthetic_data.py), one fresh process a
+size, with its wall time and peak memory, to show how it grows.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +45,48 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+LOAD = """
+import resource, sys, time
+from harness.config import DataConfig
+from harness.data.load import load_dataset
+start = time.perf_counter()
+data = load_dataset(DataConfig(path=sys.argv[1]))
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+c = data.cleaning
+print(seconds, peak, len(data.records), c.dropped, sum(c.contaminated.values()))
+"""
+
+
+def scale(sizes: list[int]) -> None:
+    from synthetic_data import write
+
+    print(f"{os.cpu_count()} CPUs, Python {platform.python_version()}; synthetic JSONL "
+          "records from Toolformer and MedQuAD, one fresh process a size")
+    print()
+    print("| records | load s | s per 10k | peak MB | kept | near-dups left out | "
+          "contaminated |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = write(Path(tmp) / f"records-{n}.jsonl", n)
+            out = subprocess.run([sys.executable, "-c", LOAD, str(path)], check=True,
+                                 capture_output=True, text=True).stdout.split()
+            seconds, peak = float(out[0]), float(out[1])
+            print(f"| {n:,} | {seconds:.1f} | {seconds / n * 1e4:.2f} | {peak:.0f} | "
+                  f"{out[2]} | {out[3]} | {out[4]} |", flush=True)
+            path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=str(DEFAULT))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scale", help="comma-separated record counts")
     args = parser.parse_args()
+    if args.scale:
+        scale([int(n) for n in args.scale.split(",")])
+        return
     root = Path(args.path)
     config = DataConfig(path=str(root))
     n_files = bare_parse(root)  # warm the page cache once

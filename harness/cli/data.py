@@ -6,7 +6,7 @@ import argparse
 import json
 
 from harness.cli.flags import add_flags, values
-from harness.config import DEFAULT_MODEL, DataConfig
+from harness.config import DEFAULT_MODEL, DataConfig, Decontamination
 
 LIST_FLAGS = {"sources": "source", "qtypes": "qtype", "ignore_keys": "ignore_key",
               "refusal_phrases": "refusal_phrase"}
@@ -27,13 +27,23 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_flags(p, DataConfig, skip=("path",), singular=LIST_FLAGS)
     p.add_argument("--examples", type=int, default=3, help="examples to show")
+    p.add_argument("--against", nargs="+", action="extend", default=[], metavar="FILE",
+                   help="evaluation sets (files or directories, any format the harness "
+                   "reads) whose records training must not contain; the data's own test "
+                   "split is always checked")
+    add_flags(p, Decontamination, skip=("against",), prefix="contamination_",
+              singular={"action": "on_contaminated"})
     p.set_defaults(run=_check)
 
 
 def _check(args: argparse.Namespace) -> int:
     from harness.data.doctor import check
 
-    config = DataConfig(path=args.path, **values(args, DataConfig, skip=("path",)))
+    settings = Decontamination(against=args.against, **values(args, Decontamination,
+                                                                skip=("against",),
+                                                                prefix="contamination_"))
+    config = DataConfig(path=args.path, decontaminate=settings,
+                        **values(args, DataConfig, skip=("path",)))
     report = check(config, model=args.model, examples=args.examples)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))

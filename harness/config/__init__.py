@@ -8,7 +8,7 @@ every problem at once.
 from __future__ import annotations
 
 from harness.config.coerce import choice_problems, choices, from_mapping, raise_problems
-from harness.config.data import DEFAULT_REFUSAL_PHRASES, DataConfig
+from harness.config.data import DEFAULT_REFUSAL_PHRASES, DataConfig, Decontamination
 from harness.config.evaluation import (
     LOSS_OBJECTIVES,
     EvaluationSettings,
@@ -35,6 +35,7 @@ __all__ = [
     "LOSS_OBJECTIVES",
     "ComputeDtype",
     "DataConfig",
+    "Decontamination",
     "EvaluationSettings",
     "LoraSettings",
     "QuantConfig",

@@ -4,7 +4,7 @@ train config (and `retention.format`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from harness.config.coerce import choice_problems, raise_problems
 
@@ -12,6 +12,8 @@ DataFormat = Literal["auto", "alpaca", "chat", "rawtext", "medquad"]
 TrainOn = Literal["response", "all"]
 OnInvalid = Literal["error", "skip"]
 Batching = Literal["grouped", "packed", "padded"]
+NearDup = float | Literal["off"]
+OnContaminated = Literal["drop", "warn", "error"]
 
 DEFAULT_REFUSAL_PHRASES = (
     "as an ai language model",
@@ -22,6 +24,42 @@ DEFAULT_REFUSAL_PHRASES = (
     "i am unable to comply",
     "openai's use case policy",
 )
+
+
+@dataclass
+class Decontamination:
+    """Training records checked for runs of words they share with evaluation sets."""
+
+    against: list[str] = field(default_factory=list)
+    """Evaluation sets (files or directories, in any format the harness reads) that training
+    must not contain. The study's own test split is checked as well, always."""
+    ngram: int = 8
+    """Words a shared run needs to count: 8 as in Tulu 3's decontamination, 13 as in GPT-3's."""
+    overlap: float = 0.5
+    """Share of the shorter record's n-grams a training record and an evaluation record must
+    have in common to count as contaminated; 0 counts a single shared n-gram (strict, and on
+    real data it also catches stock phrases)."""
+    common: float = 0.01
+    """N-grams found in more than this share of an evaluation set's records (and in more than
+    one) are its template text, a tool description or a system prompt repeated in every item,
+    not any one item's words, and are not matched."""
+    action: OnContaminated = "drop"
+    """`drop` the contaminated training records, `warn` and train on them, or `error`: refuse
+    to train until the data is fixed."""
+
+    def __post_init__(self) -> None:
+        raise_problems(self.problems())
+
+    def problems(self) -> list[str]:
+        out = choice_problems(self)
+        if not 0.0 <= self.overlap <= 1.0:
+            out.append(f"overlap: {self.overlap} must be a share in [0, 1]")
+        if not 0.0 <= self.common < 1.0:
+            out.append(f"common: {self.common} must be a share in [0, 1)")
+        if self.ngram < 3:
+            out.append(f"ngram: {self.ngram} words would match common phrases; use 3 or more "
+                       "(8 is usual)")
+        return out
 
 
 @dataclass
@@ -68,7 +106,14 @@ class DataConfig:
     seed: int = 42
     """Seed of the train/eval/test split."""
     dedupe: bool = True
-    """Leave out exact duplicates (after normalising whitespace and Unicode)."""
+    """Leave out exact duplicates (after normalising whitespace and Unicode) and
+    near-duplicates (near_dup): of records alike, one is kept. False keeps them all, and
+    near-duplicates still stay on one side of the split."""
+    near_dup: NearDup = 0.8
+    """Estimated Jaccard similarity of two records' 3-word shingles (prompt and response,
+    normalised) at which they are near-duplicates; `off` looks for exact duplicates only."""
+    decontaminate: Decontamination = field(default_factory=Decontamination)
+    """Training records sharing a run of words with an evaluation set."""
     refusal_phrases: list[str] = field(default_factory=lambda: list(DEFAULT_REFUSAL_PHRASES))
     """Records whose response contains one of these (case-insensitive) are left out."""
     sources: list[str] = field(default_factory=list)
@@ -81,13 +126,18 @@ class DataConfig:
     """`error`: defective records stop training with a report; `skip`: leave them out."""
 
     def __post_init__(self) -> None:
+        self.near_dup = _near_dup(self.near_dup)
         raise_problems(self.problems())
 
     def problems(self) -> list[str]:
         out: list[str] = []
+        if self.near_dup != "off" and not (isinstance(self.near_dup, float)
+                                            and 0.0 < self.near_dup <= 1.0):
+            out.append(f"near_dup: {self.near_dup!r} must be a similarity in (0, 1] (e.g. "
+                       "0.8), or off")
         if not str(self.path).strip():
             out.append("path: must name a file or directory")
-        out.extend(choice_problems(self))
+        out.extend(p for p in choice_problems(self) if not p.startswith("near_dup:"))
         if self.cutoff_len < 8:
             out.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8 tokens")
         if self.overlap_len < 0:
@@ -105,3 +155,17 @@ class DataConfig:
             out.append(f"test_fraction: {self.test_fraction} must be at least 0, and with "
                        f"eval_fraction ({self.eval_fraction}) leave some data to train on")
         return out
+
+
+def _near_dup(value: Any) -> Any:
+    """`off` however it is written (YAML 1.1 reads a bare off as false), a number from text."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return "off"
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

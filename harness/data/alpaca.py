@@ -66,4 +66,4 @@ def _record(
                        f"{formats.path} has key sets: {'; '.join(formats.key_sets())}. Add a "
                        "template for these keys to the format file, or fix the record")
     return Record(path=str(path), index=index, group=f"{path}#{index}",
-                  segments=fill(template, fields, response_key))
+                  segments=fill(template, fields, response_key), content=tuple(fields.values()))

@@ -65,6 +65,7 @@ def _summary(data: Dataset, config: DataConfig) -> dict[str, Any]:
                   "test": len(data.split.test), "eval_fraction": config.eval_fraction,
                   "test_fraction": config.test_fraction, "seed": config.seed},
         "notes": list(data.notes),
+        "cleaning": data.cleaning.report(),
     }
     if data.format == "medquad":
         report["sources"] = dict(sorted(Counter(r.meta["source"] for r in data.records).items()))

@@ -16,6 +16,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     console.print(_overview(report))
     if report["skipped"]:
         console.print(_skipped(report))
+    if report["cleaning"]["examples"]:
+        console.print(_clusters(report["cleaning"]))
     for key, title in (("sources", "Usable records by source"), ("qtypes", "By question type")):
         if report.get(key):
             console.print(_counts(report[key], title))
@@ -42,6 +44,8 @@ def _overview(report: dict[str, Any]) -> Table:
         ("usable", str(report["usable"])),
         ("duplicates", str(report["duplicates"])),
         ("refusals filtered", str(report["refusals"])),
+        ("near-duplicates", _near_dups(report["cleaning"])),
+        ("contaminated", _contaminated(report["cleaning"])),
         ("defects", str(report["defects"])),
         ("split", f"{split['train']} train / {split['eval']} eval / {split['test']} test "
                   f"(seed {split['seed']}, by source document)"),
@@ -64,6 +68,41 @@ def _skipped(report: dict[str, Any]) -> Table:
         listed = by_reason[reason][:MAX_LISTED]
         where = "\n".join(_where(p) for p in listed)
         table.add_row(reason, str(count), where)
+    return table
+
+
+def _near_dups(cleaning: dict[str, Any]) -> str:
+    if cleaning["near_dup"] == "off":
+        return "not looked for (near_dup: off)"
+    if not cleaning["clusters"]:
+        return f"none at similarity {cleaning['near_dup']}"
+    said = (f"{cleaning['clusters']} clusters at similarity {cleaning['near_dup']}, the "
+            f"largest {cleaning['largest_cluster']}: ")
+    if cleaning["near_duplicates_dropped"]:
+        return said + f"{cleaning['near_duplicates_dropped']} left out, one kept per cluster"
+    return said + (f"all kept, each cluster on one side of the split "
+                   f"({cleaning['moved_split']} record(s) moved for it)")
+
+
+def _contaminated(cleaning: dict[str, Any]) -> str:
+    counts = cleaning["contaminated"]
+    if not counts:
+        return "nothing to check against (no test split, no --against)"
+    done = {"drop": "left out", "warn": "kept, as on_contaminated is warn",
+            "error": "training refused"}[cleaning["on_contaminated"]]
+    found = sum(counts.values())
+    against = ", ".join(f"{n} against {name}" for name, n in counts.items())
+    return f"{against}" + (f": {done}" if found else "")
+
+
+def _clusters(cleaning: dict[str, Any]) -> Table:
+    table = Table(title=f"Near-duplicate clusters, first {len(cleaning['examples'])} of "
+                  f"{cleaning['clusters']} (all in --json)", title_justify="left")
+    table.add_column("records (the first is kept when duplicates are left out)")
+    for cluster in cleaning["examples"]:
+        shown = [f"{m['file']} record {m['record']}" for m in cluster[:MAX_LISTED]]
+        more = f"\n... and {len(cluster) - MAX_LISTED} more" if len(cluster) > MAX_LISTED else ""
+        table.add_row("\n".join(shown) + more)
     return table
 
 

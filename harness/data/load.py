@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.config import DataConfig
 from harness.data.alpaca import load_alpaca
+from harness.data.clean import Cleaning, decontaminate, leak_free_split, near_duplicates
 from harness.data.formatfile import load_format_file
 from harness.data.medquad import DOCUMENT_FIELDS, MedquadOptions, load_medquad
 from harness.data.messages import is_conversation, load_conversations
@@ -29,7 +30,6 @@ from harness.data.records import (
     drop_duplicates,
     drop_refusals,
     fingerprint,
-    split_records,
 )
 from harness.data.textfile import read_json_records
 from harness.errors import DataError
@@ -56,6 +56,8 @@ class Dataset:
     fingerprint: str
     split: Split
     notes: list[str]
+    cleaning: Cleaning = field(default_factory=Cleaning)
+    """Near-duplicates and contamination found, for the report and lineage."""
 
     @property
     def read(self) -> int:
@@ -101,12 +103,43 @@ def load_dataset(config: DataConfig, *, tokenizer: Any = None) -> Dataset:
     if config.dedupe:
         records, dropped = drop_duplicates(records)
         problems += dropped
-    split = split_records(records, eval_fraction=config.eval_fraction,
-                          test_fraction=config.test_fraction, seed=config.seed)
+    records, dropped, cleaning, joined = near_duplicates(records, config)
+    problems += dropped
+    split, cleaning.moved = leak_free_split(records, config, joined)
     if split.note:
         notes.append(split.note)
+    evaluation_sets = [(p, _evaluation_set(p, tokenizer)) for p in config.decontaminate.against]
+    split, dropped, warned = decontaminate(split, config, cleaning, evaluation_sets)
+    problems += dropped
+    notes += warned
+    if dropped:
+        left_out = {(p.path, p.record) for p in dropped}
+        records = [r for r in records if (r.path, r.index) not in left_out]
     return Dataset(fmt, str(root), [str(f) for f in files], records, problems,
-                   fingerprint(records), split, notes)
+                   fingerprint(records, settings=_settings(config)), split, notes, cleaning)
+
+
+def _settings(config: DataConfig) -> str:
+    """The cleaning settings that decide which records remain: part of the fingerprint, so a
+    changed threshold or evaluation set is a different dataset."""
+    d = config.decontaminate
+    return (f"near_dup={config.near_dup};dedupe={config.dedupe};ngram={d.ngram};"
+            f"overlap={d.overlap};common={d.common};action={d.action};against={sorted(d.against)}")
+
+
+def _evaluation_set(path: str, tokenizer: Any) -> list[Record]:
+    """An evaluation set named in data.decontaminate.against, read whole: one that cannot be
+    read, or holds a defect, is an error naming it (never silently skipped)."""
+    config = DataConfig(path=path, eval_fraction=0.0, test_fraction=0.0, dedupe=False,
+                        near_dup="off", refusal_phrases=[])
+    try:
+        data = load_dataset(config, tokenizer=tokenizer)
+        data.require_usable(allow_defects=False)
+    except DataError as err:
+        raise DataError(err.path, f"evaluation set to decontaminate against: {err.what}",
+                        record=err.record, hint=err.hint or "fix it, or leave it out of "
+                        "data.decontaminate.against (--against)") from err
+    return data.records
 
 
 def detect_format(root: Path) -> str:

@@ -185,7 +185,8 @@ def _formatted(
                        f"answer,question (it has: {'; '.join(formats.key_sets())})")
     values: Mapping[str, str] = {**meta, **fields}
     return Record(str(path), index, _group(meta),
-                  segments=fill(template, values, options.response_key), meta=meta)
+                  segments=fill(template, values, options.response_key), meta=meta,
+                  content=(fields["question"], fields["answer"]))
 
 
 def _group(info: Mapping[str, str]) -> str:

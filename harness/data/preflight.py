@@ -31,12 +31,15 @@ class DataChecked:
     answered: int = 0
     """Eval prompts answered at each epoch end for the metrics."""
     objective: str = "eval_loss"
+    cleaning: str = ""
+    """Near-duplicates and contamination found, in words (`Cleaning.line`)."""
 
     def line(self) -> str:
         general = f", {self.general} general-text" if self.general else ""
         metrics = f"; answers scored by {', '.join(self.metrics)}" if self.metrics else ""
+        cleaning = f"; {self.cleaning}" if self.cleaning else ""
         return (f"data {self.path}: {self.train} train, {self.evals} eval and {self.tests} "
-                f"test examples{general}, checked{metrics}" + self._resolution())
+                f"test examples{general}, checked{cleaning}{metrics}" + self._resolution())
 
     def _resolution(self) -> str:
         """How finely a metric objective tells trials apart on this many prompts: on a few
@@ -74,4 +77,5 @@ def check_trial_data(config: TrainConfig) -> DataChecked:
     return DataChecked(path=config.data.path, train=len(ready.train), evals=len(ready.evals),
                        tests=len(ready.tests), general=len(retention), metrics=tuple(metrics),
                        answered=min(asked, cap) if cap else asked,
-                       objective=config.evaluation.objective)
+                       objective=config.evaluation.objective,
+                       cleaning=ready.dataset.cleaning.line())

@@ -41,7 +41,8 @@ class Ready:
         return {"records": self.dataset.read, "usable": len(self.dataset.records),
                 "skipped": self.dataset.skipped(), "train": len(self.train),
                 "eval": len(self.evals), "test": len(self.tests),
-                "tokens": token_stats(encoded, cutoff_len)}
+                "tokens": token_stats(encoded, cutoff_len),
+                "cleaning": self.dataset.cleaning.summary()}
 
 
 def ready_for_training(config: DataConfig, tokenizer: Any, *,

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,6 +20,8 @@ ROLES = ("system", "user", "assistant")
 # Reasons a record is left out. Filters are expected; defects are errors in the data itself.
 FILTER_REASONS = (
     "duplicate",
+    "near_duplicate",
+    "contaminated",
     "refusal",
     "empty_answer",
     "empty_document",
@@ -68,6 +70,9 @@ class Record:
     ends_text: bool = True
     """Whether the example is complete, so an end-of-sequence token follows it (not so for a
     chunk of raw text)."""
+    content: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    """The data's own texts (field values) where ``segments`` also hold a format file's
+    template text; empty when the segments or messages are the data's text already."""
 
     def __post_init__(self) -> None:
         if bool(self.segments) == bool(self.messages):
@@ -79,6 +84,16 @@ class Record:
         if self.messages:
             return "\n".join(m.content for m in self.messages if m.role == "assistant")
         return "".join(s.text for s in self.segments if s.trainable)
+
+    @property
+    def plain_text(self) -> str:
+        """The record's own words, prompt and response, without template text: what
+        near-duplicate and contamination checks compare, whatever the format."""
+        if self.content:
+            return "\n".join(self.content)
+        if self.messages:
+            return "\n".join(m.content for m in self.messages)
+        return "".join(s.text for s in self.segments)
 
     @property
     def has_prompt(self) -> bool:
@@ -166,9 +181,12 @@ def drop_refusals(
     return kept, dropped
 
 
-def fingerprint(records: Iterable[Record]) -> str:
-    """SHA-256 of the normalised records, in order: the dataset's identity for lineage."""
+def fingerprint(records: Iterable[Record], *, settings: str = "") -> str:
+    """SHA-256 of the normalised records, in order, and of the ``settings`` that chose them:
+    the dataset's identity for lineage."""
     digest = hashlib.sha256(b"harness-records-v1\n")
+    if settings:
+        digest.update(f"settings {settings}\n".encode())
     for rec in records:
         digest.update(rec.content_key.encode("utf-8"))
         digest.update(b"\n")
@@ -186,20 +204,27 @@ class Split:
 
 
 def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int,
-                  test_fraction: float = 0.0) -> Split:
+                  test_fraction: float = 0.0, joined: Mapping[str, str] | None = None) -> Split:
     """Deterministic train/eval/test split by seed that keeps every group on one side.
 
     Groups are visited in an order fixed by hashing (seed, group); a group joins eval while it
     fits under eval's target size, then test while it fits under test's. Adding records to one
     group never moves another group, and adding a test split never changes the eval split.
+    ``joined`` maps a group to the group it is split with (groups that share a near-duplicate
+    cluster); groups it does not name are split alone.
     """
+    joined = joined or {}
+
+    def group(rec: Record) -> str:
+        return joined.get(rec.group, rec.group)
+
     if eval_fraction <= 0 or not records:
         unused = ("data.test_fraction is ignored: with data.eval_fraction 0 nothing is held out"
                   if test_fraction > 0 and records else "")
         return Split(list(records), [], note=unused)
     sizes: dict[str, int] = {}
     for rec in records:
-        sizes[rec.group] = sizes.get(rec.group, 0) + 1
+        sizes[group(rec)] = sizes.get(group(rec), 0) + 1
     if len(sizes) < 2:
         note = ("all records come from one source document, so none can be held out for "
                 "evaluation; add documents (or, for raw text, a hard-cut string between parts)")
@@ -214,9 +239,10 @@ def split_records(records: Sequence[Record], *, eval_fraction: float, seed: int,
             note = " ".join(filter(None, [note, (
                 "no test split: no source document left after the eval split fits under "
                 "data.test_fraction; final figures are the eval split's")]))
-    return Split([r for r in records if r.group not in held | test],
-                 [r for r in records if r.group in held],
-                 [r for r in records if r.group in test], note)
+    out = held | test
+    return Split([r for r in records if group(r) not in out],
+                 [r for r in records if group(r) in held],
+                 [r for r in records if group(r) in test], note)
 
 
 def _hold_out(order: list[str], sizes: dict[str, int], *, target: int) -> tuple[set[str], str]:

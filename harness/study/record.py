@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
+DATA_CLEANING = "harness.data_cleaning"
+"""Study attribute: the near-duplicates and contamination the sweep's data check left out, in
+words, repeated by the end-of-sweep summary."""
 REASON = "harness.reason"
 """Why a trial ended (finished, pruned, oom, crash, interrupted, ...): a trial user attribute."""
 MESSAGE = "harness.message"

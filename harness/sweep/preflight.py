@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 from harness.errors import ConfigError, DataError, HarnessError
 from harness.space.checks import space_changes
+from harness.study.record import DATA_CLEANING
 from harness.sweep.context import SweepContext
 
 
@@ -48,3 +49,5 @@ def check_data(ctx: SweepContext) -> None:
             raise HarnessError(f"with {', '.join(f'{k}={v}' for k, v in searched.items())}"
                                f" (searched): {err}") from None
         ctx.console.print(checked.line(), markup=False)
+        if checked.cleaning and DATA_CLEANING not in ctx.study.user_attrs:
+            ctx.study.set_user_attr(DATA_CLEANING, checked.cleaning)

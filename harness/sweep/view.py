@@ -15,6 +15,7 @@ from harness.study.budget import STOPPED, reason_of, state_word, superseded
 from harness.study.record import (
     BASE_TEST_LOSS,
     BASELINE,
+    DATA_CLEANING,
     MESSAGE,
     OUTPUT_DIR,
     RETENTION_CHANGE,
@@ -137,6 +138,9 @@ def print_summary(console: Console, study: optuna.Study, *, objectives: list[str
         counts[state_word(t)] = counts.get(state_word(t), 0) + 1
     console.print(f"study {study.study_name}: " + ", ".join(
         f"{n} {s}" for s, n in sorted(counts.items())))
+    cleaning = study.user_attrs.get(DATA_CLEANING)
+    if cleaning:
+        console.print(f"data: {cleaning}", markup=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         return

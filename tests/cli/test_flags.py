@@ -8,13 +8,16 @@ from helpers import commands
 
 from harness.cli.data import LIST_FLAGS
 from harness.cli.flags import values
-from harness.config import DataConfig
+from harness.config import DataConfig, Decontamination
 
 
 def test_every_data_option_is_a_data_check_flag() -> None:
     (check,) = [p for name, p in commands() if name == "harness data check"]
     flags = {a.dest for a in check._actions}
-    assert {f.name for f in dataclasses.fields(DataConfig)} <= flags
+    sections = {"decontaminate"}  # a nested section: its own flags, checked below
+    assert {f.name for f in dataclasses.fields(DataConfig)} - sections <= flags
+    assert {"contamination_" + f.name for f in dataclasses.fields(Decontamination)
+            if f.name != "against"} | {"against"} <= flags
     args = check.parse_args(["d", "--no-dedupe", "--newline-window", "4", "--source", "GARD",
                              "--source", "NIDDK", "--refusal-phrase", ""])
     given = values(args, DataConfig, skip=("path",))

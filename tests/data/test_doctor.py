@@ -43,8 +43,9 @@ def test_token_lengths_against_the_cutoff(tmp_path: Path, tiny_tokenizer) -> Non
     data.write_text("\n".join(lines))
     fmt = tmp_path / "fmt.json"
     fmt.write_text('{"instruction,output": "%instruction%\\n=> %output%"}')
+    # near_dup off: "Say word ..." 5 and 40 times over are the same set of 3-word shingles
     report = check(DataConfig(path=str(data), format_file=str(fmt), cutoff_len=32,
-                              eval_fraction=0.0), model=str(model_dir))
+                              eval_fraction=0.0, near_dup="off"), model=str(model_dir))
     tokens = report["tokens"]
     assert tokens["count"] == report["usable"] == 2
     assert report["skipped"] == {"no_trainable_tokens": 1}
