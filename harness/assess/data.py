@@ -53,8 +53,10 @@ def capped(records: list[Record], cap: int, *, seed: int) -> list[Record]:
 
 def from_file(config: DataConfig, *, tokenizer: object, cap: int,
               settings: EvaluationSettings) -> EvalData:
-    """Every usable record of ``config.path`` (split off nothing), at most ``cap``."""
-    whole = DataConfig(**{**config.__dict__, "eval_fraction": 0.0, "test_fraction": 0.0})
+    """Every usable record of ``config.path`` (split off nothing), at most ``cap``: a set to
+    score as it stands, so near-duplicates are not thinned (exact duplicates still are)."""
+    whole = DataConfig(**{**config.__dict__, "eval_fraction": 0.0, "test_fraction": 0.0,
+                          "near_dup": "off"})
     data = load_dataset(whole, tokenizer=tokenizer)
     data.require_usable(allow_defects=whole.on_invalid == "skip")
     records = capped(data.records, cap, seed=whole.seed)

@@ -49,7 +49,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-log", action="store_true", help="do not record it in MLflow")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     store_args(p)
-    add_flags(p, DataConfig, skip=("path",), singular=LIST_FLAGS)
+    add_flags(p, DataConfig, skip=("path", "near_dup"), singular=LIST_FLAGS)
     p.set_defaults(run=_eval)
 
 
@@ -65,7 +65,7 @@ def _eval(args: argparse.Namespace) -> int:
         print_evaluation,
     )
 
-    data = DataConfig(path=args.data, **values(args, DataConfig, skip=("path",))) \
+    data = DataConfig(path=args.data, **values(args, DataConfig, skip=("path", "near_dup"))) \
         if args.data else None
     options = EvalOptions(
         models=args.models, data=data, study=args.study, split=args.split,

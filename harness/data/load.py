@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,11 @@ class Dataset:
                             hint="run `harness data check` to see why each was left out")
 
 
-def load_dataset(config: DataConfig, *, tokenizer: Any = None) -> Dataset:
-    """Read and check the data of ``config``; a tokenizer is used to cut raw text by tokens."""
+def load_dataset(config: DataConfig, *, tokenizer: Any = None,
+                 held_out: Sequence[tuple[str, list[Record]]] = ()) -> Dataset:
+    """Read and check the data of ``config``; a tokenizer is used to cut raw text by tokens.
+    Training records are checked for contamination against the test split, the evaluation
+    sets the config names, and ``held_out`` (named record sets, e.g. the general text)."""
     root = Path(config.path)
     if not root.exists():
         raise DataError(root, "no such file or directory",
@@ -108,7 +111,8 @@ def load_dataset(config: DataConfig, *, tokenizer: Any = None) -> Dataset:
     split, cleaning.moved = leak_free_split(records, config, joined)
     if split.note:
         notes.append(split.note)
-    evaluation_sets = [(p, _evaluation_set(p, tokenizer)) for p in config.decontaminate.against]
+    evaluation_sets = [*held_out, *((p, _evaluation_set(p, tokenizer))
+                                    for p in config.decontaminate.against)]
     split, dropped, warned = decontaminate(split, config, cleaning, evaluation_sets)
     problems += dropped
     notes += warned

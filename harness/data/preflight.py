@@ -61,11 +61,12 @@ def check_trial_data(config: TrainConfig) -> DataChecked:
     tokenizer; a DataError names what is wrong. The encoded splits stay in the cache, where
     the trial reads them."""
     from harness.data.ready import ready_for_training
-    from harness.data.retention import retention_data
+    from harness.data.retention import retention_data, retention_records
     from harness.models import harness_home, training_tokenizer
 
     tokenizer = training_tokenizer(config.model)
-    ready = ready_for_training(config.data, tokenizer, cache=harness_home())
+    general = retention_records(config.retention, tokenizer=tokenizer)
+    ready = ready_for_training(config.data, tokenizer, cache=harness_home(), general=general)
     retention, _ = retention_data(config.retention, tokenizer=tokenizer, renderer=ready.renderer)
     metrics = [load_metric(spec).name for spec in config.evaluation.metrics]
     if metrics and not any(r.has_prompt for r, _ in ready.evals):

@@ -45,12 +45,14 @@ class Ready:
                 "cleaning": self.dataset.cleaning.summary()}
 
 
-def ready_for_training(config: DataConfig, tokenizer: Any, *,
-                       cache: Path | None = None) -> Ready:
+def ready_for_training(config: DataConfig, tokenizer: Any, *, cache: Path | None = None,
+                       general: Sequence[Record] = ()) -> Ready:
     """Load, check, split and encode; a DataError (file, what, what to do) when training on
     this data would be impossible or meaningless. With ``cache`` (a HARNESS_HOME) the
-    encoded splits are kept there and reused."""
-    data = load_dataset(config, tokenizer=tokenizer)
+    encoded splits are kept there and reused. Training records overlapping the ``general``
+    text (the forgetting check's) are contaminated, as those overlapping the test split are."""
+    held_out = [("the general text", list(general))] if general else []
+    data = load_dataset(config, tokenizer=tokenizer, held_out=held_out)
     data.require_usable(allow_defects=config.on_invalid == "skip")
     renderer = ChatRenderer(tokenizer, system_prompt=config.system_prompt)
     split = {"train": data.split.train, "eval": data.split.eval, "test": data.split.test}

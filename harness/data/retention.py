@@ -9,12 +9,27 @@ from typing import Any
 from harness.config import DataConfig, RetentionSettings
 from harness.data.encode import Encoded, encode_all
 from harness.data.load import load_dataset
-from harness.data.records import fingerprint
+from harness.data.records import Record, fingerprint
 from harness.data.render import ChatRenderer
 from harness.errors import DataError
 
 SHIPPED = Path(__file__).parent / "general" / "general_text.json"
 """General instructions on everyday topics, none of them from any shipped training sample."""
+
+
+def retention_records(settings: RetentionSettings, *, tokenizer: Any) -> list[Record]:
+    """The general-text records the forgetting check scores (none when it is off): usable as
+    they stand, or a DataError naming the defect. Training is checked against them, so that
+    the general-text figure is not flattered by training on the same text."""
+    if not settings.enabled:
+        return []
+    config = DataConfig(path=str(settings.path or SHIPPED), format=settings.format,
+                        eval_fraction=0.0, test_fraction=0.0, refusal_phrases=[],
+                        cutoff_len=settings.cutoff_len, train_on="response", newline_window=0,
+                        near_dup="off")
+    data = load_dataset(config, tokenizer=tokenizer)
+    data.require_usable(allow_defects=False)
+    return data.records[:settings.max_records]
 
 
 def retention_data(settings: RetentionSettings, *, tokenizer: Any,
@@ -24,12 +39,7 @@ def retention_data(settings: RetentionSettings, *, tokenizer: Any,
     if not settings.enabled:
         return [], ""
     path = str(settings.path or SHIPPED)
-    config = DataConfig(path=path, format=settings.format, eval_fraction=0.0, test_fraction=0.0,
-                        refusal_phrases=[], cutoff_len=settings.cutoff_len, train_on="response",
-                        newline_window=0)
-    data = load_dataset(config, tokenizer=tokenizer)
-    data.require_usable(allow_defects=False)
-    records = data.records[:settings.max_records]
+    records = retention_records(settings, tokenizer=tokenizer)
     kept, _ = encode_all(records, tokenizer, renderer, cutoff_len=settings.cutoff_len,
                          train_on="response")
     if not kept:

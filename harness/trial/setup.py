@@ -58,11 +58,12 @@ def prepare_data(config: TrainConfig) -> Prepared:
     """The config's data loaded, checked, split and encoded, as `harness data check` does."""
     from harness.data.ready import ready_for_training
     from harness.data.records import fingerprint
-    from harness.data.retention import retention_data
+    from harness.data.retention import retention_data, retention_records
     from harness.models import harness_home, training_tokenizer
 
     tokenizer = training_tokenizer(config.model)
-    ready = ready_for_training(config.data, tokenizer, cache=harness_home())
+    general = retention_records(config.retention, tokenizer=tokenizer)
+    ready = ready_for_training(config.data, tokenizer, cache=harness_home(), general=general)
     split = ready.dataset.split
     retention, retention_fingerprint = retention_data(config.retention, tokenizer=tokenizer,
                                                       renderer=ready.renderer)

@@ -134,3 +134,18 @@ def test_an_unreadable_evaluation_set_is_an_error_naming_it(
     assert str(bench) in str(err.value)
     code = main(["data", "check", train, "--against", str(bench)])
     assert code == 2 and str(bench) in capsys.readouterr().err
+
+
+def test_the_general_text_is_checked_like_an_evaluation_set(tmp_path: Path) -> None:
+    from harness.config import RetentionSettings
+    from harness.data.retention import retention_records
+
+    general = retention_records(RetentionSettings(), tokenizer=None)
+    copied = general[3]
+    train = _train(tmp_path, [{"instruction": copied.messages[0].content,
+                               "output": copied.messages[-1].content}]
+                   if copied.messages else [{"instruction": "x", "output": copied.plain_text}])
+    data = load_dataset(DataConfig(path=train, eval_fraction=0.0, test_fraction=0.0),
+                        held_out=[("the general text", general)])
+    assert [p.record for p in data.problems if p.reason == "contaminated"] == [30]
+    assert data.cleaning.contaminated == {"the general text": 1}

@@ -27,3 +27,24 @@ def test_many_prompts_get_the_figures_without_the_advice() -> None:
 
 def test_a_loss_objective_gets_one_line() -> None:
     assert "\n" not in checked(36, "eval_loss")
+
+
+def test_the_sweeps_check_says_what_it_left_out(tmp_path, tiny_model_dir, harness_home) -> None:
+    import json
+    from dataclasses import replace
+
+    from helpers import make_config
+
+    from harness.data.preflight import check_trial_data
+
+    rows = [{"instruction": f"Name fact {i} about river {i} and its {i} bridges.",
+             "output": f"River {i} has {i} bridges and flows {i} miles to the sea."}
+            for i in range(30)]
+    rows += [{**rows[3], "output": rows[3]["output"] + " Really."}]  # a near-duplicate
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(rows))
+    config = make_config(tmp_path, tiny_model_dir)
+    config = replace(config, data=replace(config.data, path=str(path), format_file=None,
+                                          cutoff_len=128))
+    line = check_trial_data(config).line()
+    assert "1 near-duplicate(s) left out (1 clusters at similarity 0.8)" in line
