@@ -110,7 +110,7 @@ class DataConfig:
     near-duplicates (near_dup): of records alike, one is kept. False keeps them all, and
     near-duplicates still stay on one side of the split."""
     near_dup: NearDup = 0.8
-    """Estimated Jaccard similarity of two records' 3-word shingles (prompt and response,
+    """Jaccard similarity of two records' 3-word shingles (prompt and response,
     normalised) at which they are near-duplicates; `off` looks for exact duplicates only."""
     decontaminate: Decontamination = field(default_factory=Decontamination)
     """Training records sharing a run of words with an evaluation set."""

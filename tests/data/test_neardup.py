@@ -7,18 +7,19 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.config import DataConfig, Decontamination
 from harness.data.load import load_dataset
 from harness.data.neardup import find_clusters
+from harness.data.shingles import shingles
 from harness.errors import ConfigError
 
 TOPICS = ["volcanoes", "tides", "glaciers", "deserts", "comets", "coral reefs", "monsoons",
           "earthquakes", "auroras", "rainbows", "geysers", "caves"]
 
 
+EXPECTED = [920098911, 3118492503, 3458801765]
 VOCABULARY = [f"{a}{b}" for a in "bcdfghklmnprst" for b in ("a", "e", "i", "o", "u", "ai")]
 
 
@@ -140,9 +141,7 @@ def test_the_fingerprint_changes_with_the_settings(tmp_path: Path) -> None:
     assert load_dataset(DataConfig(path=path)).fingerprint in prints
 
 
-def test_signatures_are_stable_across_processes() -> None:
-    # hashes of words must not come from Python's salted hash(), or clusters would change
-    # from run to run
-    a = find_clusters(["the same few words again"], threshold=0.8).signatures
-    b = find_clusters(["the same few words again"], threshold=0.8).signatures
-    assert np.array_equal(a, b) and a[0].min() > 0
+def test_shingles_are_stable_across_processes() -> None:
+    # word hashes must not come from Python's salted hash(), or clusters would change from
+    # run to run: these values were computed once and must never change
+    assert shingles("The same few words, again.", 3).tolist() == EXPECTED
