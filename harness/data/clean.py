@@ -56,7 +56,8 @@ class Cleaning:
                         "moved split for it")
         if self.flagged:
             done = {"drop": "left out", "warn": "kept (warn)", "error": "refused"}[self.action]
-            against = ", ".join(f"{n} {name}" for name, n in self.contaminated.items() if n)
+            against = ", ".join(f"{n} overlapping {name}" for name, n in
+                                self.contaminated.items() if n)
             said.append(f"{len(self.flagged)} contaminated training record(s) {done} "
                         f"({against})")
         return "; ".join(said)
