@@ -67,7 +67,8 @@ def check_trial_data(config: TrainConfig) -> DataChecked:
     tokenizer = training_tokenizer(config.model)
     general = retention_records(config.retention, tokenizer=tokenizer)
     ready = ready_for_training(config.data, tokenizer, cache=harness_home(), general=general)
-    retention, _ = retention_data(config.retention, tokenizer=tokenizer, renderer=ready.renderer)
+    retention, _ = retention_data(config.retention, tokenizer=tokenizer, renderer=ready.renderer,
+                                  records=general)
     metrics = [load_metric(spec).name for spec in config.evaluation.metrics]
     if metrics and not any(r.has_prompt for r, _ in ready.evals):
         raise DataError(config.data.path, "evaluation.metrics score answers to prompts, and "

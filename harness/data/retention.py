@@ -3,6 +3,7 @@ all of it held out, encoded with the trial's tokenizer and chat template."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,17 @@ def retention_records(settings: RetentionSettings, *, tokenizer: Any) -> list[Re
     return data.records[:settings.max_records]
 
 
-def retention_data(settings: RetentionSettings, *, tokenizer: Any,
-                   renderer: ChatRenderer) -> tuple[list[Encoded], str]:
+def retention_data(settings: RetentionSettings, *, tokenizer: Any, renderer: ChatRenderer,
+                   records: Sequence[Record] | None = None) -> tuple[list[Encoded], str]:
     """The encoded general-text examples and their fingerprint; none when retention is off.
-    The data must be usable as it stands: defects are reported, as for training data."""
+    The data must be usable as it stands: defects are reported, as for training data.
+    ``records`` are the general text when the caller has read it already
+    (`retention_records`)."""
     if not settings.enabled:
         return [], ""
     path = str(settings.path or SHIPPED)
-    records = retention_records(settings, tokenizer=tokenizer)
+    if records is None:
+        records = retention_records(settings, tokenizer=tokenizer)
     kept, _ = encode_all(records, tokenizer, renderer, cutoff_len=settings.cutoff_len,
                          train_on="response")
     if not kept:

@@ -66,7 +66,7 @@ def prepare_data(config: TrainConfig) -> Prepared:
     ready = ready_for_training(config.data, tokenizer, cache=harness_home(), general=general)
     split = ready.dataset.split
     retention, retention_fingerprint = retention_data(config.retention, tokenizer=tokenizer,
-                                                      renderer=ready.renderer)
+                                                      renderer=ready.renderer, records=general)
     tests = scored_sample(ready.tests, config.evaluation.max_test_examples,
                           seed=config.data.seed)
     return Prepared(tokenizer, ready.renderer, train=[e for _, e in ready.train],
