@@ -141,12 +141,24 @@ def choice_problems(config: Any) -> list[str]:
     for f in dataclasses.fields(config):
         hint, value = hints[f.name], getattr(config, f.name)
         allowed = choices(hint)
-        if not allowed or value in allowed:
+        if not allowed or value in allowed or _plain_member(hint, value):
             continue
         if value is None and type(None) in typing.get_args(hint):
             continue  # an optional choice left out
-        out.append(f"{f.name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        plain = "".join(f", nor a {a.__name__}" for a in _plain_types(hint))
+        out.append(f"{f.name}: {value!r} is not one of {', '.join(map(str, allowed))}{plain}")
     return out
+
+
+def _plain_types(hint: Any) -> list[type]:
+    """The types beside the choices of a union such as `float | Literal["off"]`."""
+    return [a for a in typing.get_args(hint) if isinstance(a, type) and a is not type(None)]
+
+
+def _plain_member(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of a non-choice type of a union that also has choices (a number
+    where `float | Literal["off"]` is asked for): its own field checks its range."""
+    return any(isinstance(value, a) for a in _plain_types(hint))
 
 
 def field_docs(cls: type) -> dict[str, str]:

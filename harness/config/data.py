@@ -131,13 +131,12 @@ class DataConfig:
 
     def problems(self) -> list[str]:
         out: list[str] = []
-        if self.near_dup != "off" and not (isinstance(self.near_dup, float)
-                                            and 0.0 < self.near_dup <= 1.0):
-            out.append(f"near_dup: {self.near_dup!r} must be a similarity in (0, 1] (e.g. "
-                       "0.8), or off")
+        if isinstance(self.near_dup, float) and not 0.0 < self.near_dup <= 1.0:
+            out.append(f"near_dup: {self.near_dup} must be a similarity in (0, 1] (e.g. 0.8), "
+                       "or off")
         if not str(self.path).strip():
             out.append("path: must name a file or directory")
-        out.extend(p for p in choice_problems(self) if not p.startswith("near_dup:"))
+        out.extend(choice_problems(self))
         if self.cutoff_len < 8:
             out.append(f"cutoff_len: {self.cutoff_len} is too short; use at least 8 tokens")
         if self.overlap_len < 0:
