@@ -70,6 +70,40 @@ class Cleaning:
                 "contaminated": dict(self.contaminated), "on_contaminated": self.action}
 
 
+def settings_of(config: DataConfig) -> dict[str, object]:
+    """The settings that decide which records the checks leave out (the evaluation sets apart,
+    which the caller names by path or by content)."""
+    d = config.decontaminate
+    return {"near_dup": config.near_dup, "dedupe": config.dedupe, "ngram": d.ngram,
+            "overlap": d.overlap, "common": d.common, "action": d.action}
+
+
+@dataclass
+class Cleaned:
+    """Records after the near-duplicate and contamination checks, split, with what was left out
+    and why."""
+
+    records: list[Record]
+    problems: list[Problem]
+    split: Split
+    notes: list[str]
+    cleaning: Cleaning
+
+
+def clean(records: list[Record], config: DataConfig,
+          evaluation_sets: Sequence[tuple[str, list[Record]]]) -> Cleaned:
+    """Near-duplicates left out (or joined for the split), the split made, and its training
+    side checked against the test split and ``evaluation_sets``."""
+    kept, problems, cleaning, joined = near_duplicates(records, config)
+    split, cleaning.moved = leak_free_split(kept, config, joined)
+    notes = [split.note] if split.note else []
+    split, dropped, warned = decontaminate(split, config, cleaning, evaluation_sets)
+    if dropped:
+        left_out = {(p.path, p.record) for p in dropped}
+        kept = [r for r in kept if (r.path, r.index) not in left_out]
+    return Cleaned(kept, problems + dropped, split, notes + warned, cleaning)
+
+
 def near_duplicates(records: list[Record], config: DataConfig) -> tuple[
         list[Record], list[Problem], Cleaning, dict[str, str]]:
     """Near-duplicate clusters among ``records``: with dedupe, their extra members left out;
@@ -143,20 +177,16 @@ def decontaminate(split: Split, config: DataConfig, cleaning: Cleaning,
         for i, problem in hits:
             found.setdefault(i, problem)
     cleaning.flagged = [found[i] for i in sorted(found)]
-    if not found or settings.action == "warn":
-        return split, [], _warnings(found, settings.action)
+    if not found:
+        return split, [], []
+    if settings.action == "warn":
+        return split, [], [f"{len(found)} training record(s) share a run of words with an "
+                           "evaluation set and are kept (data.decontaminate.action: warn); "
+                           f"the first: {cleaning.flagged[0].describe()}"]
     if settings.action == "error":
-        shown = "\n    ".join(p.describe() for p in list(found.values())[:5])
+        shown = "\n    ".join(p.describe() for p in cleaning.flagged[:5])
         raise DataError(config.path, f"{len(found)} training record(s) share a run of "
                         f"{settings.ngram} or more words with an evaluation set:\n    {shown}",
                         hint="remove them, or set data.decontaminate.action: drop")
     train = [r for i, r in enumerate(split.train) if i not in found]
-    return replace(split, train=train), [found[i] for i in sorted(found)], []
-
-
-def _warnings(found: dict[int, Problem], action: str) -> list[str]:
-    if not found or action != "warn":
-        return []
-    first = next(iter(found.values()))
-    return [f"{len(found)} training record(s) share a run of words with an evaluation set "
-            f"and are kept (data.decontaminate.action: warn); the first: {first.describe()}"]
+    return replace(split, train=train), cleaning.flagged, []

@@ -3,6 +3,7 @@ with its format's reader, filter, deduplicate, fingerprint and split."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -12,7 +13,8 @@ from typing import Any
 
 from harness.config import DataConfig
 from harness.data.alpaca import load_alpaca
-from harness.data.clean import Cleaning, decontaminate, leak_free_split, near_duplicates
+from harness.data.clean import Cleaning, settings_of
+from harness.data.cleaned_cache import cached_clean
 from harness.data.formatfile import load_format_file
 from harness.data.medquad import DOCUMENT_FIELDS, MedquadOptions, load_medquad
 from harness.data.messages import is_conversation, load_conversations
@@ -86,10 +88,12 @@ class Dataset:
 
 
 def load_dataset(config: DataConfig, *, tokenizer: Any = None,
-                 held_out: Sequence[tuple[str, list[Record]]] = ()) -> Dataset:
+                 held_out: Sequence[tuple[str, list[Record]]] = (),
+                 cache: Path | None = None) -> Dataset:
     """Read and check the data of ``config``; a tokenizer is used to cut raw text by tokens.
     Training records are checked for contamination against the test split, the evaluation
-    sets the config names, and ``held_out`` (named record sets, e.g. the general text)."""
+    sets the config names, and ``held_out`` (named record sets, e.g. the general text). With
+    ``cache`` (a HARNESS_HOME) the checks' outcome is kept there and reused."""
     root = Path(config.path)
     if not root.exists():
         raise DataError(root, "no such file or directory",
@@ -106,29 +110,20 @@ def load_dataset(config: DataConfig, *, tokenizer: Any = None,
     if config.dedupe:
         records, dropped = drop_duplicates(records)
         problems += dropped
-    records, dropped, cleaning, joined = near_duplicates(records, config)
-    problems += dropped
-    split, cleaning.moved = leak_free_split(records, config, joined)
-    if split.note:
-        notes.append(split.note)
     evaluation_sets = [*held_out, *((p, _evaluation_set(p, tokenizer))
                                     for p in config.decontaminate.against)]
-    split, dropped, warned = decontaminate(split, config, cleaning, evaluation_sets)
-    problems += dropped
-    notes += warned
-    if dropped:
-        left_out = {(p.path, p.record) for p in dropped}
-        records = [r for r in records if (r.path, r.index) not in left_out]
-    return Dataset(fmt, str(root), [str(f) for f in files], records, problems,
-                   fingerprint(records, settings=_settings(config)), split, notes, cleaning)
+    cleaned = cached_clean(cache, records, config, evaluation_sets)
+    return Dataset(fmt, str(root), [str(f) for f in files], cleaned.records,
+                   problems + cleaned.problems, fingerprint(cleaned.records,
+                                                           settings=_settings(config)),
+                   cleaned.split, notes + cleaned.notes, cleaned.cleaning)
 
 
 def _settings(config: DataConfig) -> str:
-    """The cleaning settings that decide which records remain: part of the fingerprint, so a
-    changed threshold or evaluation set is a different dataset."""
-    d = config.decontaminate
-    return (f"near_dup={config.near_dup};dedupe={config.dedupe};ngram={d.ngram};"
-            f"overlap={d.overlap};common={d.common};action={d.action};against={sorted(d.against)}")
+    """The checks' settings and evaluation sets: part of the fingerprint, so a changed
+    threshold or benchmark is a different dataset."""
+    return json.dumps({**settings_of(config), "against": sorted(config.decontaminate.against)},
+                      sort_keys=True)
 
 
 def _evaluation_set(path: str, tokenizer: Any) -> list[Record]:

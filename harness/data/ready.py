@@ -52,7 +52,7 @@ def ready_for_training(config: DataConfig, tokenizer: Any, *, cache: Path | None
     encoded splits are kept there and reused. Training records overlapping the ``general``
     text (the forgetting check's) are contaminated, as those overlapping the test split are."""
     held_out = [("the general text", list(general))] if general else []
-    data = load_dataset(config, tokenizer=tokenizer, held_out=held_out)
+    data = load_dataset(config, tokenizer=tokenizer, held_out=held_out, cache=cache)
     data.require_usable(allow_defects=config.on_invalid == "skip")
     renderer = ChatRenderer(tokenizer, system_prompt=config.system_prompt)
     split = {"train": data.split.train, "eval": data.split.eval, "test": data.split.test}
