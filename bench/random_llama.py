@@ -1,7 +1,8 @@
 """A Llama of a given size with random weights, saved as a local model directory the harness can
 train: speed and memory do not depend on the weights, and no model hub is needed.
 
-Sizes: ``1b`` is TinyLlama-1.1B's shape (22 layers, hidden 2048, 32 heads, 4 KV heads); ``tiny``
+Sizes: ``1b`` is TinyLlama-1.1B's shape (22 layers, hidden 2048, 32 heads, 4 KV heads); ``400m``
+has 16 layers of hidden 1024 (the memory bench's middle size); ``tiny``
 (2 layers, hidden 64) is the dry run's. The tokenizer is the embedded model's, so the data
 encodes exactly as for SmolLM2. `build_tiny_model` is smaller still: the tiny shape with a
 tokenizer of 400 tokens trained in milliseconds, the test suite's model and the fault benches'.
@@ -18,6 +19,8 @@ from typing import Any
 SHAPES: dict[str, dict[str, int]] = {
     "1b": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
            "num_attention_heads": 32, "num_key_value_heads": 4},
+    "400m": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 16,
+             "num_attention_heads": 16, "num_key_value_heads": 4},
     "tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
              "num_attention_heads": 4, "num_key_value_heads": 2},
 }

@@ -206,6 +206,15 @@ def start_over(trial_dir: Path) -> list[Path]:
     return entries(trial_dir)
 
 
+def start_again(trial_dir: Path) -> None:
+    """Clear what a run of the trial here produced (checkpoints, epoch adapters, the adapter,
+    samples) for a fresh run of it; its config, log and events stay (the events go aside when
+    the run starts)."""
+    for entry in list(recorded(trial_dir)):
+        if entry not in (CONFIG_FILE, LOG_FILE) and not entry.startswith("events"):
+            remove_recorded(trial_dir, entry)
+
+
 def harness_named(path: Path) -> bool:
     """Whether ``path`` has a name the harness writes in a trial directory."""
     name = path.name

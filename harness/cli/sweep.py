@@ -45,11 +45,14 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 def _slot_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--gpus", help="comma-separated GPU ids: one trial per GPU at a time "
-                       "(e.g. 0,1,2,3), or per training.num_processes GPUs; auto: GPUs no "
-                       "other worker on this machine holds")
+    group.add_argument("--gpus", help="comma-separated GPU ids (e.g. 0,1,2,3), or auto: GPUs "
+                       "no other worker on this machine holds. A trial starts on the GPU "
+                       "where its memory estimate fits beside the trials running there")
     group.add_argument("--parallel", type=at_least_one, default=1, metavar="N",
                        help="run N trials at once (CPU trials share the cores)")
+    p.add_argument("--per-gpu", type=at_least_one, default=4, metavar="N",
+                   help="with --gpus: at most N trials on one GPU at once (default 4; 1: each "
+                   "trial holds whole GPUs, one per training.num_processes)")
 
 
 def _options(args: argparse.Namespace, *, enqueue_best_from: str | None = None,
@@ -66,7 +69,7 @@ def _options(args: argparse.Namespace, *, enqueue_best_from: str | None = None,
         raise HarnessError(f"--gpus {args.gpus!r}: give GPU ids like 0,1,2,3, or auto")
     return SweepOptions(trials=args.trials, timeout=args.timeout, study=args.study,
                         storage=args.storage, tracking_uri=args.tracking_uri,
-                        parallel=args.parallel, gpus=gpus,
+                        parallel=args.parallel, gpus=gpus, per_gpu=args.per_gpu,
                         enqueue_best_from=enqueue_best_from, promote=promote)
 
 

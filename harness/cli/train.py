@@ -21,12 +21,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--force", action="store_true",
                       help="start over in a non-empty output dir: the files the harness wrote "
                       "there before are removed, anything else is kept")
+    mode.add_argument("--dry-run", action="store_true",
+                      help="check the config and its data and estimate the trial's peak memory "
+                      "(from the model's config alone); train nothing. Exit 0 when it fits "
+                      "this machine, 2 when it does not")
     p.set_defaults(run=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from harness.launch.train import train_command
+    from harness.launch.train import dry_run, train_command
 
+    if args.dry_run:
+        return 0 if dry_run(args.config) else 2
     result = train_command(args.config, output_dir=args.output_dir, resume=args.resume,
                            force=args.force)
     return exit_code(result.reason)

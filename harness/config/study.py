@@ -61,6 +61,10 @@ class StudySettings:
     """Stop starting new trials after this many seconds."""
     trial_timeout: float | None = None
     """A trial running longer than this many seconds is stopped and counted as failed."""
+    memory_limit_gb: float | None = None
+    """Memory one process of a trial may use, in GB; None: its device's (the GPU's memory, or
+    this machine's on the CPU). A trial estimated above it ends before it starts
+    (`too_big`)."""
     output_dir: str = "mlruns/studies"
     """Each trial's checkpoints and adapter go to OUTPUT_DIR/STUDY/trial-NNNN."""
 
@@ -75,6 +79,9 @@ class StudySettings:
             problems.append("warmup_fraction: must be at least 0 and below 1")
         if self.min_resource < 1 or self.reduction_factor < 2:
             problems.append("min_resource must be >= 1 and reduction_factor >= 2")
+        if self.memory_limit_gb is not None and self.memory_limit_gb <= 0:
+            problems.append(f"memory_limit_gb: {self.memory_limit_gb} must be positive GB "
+                            "(or leave it out)")
         for key in ("timeout", "trial_timeout"):
             value = getattr(self, key)
             if value is not None and value <= 0:

@@ -98,6 +98,11 @@ class TrainingSettings:
     """Sequences per forward pass."""
     gradient_accumulation: int = 1
     """Micro-batches per optimizer step."""
+    micro_batch_parts: int = 1
+    """Each micro-batch goes through the model in this many parts, their losses weighted by
+    their tokens: the same examples, steps and gradients in less memory. A trial that runs out
+    of memory is retried once with twice as many parts (half the micro-batch, twice the
+    accumulation)."""
     learning_rate: float = 2e-4
     """Peak learning rate of AdamW."""
     scheduler: Scheduler = "cosine"
@@ -123,18 +128,26 @@ class TrainingSettings:
     takes its own micro-batches, so a step trains micro_batch_size x gradient_accumulation x
     num_processes sequences. In a sweep, a trial holds this many GPUs."""
 
+    @property
+    def forward_batch(self) -> int:
+        """Sequences per forward pass: a part of a micro-batch."""
+        return -(-self.micro_batch_size // self.micro_batch_parts)
+
     def __post_init__(self) -> None:
         problems: list[str] = []
         if self.max_steps <= 0 and self.epochs <= 0:
             problems.append("epochs: must be positive when max_steps is not set")
-        for key in ("micro_batch_size", "gradient_accumulation", "logging_steps",
-                    "num_processes"):
+        for key in ("micro_batch_size", "gradient_accumulation", "micro_batch_parts",
+                    "logging_steps", "num_processes"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}: must be at least 1")
         for key in ("warmup_steps", "weight_decay", "max_grad_norm", "eval_steps",
                     "save_steps"):
             if getattr(self, key) < 0:
                 problems.append(f"{key}: must be 0 or more")
+        if self.micro_batch_parts > self.micro_batch_size:
+            problems.append(f"micro_batch_parts: {self.micro_batch_parts} parts of a micro-batch "
+                            f"of {self.micro_batch_size}; at most micro_batch_size")
         if not 0 < self.learning_rate < 1:
             problems.append(f"learning_rate: {self.learning_rate} is not a learning rate")
         problems.extend(choice_problems(self))

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-from harness.config import load_train_config
+from harness.config import TrainConfig, load_train_config
 from harness.launch.command import write_trial_config
 from harness.launch.gpus import require_gpus
 from harness.launch.runner import Launch, Watcher, run_trial
@@ -30,6 +30,48 @@ from harness.tracking.trial_run import TrialRun
 from harness.trialdir import prepare
 
 
+def dry_run(config_path: str, *, console: Console | None = None) -> bool:
+    """`harness train --dry-run`: the config and its data checked and the trial's memory
+    estimated, nothing trained; whether it fits this machine."""
+    from harness.data.preflight import check_trial_data
+    from harness.memory.device import device_kind, gpu_memory_mb, limit_mb
+    from harness.memory.estimate import estimate
+    from harness.memory.shape import model_shape
+
+    console = console or Console(stderr=True)
+    config = load_train_config(config_path)
+    console.print(check_trial_data(config).line(), markup=False)
+    shape = model_shape(config.model)
+    here = device_kind()
+    for device in ("cuda", "cpu"):
+        mark = " (this machine)" if device == here else ""
+        console.print(f"memory{mark}: {estimate(config, shape, device=device).line()}",
+                      markup=False)
+    room = limit_mb(limit_gb=None, device=here, gpus=gpu_memory_mb())
+    total = estimate(config, shape, device=here).total_mb
+    fits = total <= room
+    console.print(f"{'fits' if fits else '[red]too big[/]'}: {total:,.0f} MB of "
+                  f"{room:,.0f} MB {'per GPU' if here == 'cuda' else 'of RAM'} here")
+    return fits
+
+
+def log_estimate(config: TrainConfig, run: TrialRun, console: Console) -> None:
+    """The trial's memory estimate, said and logged beside the peak it will measure."""
+    from harness.errors import HarnessError
+    from harness.memory.device import device_kind
+    from harness.memory.estimate import estimate
+    from harness.memory.shape import model_shape
+    from harness.tracking.trial_run import ESTIMATED_METRIC
+
+    try:
+        found = estimate(config, model_shape(config.model), device=device_kind())
+    except HarnessError as err:
+        console.print(f"memory not estimated: {err}", markup=False)
+        return
+    console.print(f"memory: {found.line()}", markup=False)
+    run.log_metric(ESTIMATED_METRIC, found.total_mb)
+
+
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,
                   force: bool = False, console: Console | None = None) -> TrialResult:
     from harness.data.preflight import check_trial_data
@@ -45,6 +87,7 @@ def train_command(config_path: str, *, output_dir: str | None = None, resume: bo
     write_trial_config(config, out)
     run = TrialRun(config, run_name=config.tracking.run_name or out.name)
     console.print(f"[bold]trial[/] {out}  MLflow run {run.run_id}")
+    log_estimate(config, run, console)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total} steps"), TextColumn("{task.fields[status]}"),
             TimeRemainingColumn(), console=console) as progress:

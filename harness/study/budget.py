@@ -51,9 +51,12 @@ def retried_from(trial: FrozenTrial) -> int | None:
 
 def state_word(trial: FrozenTrial) -> str:
     """How the summary and the study note count a trial: its Optuna state, but `stopped` for
-    one the sweep stopped (Ctrl-C, a full disk) rather than judged."""
+    one the sweep stopped (Ctrl-C, a full disk) rather than judged, and `too big` for one
+    estimated too big for its device (never launched)."""
     if trial.state.name == "FAIL" and reason_of(trial) in STOPPED:
         return "stopped"
+    if reason_of(trial) == "too_big":
+        return "too big"
     return trial.state.name.lower()
 
 

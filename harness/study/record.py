@@ -40,6 +40,8 @@ RETENTION_CHANGE, SELECTED_EPOCH = "retention_change", "selected_epoch"
 FINAL_EVAL, FINAL_EVAL_STEP = "final_eval", "final_eval_step"
 """A complete trial's last eval (its objective's value) and the step it was at: the end of its
 learning curve, which is its result and so never reported to Optuna as an intermediate value."""
+ESTIMATED_ATTR = "harness.estimated_mb"
+"""A trial's memory estimate, made before it launched (MB, per process)."""
 FINISHED_AT = "harness.finished_at"
 """[finished trials, status] when a worker last finished the study (plots, parent run,
 promotion), so that the study is finished once per state, not once per worker."""
@@ -72,6 +74,11 @@ class StudyRecord:
     maximised)."""
     tracking_uri: str = ""
     """The MLflow tracking URI the study's runs go to."""
+    memory_constraint: bool = False
+    """Every trial records its estimated memory against its device's as an Optuna constraint
+    (`memory_gb`), so the sampler learns where trials stop fitting. Off for a study created
+    before the harness estimated memory: Optuna's GP sampler needs the constraint on every
+    trial or on none."""
 
     def save(self, study: optuna.Study) -> None:
         for key, value in asdict(self).items():

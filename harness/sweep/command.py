@@ -8,7 +8,8 @@ stops the child's process group when the pruner says so, and tells Optuna how it
 | ---------------- | ---------------------------- | ------------------------- |
 | finished         | COMPLETE with the objective  | FINISHED                  |
 | pruned           | PRUNED                       | KILLED, reason `pruned`   |
-| oom              | PRUNED, reason `oom`         | FAILED                    |
+| oom              | retried once in half-size forward passes; again: PRUNED, `oom` | FAILED |
+| too big (estimate) | PRUNED, reason `too_big`, never launched | KILLED            |
 | nan, crash, timeout | FAIL, reason + log tail   | FAILED, log tail artifact |
 | Ctrl-C           | FAIL `interrupted`, re-queued; the sweep stops | KILLED  |
 
@@ -37,7 +38,7 @@ from harness.sweep.objective import Launcher, Objective
 from harness.sweep.opening import create, join_sweep, open_sweep
 from harness.sweep.pool import SlotPool
 from harness.sweep.preflight import preflight
-from harness.sweep.slots import make_slots
+from harness.sweep.slots import Slot, make_slots
 from harness.sweep.source import TrialSource
 from harness.urls import redact
 
@@ -58,7 +59,8 @@ def run_sweep(ctx: SweepContext, *, launch: Launcher = run_trial) -> SweepOutcom
                         objective=Objective(ctx, parent=parent, deliveries=deliveries,
                                             launch=launch))
         interrupted = pool.run(make_slots(gpus=ctx.options.gpus, parallel=ctx.options.parallel,
-                                          per_trial=ctx.space.processes_per_trial))
+                                          per_trial=ctx.space.processes_per_trial,
+                                          per_gpu=ctx.options.per_gpu))
         return finish(ctx, parent=parent, deliveries=deliveries, interrupted=interrupted)
 
 
@@ -69,11 +71,29 @@ def sweep_command(space_path: str, options: SweepOptions, console: Console | Non
     ctx = open_sweep(load_space(space_path), options, console)
     if no_run:
         preflight(ctx, data=False)  # the workers check it where they run
+        show_memory(ctx)
         create(ctx)
         console.print(f"study {ctx.name} is ready in {redact(ctx.url)}: start workers with\n"
                       f"  harness worker --study {ctx.name} --storage URL")
         return None
     return run_sweep(ctx, launch=launch)
+
+
+def show_memory(ctx: SweepContext) -> None:
+    """The memory table of the space's enqueued trials and corners (its base model's shape
+    read from its config; a model whose shape cannot be read is said, not fatal)."""
+    from harness.errors import HarnessError
+    from harness.sweep.memory_table import memory_table
+    from harness.sweep.sizing import Sizing
+
+    sizing = Sizing(limit_gb=ctx.space.study.memory_limit_gb)
+    where = "study.memory_limit_gb" if sizing.limit_gb is not None else (
+        "GPU" if sizing.device == "cuda" else "this machine's RAM (no GPU here)")
+    try:
+        ctx.console.print(memory_table(ctx.space, limit_mb=sizing.limit_mb(Slot("")),
+                                       where=where))
+    except HarnessError as err:
+        ctx.console.print(f"[yellow]memory not estimated:[/] {err}")
 
 
 def worker_command(options: SweepOptions, console: Console | None = None, *,

@@ -41,8 +41,11 @@ class SweepOptions:
     parallel: int = 1
     """Trials run at once by this process, on the CPU or sharing the visible GPUs."""
     gpus: list[str] = field(default_factory=list)
-    """One trial per listed GPU at a time, or per training.num_processes of them (the
-    CUDA_VISIBLE_DEVICES of each child); ["auto"] claims GPUs no other worker here holds."""
+    """The GPUs this process's trials run on (the CUDA_VISIBLE_DEVICES of each child);
+    ["auto"] claims GPUs no other worker here holds."""
+    per_gpu: int = 4
+    """Trials at most on one GPU at once, placed by their memory estimates (1: each trial
+    holds whole GPUs, one per training.num_processes)."""
 
 
 @dataclass

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     import optuna
 
 State = Literal["COMPLETE", "PRUNED", "FAIL"]
-Why = Reason | Literal["interrupted", "config"]
+Why = Reason | Literal["interrupted", "config", "too_big"]
 """Why a trial ended as Optuna hears it: how its process ended, or that the sweep was
-interrupted, or that its sampled config could not be built."""
+interrupted, that its sampled config could not be built, or that it was estimated too big
+for its device and never launched."""
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,10 @@ class PruneWatch:
     is asked only where the study's warm-up (``may_prune``) allows."""
 
     def __init__(self, trial: ReportingTrial, *, objective: str | None,
-                 may_prune: Callable[[int, float], bool]) -> None:
+                 may_prune: Callable[[int, float], bool], reported_until: int = -1) -> None:
         self.trial = trial
+        self.reported_until = reported_until
+        """Evals up to this step were reported by the trial's first run (it is a retry)."""
         self.objective = objective
         """The objective reported, None for a multi-objective study."""
         self.may_prune = may_prune
@@ -155,7 +158,7 @@ class PruneWatch:
         if isinstance(event, Started):
             self.total_steps = event.total_steps
         if not isinstance(event, Eval) or self.objective is None \
-                or event.step >= self.total_steps:
+                or event.step >= self.total_steps or event.step <= self.reported_until:
             return
         value = objective_value(event, self.objective)
         if self.objective.startswith("eval/") and math.isnan(value):

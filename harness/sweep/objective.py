@@ -7,8 +7,9 @@ A trial stopped by Ctrl-C or a full disk, or whose result could not all be writt
 
 from __future__ import annotations
 
+import contextlib
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,21 +18,23 @@ from harness.config import TrainConfig
 from harness.errors import ConfigError, DiskFullError, disk_full, is_disk_full
 from harness.faults import for_trial
 from harness.launch.command import write_trial_config
+from harness.launch.retry import halved, retry_note
 from harness.launch.runner import Launch, Watcher, run_trial
-from harness.protocol import Event, Failed, StopRequest, TrialResult
+from harness.protocol import Event, Failed, Step, StopRequest, TrialResult
 from harness.space.params import ALPHA_PER_RANK
 from harness.study.budget import STOPPED, budget_lock, requeue
 from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import worker_id
-from harness.study.record import OUTPUT_DIR, RUN_ID, WORKER
+from harness.study.record import ESTIMATED_ATTR, OUTPUT_DIR, RUN_ID, WORKER, StudyRecord
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.judge import PruneWatch, Verdict, judge
+from harness.sweep.sizing import MEMORY_CONSTRAINT, Sized, Sizing
 from harness.sweep.slots import Slot
 from harness.sweep.telling import tell
 from harness.tracking.study_run import StudyRun
-from harness.tracking.trial_run import TrialRun
-from harness.trialdir import prepare_for_sweep
+from harness.tracking.trial_run import ESTIMATED_METRIC, RETRY_TAG, TrialRun
+from harness.trialdir import prepare_for_sweep, start_again
 
 if TYPE_CHECKING:
     import optuna
@@ -44,12 +47,16 @@ class Objective:
     """Runs the trials Optuna hands out, in any slot, and tells Optuna how each ended."""
 
     def __init__(self, ctx: SweepContext, *, parent: StudyRun, deliveries: Deliveries,
-                 launch: Launcher = run_trial) -> None:
+                 launch: Launcher = run_trial, sizing: Sizing | None = None) -> None:
         self.ctx = ctx
         self.parent = parent
         self.deliveries = deliveries
         self.launch = launch
         """How a trial process is run and followed (the runner; a stand-in in tests)."""
+        self.sizing = sizing or Sizing(limit_gb=ctx.space.study.memory_limit_gb)
+        """Each trial's memory estimate against its slot's."""
+        self.constrained = StudyRecord.load(ctx.study).memory_constraint
+        """Record the estimate as an Optuna constraint (see `StudyRecord`)."""
 
     def __call__(self, trial: optuna.Trial, slot: Slot) -> None:
         """Run ``trial`` in ``slot`` to its end; Optuna is told how it ended, whatever happens."""
@@ -68,17 +75,66 @@ class Objective:
             return
         run = None
         try:
+            sized = self._size(trial, config, slot)
             self._prepare(config, out=out)
             run = self._open_run(trial, config, slot=slot)
             if run.run_id:
                 trial.set_user_attr(RUN_ID, run.run_id)
             trial.set_user_attr(OUTPUT_DIR, str(out))
-            result = self._train(trial, run, out=out, slot=slot)
-            run.finish(result, out)
+            self._placed_run(trial, run, config=config, sized=sized, out=out, slot=slot)
         except Exception as err:  # a harness bug in one trial must not end the sweep
             self._crashed(trial, err, run=run, out=out)
+
+    def _placed_run(self, trial: optuna.Trial, run: TrialRun, *, config: TrainConfig,
+                    sized: Sized, out: Path, slot: Slot) -> None:
+        """The trial run where its estimate fits (on a slot of shared GPUs: once one has room
+        for it), then judged; or ended as too big."""
+        if sized.estimate is not None:
+            run.log_metric(ESTIMATED_METRIC, sized.estimate.total_mb)
+        if sized.too_big:
+            self._too_big(trial, sized, run=run)
             return
+        with self._gpus_for(sized, slot) as placed:
+            if not placed:  # the sweep stopped while the trial waited for room
+                tell(self.ctx, trial, Verdict("FAIL", "interrupted"), run=run)
+                run.terminate("KILLED")
+                self._requeue(trial)
+                return
+            if slot.book is not None:
+                run.set_tag("harness.gpus", ",".join(slot.gpus))
+            result = self._train(trial, run, config=config, out=out, slot=slot)
+            run.finish(result, out)
         self._settle(trial, result, run, out=out)
+
+    @contextlib.contextmanager
+    def _gpus_for(self, sized: Sized, slot: Slot) -> Iterator[bool]:
+        """The slot's GPUs while the trial runs: booked for its estimate on a slot of shared
+        GPUs (a trial not sized takes a whole GPU); False when the sweep stopped first."""
+        if slot.book is None:
+            yield True
+            return
+        need = sized.estimate.total_mb if sized.estimate else slot.book.largest_mb()
+        with slot.book.placed(need, slot.processes, stop=self.ctx.control.stop) as gpus:
+            slot.gpus = gpus or []
+            yield gpus is not None
+
+    def _size(self, trial: optuna.Trial, config: TrainConfig, slot: Slot) -> Sized:
+        """The trial's estimate, kept with it (and as its constraint)."""
+        sized = self.sizing.size(config, slot)
+        if sized.estimate is not None:
+            trial.set_user_attr(ESTIMATED_ATTR, round(sized.estimate.total_mb))
+            if self.constrained:
+                trial.set_constraint(MEMORY_CONSTRAINT, sized.margin_gb)
+        return sized
+
+    def _too_big(self, trial: optuna.Trial, sized: Sized, *, run: TrialRun) -> None:
+        """End a trial that cannot fit before any process starts: pruned, so that TPE
+        learns from it (with its constraint), and counted apart in the summary."""
+        message = sized.message()
+        run.set_tag("trial.reason", "too_big")
+        run.set_tag("trial.message", message[:5000])
+        tell(self.ctx, trial, Verdict("PRUNED", "too_big", message=message), run=run)
+        run.terminate("KILLED")
 
     def _prepare(self, config: TrainConfig, *, out: Path) -> None:
         """The trial's directory made ready and its config written."""
@@ -98,10 +154,26 @@ class Objective:
         self.deliveries.add(run.outbox)
         return run
 
-    def _train(self, trial: optuna.Trial, run: TrialRun, *, out: Path,
+    def _train(self, trial: optuna.Trial, run: TrialRun, *, config: TrainConfig, out: Path,
                slot: Slot) -> TrialResult:
+        """The trial's run; out of memory, once more in smaller forward passes."""
+        result = self._attempt(trial, SweepWatch(self.ctx, trial, run=run), out=out, slot=slot)
+        smaller = halved(config) if result.reason == "oom" else None
+        if smaller is None or result.interrupted or self.ctx.control.stop.is_set():
+            return result
+        done = max((e.step for e in result.events if isinstance(e, Step)), default=0)
+        note = retry_note(config, smaller, failed_at=done + 1)
+        self.ctx.console.print(f"trial {trial.number}: {note}")
+        trial.set_user_attr(RETRY_TAG, note)
+        run.retried(note, logged_until=done)
+        start_again(out)
+        write_trial_config(smaller, out)
+        watch = SweepWatch(self.ctx, trial, run=run, reported_until=done)
+        return self._attempt(trial, watch, out=out, slot=slot)
+
+    def _attempt(self, trial: optuna.Trial, watch: SweepWatch, *, out: Path,
+                 slot: Slot) -> TrialResult:
         ctx = self.ctx
-        watch = SweepWatch(ctx, trial, run=run)
         result = self.launch(Launch(out, timeout=ctx.space.study.trial_timeout,
                                     threads=slot.cpu_threads,
                                     env={**for_trial(trial.number), **slot.env()}), watch)
@@ -158,13 +230,15 @@ class SweepWatch(Watcher):
     """A sweep's trial as it runs: its events to its MLflow run, the live table and the
     pruner; stopped when the pruner cuts it or the sweep stops."""
 
-    def __init__(self, ctx: SweepContext, trial: optuna.Trial, *, run: TrialRun) -> None:
+    def __init__(self, ctx: SweepContext, trial: optuna.Trial, *, run: TrialRun,
+                 reported_until: int = -1) -> None:
         self.ctx = ctx
         self.trial = trial
         self.run = run
         single = len(ctx.objectives) == 1
         self.prune = PruneWatch(trial, objective=ctx.objectives[0] if single else None,
-                                may_prune=ctx.space.study.may_prune)
+                                may_prune=ctx.space.study.may_prune,
+                                reported_until=reported_until)
 
     def spawned(self, pgid: int) -> None:
         storage_of(self.ctx.study).set_trial_system_attr(trial_id(self.trial), WORKER,

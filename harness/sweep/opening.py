@@ -72,12 +72,15 @@ def create(ctx: SweepContext) -> StudyRun:
     """The study's settings kept with it (for workers, resumes and `harness promote`), the
     parent run, and the queued trials; a joining worker only opens the parent run."""
     if not ctx.joining:
+        # a study that ran trials without the constraint keeps going without it
+        constrained = StudyRecord.load(ctx.study).memory_constraint or \
+            not ctx.study.get_trials(deepcopy=False)
         StudyRecord(space_path=str(Path(ctx.space.path).resolve()), space_text=ctx.space.text,
                     trials=ctx.total, registry_model=ctx.space.model_name,
                     registry_margin=ctx.space.registry.margin,
                     registry_max_forgetting=ctx.space.registry.max_forgetting,
-                    objectives=ctx.objectives,
-                    tracking_uri=ctx.uri).save(ctx.study)
+                    objectives=ctx.objectives, tracking_uri=ctx.uri,
+                    memory_constraint=constrained).save(ctx.study)
     parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text=ctx.space.text,
                       params=study_params(ctx))
     if not ctx.joining:

@@ -1,6 +1,7 @@
-"""Where a process's trials run: slots of GPUs (one trial per GPU, or per group of GPUs when a
-trial runs data-parallel) or shares of the CPU cores; `--gpus auto` claims GPUs no other worker
-on this machine holds."""
+"""Where a process's trials run: slots sharing GPUs by memory (`--per-gpu` trials at most on
+each, placed by their estimates: `harness.sweep.placement`), slots of whole GPUs (one trial per
+GPU, or per group of GPUs when a trial runs data-parallel), or shares of the CPU cores;
+`--gpus auto` claims GPUs no other worker on this machine holds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.launch.gpus import gpu_count, require_gpus
+from harness.sweep.placement import GpuBook
 
 
 @dataclass
@@ -19,17 +21,28 @@ class Slot:
 
     label: str
     gpus: list[str] = field(default_factory=list)
+    """Its GPUs: fixed, or (with a book) those booked for the trial it runs now."""
     cpu_threads: int | None = None
+    book: GpuBook | None = None
+    """The memory of the GPUs this slot shares with others (None: its GPUs are its own)."""
+    processes: int = 1
+    """GPUs a trial of it holds (its training.num_processes)."""
 
     def env(self) -> dict[str, str]:
         return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpus)} if self.gpus else {}
 
 
-def make_slots(*, gpus: list[str], parallel: int, per_trial: int = 1) -> list[Slot]:
-    """One slot per trial run at once: per listed GPU (``["auto"]``: claim free ones), or
-    ``parallel`` on the CPU or sharing the visible GPUs. A trial of ``per_trial`` processes (its
-    training.num_processes) holds that many GPUs, or shares the CPU cores among them."""
+def make_slots(*, gpus: list[str], parallel: int, per_trial: int = 1, per_gpu: int = 1,
+               capacity_mb: dict[str, float] | None = None) -> list[Slot]:
+    """One slot per trial run at once: up to ``per_gpu`` per listed GPU, placed by memory
+    (``["auto"]``: claim free ones), or ``parallel`` on the CPU or sharing the visible GPUs. A
+    trial of ``per_trial`` processes (its training.num_processes) holds that many GPUs, or
+    shares the CPU cores among them. ``capacity_mb``: each GPU's free memory (default: as
+    `nvidia-smi` reports it)."""
     gpus = claim_gpus(per_trial) if gpus == ["auto"] else gpus
+    if gpus and per_gpu > 1:
+        return shared_slots(gpus, per_trial=per_trial, per_gpu=per_gpu,
+                            capacity_mb=capacity_mb)
     if gpus:
         return gpu_slots(gpus, per_trial)
     require_gpus(per_trial)
@@ -46,6 +59,23 @@ def gpu_slots(gpus: list[str], per_trial: int) -> list[Slot]:
                            f"(training.num_processes); list a multiple of {per_trial}")
     groups = [gpus[i:i + per_trial] for i in range(0, len(gpus), per_trial)]
     return [Slot(f"gpu {','.join(g)}", gpus=g) for g in groups]
+
+
+def shared_slots(gpus: list[str], *, per_trial: int, per_gpu: int,
+                 capacity_mb: dict[str, float] | None) -> list[Slot]:
+    """Slots that share ``gpus`` by memory, ``per_gpu`` trials on each at most."""
+    from harness.memory.device import gpu_memory_mb
+
+    gpu_slots(gpus, per_trial)  # the same check: whole groups of GPUs
+    known = gpu_memory_mb(free=True) if capacity_mb is None else capacity_mb
+    missing = [g for g in gpus if g not in known]
+    if missing:
+        raise HarnessError(f"--gpus {','.join(gpus)}: cannot read the free memory of GPU "
+                           f"{','.join(missing)} (nvidia-smi); pass --per-gpu 1 to give each "
+                           "trial whole GPUs")
+    book = GpuBook({g: known[g] for g in gpus})
+    count = len(gpus) // per_trial * per_gpu
+    return [Slot(f"slot {i}", book=book, processes=per_trial) for i in range(count)]
 
 
 _claimed: list[Any] = []

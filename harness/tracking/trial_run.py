@@ -7,6 +7,7 @@ always ended with the status the trial earned, even when the child died by SIGKI
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ METRICS: dict[type[Event], dict[str, str]] = {
     Retention: {"loss": "retention/loss", "base_loss": "base/retention_loss",
                 "change": "retention/loss_change_vs_base", "ci95": "retention/loss_ci95",
                 "examples": "retention/examples", "seconds": "retention/seconds"},
-    Finished: {"peak_memory_mb": "system/peak_memory_mb"},
+    Finished: {"peak_memory_mb": "memory/peak_mb"},
     Samples: {"rougeL_base": "samples/rougeL_base", "rougeL_adapter": "samples/rougeL_adapter",
               "rougeL_gain": "samples/rougeL_gain"},
 }
@@ -70,6 +71,12 @@ TASK_METRICS: dict[type[Event], dict[str, str]] = {
 }
 """The prefix each event's task metrics (a dict by metric name) are logged under:
 `eval/exact_match`, `test/exact_match`, `base/test_exact_match`, ..."""
+
+ESTIMATED_METRIC = "memory/estimated_mb"
+"""A trial's memory estimate made before launch, beside its measured `memory/peak_mb`."""
+RETRY_TAG = "harness.retry"
+"""The tag of a trial run retried after running out of memory (and the Optuna trial's user
+attribute): what the retry changed."""
 
 STEP_ZERO = {"loss": "eval/loss", "perplexity": "eval/perplexity"}
 """The base model's eval, also logged as the adapter's eval curve at step 0: LoRA (DoRA and
@@ -99,6 +106,9 @@ class TrialRun:
         self.run_name = run_name or config.tracking.run_name
         self.datasets: dict[str, tuple[str, str]] = {}
         """Each split's dataset input (name, digest), by context (training, eval, test)."""
+        self.logged_until = -1
+        """A retried trial's steps up to this one were logged by its first run: the retry
+        trains the same steps, so they are not logged twice."""
         self._create(parent_run_id, tags or {})
 
     def _create(self, parent_run_id: str | None, tags: dict[str, str]) -> None:
@@ -128,7 +138,21 @@ class TrialRun:
     def terminate(self, status: str) -> None:
         self.outbox.send("set_terminated", RUN, status)
 
+    def log_metric(self, name: str, value: float, *, step: int = 0) -> None:
+        """One metric the parent measured or estimated itself."""
+        from mlflow.entities import Metric
+
+        self.outbox.send("log_batch", RUN, metrics=[Metric(name, float(value),
+                                                          int(time.time() * 1000), step)])
+
+    def retried(self, note: str, *, logged_until: int) -> None:
+        """The trial runs again from its start (see `harness.launch.retry`)."""
+        self.set_tag(RETRY_TAG, note)
+        self.logged_until = logged_until
+
     def on_event(self, event: Event) -> None:
+        if self._logged_already(event):
+            return
         names = METRICS.get(type(event))
         if names:
             self._log_metrics(event, names, step=getattr(event, "step", 0))
@@ -142,6 +166,13 @@ class TrialRun:
                              event=event, step=0)
         if isinstance(event, Started):
             self._log_dataset(event)
+
+    def _logged_already(self, event: Event) -> bool:
+        if self.logged_until < 0:
+            return False
+        if isinstance(event, Started | BaseEval):
+            return True
+        return isinstance(event, Step | Eval) and event.step <= self.logged_until
 
     def _log_metrics(self, event: Event, names: dict[str, str], *, step: int) -> None:
         self._log_values({name: getattr(event, field) for field, name in names.items()},

@@ -225,7 +225,7 @@ def shared_eval_sums(state: TrainState, examples: list[Any]) -> LossSums:
     """The split's loss sums, each process taking its share of the batches."""
     accelerator = state.accelerator
     sums = eval_sums(accelerator.unwrap_model(state.model), examples,
-                     batch_size=state.config.training.micro_batch_size, pad_id=state.pad,
+                     batch_size=state.config.training.forward_batch, pad_id=state.pad,
                      device=accelerator.device,
                      shard=(accelerator.process_index, accelerator.num_processes))
     return LossSums(*sum_across(accelerator, sums.as_list()))

@@ -81,7 +81,7 @@ def train_loop(state: TrainState, *, evaluate_now: Callable[[int], None]) -> Non
         state.optimizer.zero_grad(set_to_none=True)
         state.step += 1
         if fault is not None:
-            fault.strike(state.step)
+            fault.strike(state.step, forward_batch=t.forward_batch)
         if state.step % t.logging_steps == 0 or state.step == state.total_steps:
             _log_step(state, loss=loss, tokens=tokens, grad_norm=float(grad_norm),
                       seconds=time.perf_counter() - started, per_epoch=per_epoch)
@@ -153,33 +153,69 @@ def accumulate(state: TrainState, batches: Iterator[tuple[int, list[Any]]], *,
     """
     import torch
 
-    from harness.trial.batching import collate, forward
-
-    accelerator, model = state.accelerator, state.model
+    accelerator = state.accelerator
     accumulation = state.config.training.gradient_accumulation
     rank, processes = accelerator.process_index, accelerator.num_processes
-    data = state.config.data
     tokens, losses = Tokens(), []
     for micro in range(accumulation):
         group = [next(batches) for _ in range(processes)]
         tokens.real += _advance(state.position, group)
-        inputs = collate(group[rank][1], state.pad, packed=data.batching == "packed",
-                         row_tokens=data.cutoff_len)
-        tokens.own_real += sum(len(e.input_ids) for e in group[rank][1])
-        tokens.own_computed += inputs["input_ids"].numel()
-        # gradients are exchanged once per optimizer step, on its last micro-batch
-        quiet = micro < accumulation - 1 and processes > 1
-        with accelerator.no_sync(model) if quiet else contextlib.nullcontext():
-            loss = forward(model, inputs, accelerator.device).loss
-            if nan:
-                loss = loss * float("nan")
-            accelerator.backward(loss / accumulation)
-        losses.append(loss.detach())
+        own = group[rank][1]
+        tokens.own_real += sum(len(e.input_ids) for e in own)
+        losses.append(_train_on(state, own, tokens=tokens, nan=nan,
+                                last=micro == accumulation - 1))
     mean = float(torch.stack(losses).mean())  # the step's one sync, as any loop logs
     if processes == 1:
         return mean, tokens, state.stop.requested
     loss_sum, stops = sum_across(accelerator, [mean, float(state.stop.requested)])
     return loss_sum / processes, tokens, stops > 0
+
+
+def _train_on(state: TrainState, examples: list[Any], *, tokens: Tokens, nan: bool,
+              last: bool) -> Any:
+    """Forward and backward passes over one micro-batch, in its parts; its loss (a tensor)."""
+    from harness.trial.batching import collate, forward
+
+    accelerator, data = state.accelerator, state.config.data
+    t = state.config.training
+    pieces = split_batch(examples, t.micro_batch_parts)
+    total: Any = 0.0
+    for part, (piece, weight) in enumerate(pieces):
+        inputs = collate(piece, state.pad, packed=data.batching == "packed",
+                         row_tokens=data.cutoff_len)
+        tokens.own_computed += inputs["input_ids"].numel()
+        # gradients are exchanged once per optimizer step, on its last forward pass
+        quiet = accelerator.num_processes > 1 and not (last and part == len(pieces) - 1)
+        with accelerator.no_sync(state.model) if quiet else contextlib.nullcontext():
+            # a part's mean loss weighted by its share of the micro-batch's targets: the
+            # parts sum to the micro-batch's own mean loss, and so do their gradients
+            loss = forward(state.model, inputs, accelerator.device).loss * weight
+            if nan:
+                loss = loss * float("nan")
+            accelerator.backward(loss / t.gradient_accumulation)
+        total = total + loss.detach()
+    return total
+
+
+def split_batch(examples: list[Any], parts: int) -> list[tuple[list[Any], float]]:
+    """A micro-batch in ``parts`` consecutive parts, each with its share of the micro-batch's
+    targets (tokens whose label counts; a sequence's first token never does)."""
+    if parts == 1:
+        return [(examples, 1.0)]
+    size = -(-len(examples) // parts)
+    pieces = [examples[i:i + size] for i in range(0, len(examples), size)]
+    counts = [sum(_targets(e) for e in piece) for piece in pieces]
+    total = sum(counts)
+    if not total:  # nothing to learn from: one pass, whose loss says so (NaN)
+        return [(examples, 1.0)]
+    # a part without targets would add a NaN (0/0) loss: it is left out, as it adds nothing
+    return [(piece, n / total) for piece, n in zip(pieces, counts, strict=True) if n]
+
+
+def _targets(example: Any) -> int:
+    from harness.trial.batching import IGNORE_INDEX
+
+    return sum(label != IGNORE_INDEX for label in example.labels[1:])
 
 
 def _advance(position: dict[str, int], group: list[tuple[int, list[Any]]]) -> int:

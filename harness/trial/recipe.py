@@ -23,6 +23,7 @@ from pathlib import Path
 
 from harness.config import TrainConfig, from_mapping
 from harness.errors import disk_full, is_disk_full
+from harness.faults import cap_gpu_memory
 from harness.protocol import (
     EVENTS_ENV,
     EXIT_CODES,
@@ -160,6 +161,7 @@ def build(config: TrainConfig, out: Path, *, events: Events,
 
     seed_everything(config.training.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    cap_gpu_memory()
     data = prepare_data(config)
     model = build_model(config)
     optimizer, scheduler, total_steps = build_optimizer(

@@ -47,7 +47,7 @@ def test_a_4bit_trial_is_tracked_end_to_end(tmp_path: Path, tiny_model_dir: Path
     for name in ("train/loss", "train/learning_rate", "train/grad_norm",
                  "train/tokens_per_second", "train/padding_efficiency", "eval/loss",
                  "eval/perplexity",
-                 "eval/perplexity_ratio_to_base", "base/perplexity", "system/peak_memory_mb"):
+                 "eval/perplexity_ratio_to_base", "base/perplexity", "memory/peak_mb"):
         assert name in metrics, name
     assert 0 < metrics["train/padding_efficiency"] <= 1
     assert run.data.tags["quantization"] == "4bit"
