@@ -23,10 +23,11 @@ def halved(config: TrainConfig) -> TrainConfig | None:
     return replace(config, training=replace(t, micro_batch_parts=t.micro_batch_parts * 2))
 
 
-def retry_note(before: TrainConfig, after: TrainConfig, *, failed_at: int) -> str:
-    """What the retry changed, for its run's tag and the live view."""
-    was, now = before.training, after.training
-    return (f"out of memory at step {failed_at}: retried from the start with forward passes of "
+def retry_note(before: TrainConfig, smaller: TrainConfig, *, after: int) -> str:
+    """What the retry changed, for its run's tag and the live view (``after``: the last step
+    the first run reported)."""
+    was, now = before.training, smaller.training
+    return (f"out of memory after step {after}: retried from the start with forward passes of "
             f"{now.forward_batch} sequences instead of {was.forward_batch} (micro-batch "
             f"{now.micro_batch_size} in {now.micro_batch_parts} parts; same steps, data order "
             "and schedule)")

@@ -69,7 +69,7 @@ def log_estimate(config: TrainConfig, run: TrialRun, console: Console) -> None:
         console.print(f"memory not estimated: {err}", markup=False)
         return
     console.print(f"memory: {found.line()}", markup=False)
-    run.log_metric(ESTIMATED_METRIC, found.total_mb)
+    run.log_metric(ESTIMATED_METRIC, found.measured_like_mb)
 
 
 def train_command(config_path: str, *, output_dir: str | None = None, resume: bool = False,

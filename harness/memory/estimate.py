@@ -32,6 +32,8 @@ from harness.memory.shape import LINEAR_MODULES, ModelShape
 Device = Literal["cuda", "cpu"]
 
 MB = 2**20
+ADAPTER_BYTES = 4
+"""peft keeps adapter weights in float32, and casts their inputs to it."""
 ADAM_BYTES = 16
 """Per trainable parameter: float32 weight, gradient and AdamW's two moments."""
 CPU_RUNTIME_MB = 400.0
@@ -82,6 +84,12 @@ class Estimate:
         """What the tensors themselves hold: what CUDA's allocator reports as its peak
         (`torch.cuda.max_memory_allocated`), without the context and the slack."""
         return self.weights_mb + self.adapter_mb + self.activations_mb + self.logits_mb
+
+    @property
+    def measured_like_mb(self) -> float:
+        """What the trial's measured `memory/peak_mb` measures: the tensors on a GPU (the
+        allocator's peak), everything on the CPU (resident memory)."""
+        return self.tensors_mb if self.device == "cuda" else self.total_mb
 
     @property
     def total_mb(self) -> float:
@@ -151,11 +159,14 @@ def block_activation_bytes(config: TrainConfig, shape: ModelShape, device: Devic
     kept += d * h * (bool(targets & {"q_proj", "k_proj", "v_proj"}) +
                      bool(targets & {"gate_proj", "up_proj"}))
     kept += d * (q * ("o_proj" in targets) + i * ("down_proj" in targets))
+    a = ADAPTER_BYTES
     for module in targets:
         n_in, n_out = shape.linear(module)
-        kept += d * config.lora.r  # A's output, kept for B
+        if d != a:  # peft casts each adapted layer's input to the adapter's float32: a copy
+            kept += a * n_in
+        kept += a * config.lora.r  # A's output, kept for B
         if config.lora.dropout > 0:  # a dropped-out copy of the input, and its mask
-            kept += (d + 1) * n_in
+            kept += (a + 1) * n_in
         if config.lora.dora:  # the base and adapter outputs, scaled by the magnitude
             kept += 2 * d * n_out
     return kept
@@ -174,7 +185,8 @@ def training_bytes(config: TrainConfig, shape: ModelShape,
     else:
         kept = every
     if config.lora.dora:  # DoRA forms each adapted weight densely to take its norm
-        kept += max(a * b for a, b in map(shape.linear, targeted(config))) * d / tokens
+        kept += max((m * n for m, n in map(shape.linear, targeted(config))), default=0) \
+            * d / tokens
     logits = LOGIT_COPIES * 4 * shape.vocab + d * shape.vocab
     return tokens * kept, tokens * logits, tokens * every
 

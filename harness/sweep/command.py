@@ -91,7 +91,7 @@ def show_memory(ctx: SweepContext) -> None:
         "GPU" if sizing.device == "cuda" else "this machine's RAM (no GPU here)")
     try:
         ctx.console.print(memory_table(ctx.space, limit_mb=sizing.limit_mb(Slot("")),
-                                       where=where))
+                                       where=where, here=sizing.device))
     except HarnessError as err:
         ctx.console.print(f"[yellow]memory not estimated:[/] {err}")
 

@@ -54,8 +54,6 @@ def corners(space: SpaceFile) -> list[tuple[str, dict[str, Any]]]:
 def _light_heavy(space: SpaceFile, param: Param, lows: dict[str, Any]) -> tuple[Any, ...]:
     """The value of ``param`` that needs the least memory and the one that needs the most."""
     options = param.extremes()
-    if len(options) <= 2 and not param.choices:
-        return tuple(options)
     config = space.train_config(lows, output_dir="unused")
     shape = model_shape(config.model)
     costs = [estimate(space.train_config({**lows, param.name: v}, output_dir="unused"), shape,
@@ -64,9 +62,9 @@ def _light_heavy(space: SpaceFile, param: Param, lows: dict[str, Any]) -> tuple[
     return (light,) if light == heavy else (light, heavy)
 
 
-def memory_table(space: SpaceFile, *, limit_mb: float, where: str) -> Table:
+def memory_table(space: SpaceFile, *, limit_mb: float, where: str, here: str) -> Table:
     """The estimates of `rows_to_size`, on a GPU and on the CPU; ``limit_mb`` is what a trial
-    may use here (``where`` says what it is)."""
+    may use here (``where`` says what it is), set against the estimate for device ``here``."""
     table = Table(title=f"memory per trial process (estimate; {where}: {limit_mb:,.0f} MB)")
     for name in ("trial", "r", "batch x len", "quant", "targets", "dropout", "GPU MB",
                  "CPU MB", "fits"):
@@ -76,9 +74,9 @@ def memory_table(space: SpaceFile, *, limit_mb: float, where: str) -> Table:
         config = space.train_config(values, output_dir="unused")
         shape = shapes.setdefault(config.model, model_shape(config.model))
         gpu, cpu = (estimate(config, shape, device=d) for d in ("cuda", "cpu"))
-        here = gpu if where.startswith("GPU") else cpu
+        mine = gpu if here == "cuda" else cpu
         table.add_row(name, *_settings(config), f"{gpu.total_mb:,.0f}", f"{cpu.total_mb:,.0f}",
-                      "yes" if here.total_mb <= limit_mb else "[red]too big[/]")
+                      "yes" if mine.total_mb <= limit_mb else "[red]too big[/]")
     return table
 
 

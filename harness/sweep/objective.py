@@ -20,7 +20,7 @@ from harness.faults import for_trial
 from harness.launch.command import write_trial_config
 from harness.launch.retry import halved, retry_note
 from harness.launch.runner import Launch, Watcher, run_trial
-from harness.protocol import Event, Failed, Step, StopRequest, TrialResult
+from harness.protocol import Eval, Event, Failed, Step, StopRequest, TrialResult
 from harness.space.params import ALPHA_PER_RANK
 from harness.study.budget import STOPPED, budget_lock, requeue
 from harness.study.handles import storage_of, trial_id
@@ -28,7 +28,7 @@ from harness.study.liveness import worker_id
 from harness.study.record import ESTIMATED_ATTR, OUTPUT_DIR, RUN_ID, WORKER, StudyRecord
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
-from harness.sweep.judge import PruneWatch, Verdict, judge
+from harness.sweep.judge import PruneWatch, Verdict, Why, judge
 from harness.sweep.sizing import MEMORY_CONSTRAINT, Sized, Sizing
 from harness.sweep.slots import Slot
 from harness.sweep.telling import tell
@@ -90,15 +90,18 @@ class Objective:
         """The trial run where its estimate fits (on a slot of shared GPUs: once one has room
         for it), then judged; or ended as too big."""
         if sized.estimate is not None:
-            run.log_metric(ESTIMATED_METRIC, sized.estimate.total_mb)
+            run.log_metric(ESTIMATED_METRIC, sized.estimate.measured_like_mb)
         if sized.too_big:
             self._too_big(trial, sized, run=run)
             return
         with self._gpus_for(sized, slot) as placed:
             if not placed:  # the sweep stopped while the trial waited for room
-                tell(self.ctx, trial, Verdict("FAIL", "interrupted"), run=run)
+                why: Why = "disk_full" if self.ctx.control.halted is not None else \
+                    "interrupted"
+                told = tell(self.ctx, trial, Verdict("FAIL", why), run=run)
                 run.terminate("KILLED")
-                self._requeue(trial)
+                if told:
+                    self._requeue(trial)
                 return
             if slot.book is not None:
                 run.set_tag("harness.gpus", ",".join(slot.gpus))
@@ -161,11 +164,11 @@ class Objective:
         smaller = halved(config) if result.reason == "oom" else None
         if smaller is None or result.interrupted or self.ctx.control.stop.is_set():
             return result
-        done = max((e.step for e in result.events if isinstance(e, Step)), default=0)
-        note = retry_note(config, smaller, failed_at=done + 1)
+        done = max((e.step for e in result.events if isinstance(e, Step | Eval)), default=0)
+        note = retry_note(config, smaller, after=done)
         self.ctx.console.print(f"trial {trial.number}: {note}")
         trial.set_user_attr(RETRY_TAG, note)
-        run.retried(note, logged_until=done)
+        run.retried(note, logged_until=done, seen=result.events)
         start_again(out)
         write_trial_config(smaller, out)
         watch = SweepWatch(self.ctx, trial, run=run, reported_until=done)

@@ -4,6 +4,7 @@ the margin is an Optuna constraint, so the sampler learns where trials stop fitt
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -61,13 +62,23 @@ class Sizing:
     def size(self, config: TrainConfig, slot: Slot) -> Sized:
         """``config``'s estimate against what ``slot`` offers one of its processes."""
         shape = self._shape(config.model)
-        found = None if shape is None else estimate(config, shape, device=self.device)
+        device = self.device_of(slot)
+        found = None if shape is None else estimate(config, shape, device=device)
         return Sized(found, self.limit_mb(slot))
 
+    def device_of(self, slot: Slot) -> Device:
+        """A slot given GPUs trains on them, whatever this process can read of them."""
+        return "cuda" if slot.gpus or slot.book is not None else self.device
+
     def limit_mb(self, slot: Slot) -> float:
-        if slot.book is not None and self.limit_gb is None:
-            return slot.book.largest_mb()  # what an empty GPU of the slot's may take
-        return limit_mb(limit_gb=self.limit_gb, device=self.device, gpus=self.gpus,
+        """What one process of a trial in ``slot`` may use: the study's limit, then on shared
+        GPUs the room of the smallest empty GPU a trial of the slot could be placed on."""
+        limit = math.inf if self.limit_gb is None else self.limit_gb * 1024
+        if slot.book is not None:
+            return min(limit, slot.book.largest_mb(slot.processes))
+        if self.device_of(slot) == "cuda" and not self.gpus and self.limit_gb is None:
+            return math.inf  # GPUs whose memory cannot be read: nothing to hold a trial to
+        return limit_mb(limit_gb=self.limit_gb, device=self.device_of(slot), gpus=self.gpus,
                         held=slot.gpus)
 
     def _shape(self, model: str) -> ModelShape | None:

@@ -63,17 +63,15 @@ def gpu_slots(gpus: list[str], per_trial: int) -> list[Slot]:
 
 def shared_slots(gpus: list[str], *, per_trial: int, per_gpu: int,
                  capacity_mb: dict[str, float] | None) -> list[Slot]:
-    """Slots that share ``gpus`` by memory, ``per_gpu`` trials on each at most."""
+    """Slots that share ``gpus`` by memory, ``per_gpu`` trials on each at most; whole-GPU slots
+    when their free memory cannot be read."""
     from harness.memory.device import gpu_memory_mb
 
-    gpu_slots(gpus, per_trial)  # the same check: whole groups of GPUs
+    whole = gpu_slots(gpus, per_trial)  # the same check: whole groups of GPUs
     known = gpu_memory_mb(free=True) if capacity_mb is None else capacity_mb
-    missing = [g for g in gpus if g not in known]
-    if missing:
-        raise HarnessError(f"--gpus {','.join(gpus)}: cannot read the free memory of GPU "
-                           f"{','.join(missing)} (nvidia-smi); pass --per-gpu 1 to give each "
-                           "trial whole GPUs")
-    book = GpuBook({g: known[g] for g in gpus})
+    if any(g not in known for g in gpus):
+        return whole  # their memory cannot be read (no nvidia-smi): whole GPUs, as before
+    book = GpuBook({g: known[g] for g in gpus}, per_gpu=per_gpu)
     count = len(gpus) // per_trial * per_gpu
     return [Slot(f"slot {i}", book=book, processes=per_trial) for i in range(count)]
 

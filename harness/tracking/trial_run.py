@@ -73,7 +73,8 @@ TASK_METRICS: dict[type[Event], dict[str, str]] = {
 `eval/exact_match`, `test/exact_match`, `base/test_exact_match`, ..."""
 
 ESTIMATED_METRIC = "memory/estimated_mb"
-"""A trial's memory estimate made before launch, beside its measured `memory/peak_mb`."""
+"""A trial's memory estimate made before launch, as its measured `memory/peak_mb` measures:
+the tensors on a GPU, the whole process on the CPU (`Estimate.measured_like_mb`)."""
 RETRY_TAG = "harness.retry"
 """The tag of a trial run retried after running out of memory (and the Optuna trial's user
 attribute): what the retry changed."""
@@ -109,6 +110,8 @@ class TrialRun:
         self.logged_until = -1
         """A retried trial's steps up to this one were logged by its first run: the retry
         trains the same steps, so they are not logged twice."""
+        self.logged_once: set[type[Event]] = set()
+        """The once-per-trial events (start, base eval) its first run logged already."""
         self._create(parent_run_id, tags or {})
 
     def _create(self, parent_run_id: str | None, tags: dict[str, str]) -> None:
@@ -145,10 +148,12 @@ class TrialRun:
         self.outbox.send("log_batch", RUN, metrics=[Metric(name, float(value),
                                                           int(time.time() * 1000), step)])
 
-    def retried(self, note: str, *, logged_until: int) -> None:
-        """The trial runs again from its start (see `harness.launch.retry`)."""
+    def retried(self, note: str, *, logged_until: int, seen: list[Event]) -> None:
+        """The trial runs again from its start (see `harness.launch.retry`); its first run
+        logged its steps up to ``logged_until`` and ``seen``'s start and base eval."""
         self.set_tag(RETRY_TAG, note)
         self.logged_until = logged_until
+        self.logged_once = {type(e) for e in seen if isinstance(e, Started | BaseEval)}
 
     def on_event(self, event: Event) -> None:
         if self._logged_already(event):
@@ -171,7 +176,7 @@ class TrialRun:
         if self.logged_until < 0:
             return False
         if isinstance(event, Started | BaseEval):
-            return True
+            return type(event) in self.logged_once
         return isinstance(event, Step | Eval) and event.step <= self.logged_until
 
     def _log_metrics(self, event: Event, names: dict[str, str], *, step: int) -> None:

@@ -37,7 +37,7 @@ def test_an_out_of_memory_trial_is_retried_in_halves_and_trains_the_same_steps(
     assert sweep(space, stores) == 0
     (trial,) = load_study("tiny", open_storage(stores["storage"])).trials
     assert trial.state == State.COMPLETE, trial.user_attrs
-    assert "out of memory at step 3" in trial.user_attrs[RETRY_TAG]
+    assert "out of memory after step 2" in trial.user_attrs[RETRY_TAG]
     assert trial.constraints[MEMORY_CONSTRAINT] < 0 and trial.user_attrs[ESTIMATED_ATTR] > 0
 
     out = TrialDir(tmp_path / "studies" / "tiny" / "trial-0000")

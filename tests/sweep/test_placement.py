@@ -61,9 +61,17 @@ def test_waiting_ends_when_the_sweep_stops_and_groups_take_several_gpus() -> Non
     book = GpuBook({"0": 1_000, "1": 1_000, "2": 500})
     stop = threading.Event()
     stop.set()
-    assert book.book(2_000, stop=stop) is None
     assert book.book(600, 2) == ["0", "1"]  # a data-parallel trial: two GPUs with room
     assert book.book(400, 2, stop=stop) is None  # only GPU 2 has room left
+    with pytest.raises(HarnessError, match="fits none of them even empty"):
+        book.book(950, 1)  # more than any GPU holds: it would wait forever
+
+
+def test_no_gpu_takes_more_trials_than_per_gpu() -> None:
+    book = GpuBook({"0": 80_000, "1": 1_000}, per_gpu=2)
+    assert book.book(100) == ["0"] and book.book(100) == ["0"]
+    assert book.book(100) == ["1"]  # GPU 0 has room, but holds two trials already
+    assert book.largest_mb(2) == 900  # a two-GPU trial is held to the smaller one
 
 
 def test_slots_share_the_listed_gpus_by_memory() -> None:
@@ -73,8 +81,9 @@ def test_slots_share_the_listed_gpus_by_memory() -> None:
     assert slots[0].book is not None and set(slots[0].book.room_mb) == {"0", "1"}
     assert make_slots(gpus=["0", "1"], parallel=1, per_gpu=1)[1].env() == \
         {"CUDA_VISIBLE_DEVICES": "1"}  # whole GPUs, as before
-    with pytest.raises(HarnessError, match="cannot read the free memory of GPU 1"):
-        make_slots(gpus=["0", "1"], parallel=1, per_gpu=2, capacity_mb={"0": 1.0})
+    # GPU 1's memory cannot be read (no nvidia-smi): whole GPUs, one trial each
+    unread = make_slots(gpus=["0", "1"], parallel=1, per_gpu=2, capacity_mb={"0": 1.0})
+    assert [s.book for s in unread] == [None, None] and unread[1].gpus == ["1"]
 
 
 def test_the_objective_starts_a_trial_where_its_estimate_fits(tmp_path: Path,
