@@ -116,7 +116,8 @@ class Objective:
         if slot.book is None:
             yield True
             return
-        need = sized.estimate.total_mb if sized.estimate else slot.book.largest_mb()
+        need = sized.estimate.total_mb if sized.estimate else \
+            slot.book.largest_mb(slot.processes)
         with slot.book.placed(need, slot.processes, stop=self.ctx.control.stop) as gpus:
             slot.gpus = gpus or []
             yield gpus is not None
