@@ -38,6 +38,13 @@ def test_study_experiments_are_model_training_pages_and_the_link_lands_on_runs(
     assert landing("http://h:1", client, "first") == f"http://h:1/#/experiments/{first}/{runs}"
 
 
+def stoppable() -> None:
+    """Ctrl-C and SIGTERM reach `harness ui` as from a terminal, even when the test run was
+    started in the background (`make test &` ignores SIGINT, and its children inherit that)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
         tmp_path: Path, stop: signal.Signals) -> None:
@@ -47,7 +54,8 @@ def test_harness_ui_says_when_it_answers_and_stops_with_its_server(
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen([sys.executable, "-m", "harness", "ui", "--tracking-uri", uri,
                              "--port", port, "--study", "demo"], cwd=tmp_path, env=env,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=stoppable)
     started: set[int] = set()
     try:
         assert proc.stderr is not None
