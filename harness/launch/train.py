@@ -42,13 +42,14 @@ def dry_run(config_path: str, *, console: Console | None = None) -> bool:
     config = load_train_config(config_path)
     console.print(check_trial_data(config).line(), markup=False)
     shape = model_shape(config.model)
-    here = device_kind()
-    for device in ("cuda", "cpu"):
+    gpus = gpu_memory_mb()
+    here = device_kind(gpus)
+    found = {device: estimate(config, shape, device=device) for device in ("cuda", "cpu")}
+    for device, one in found.items():
         mark = " (this machine)" if device == here else ""
-        console.print(f"memory{mark}: {estimate(config, shape, device=device).line()}",
-                      markup=False)
-    room = limit_mb(limit_gb=None, device=here, gpus=gpu_memory_mb())
-    total = estimate(config, shape, device=here).total_mb
+        console.print(f"memory{mark}: {one.line()}", markup=False)
+    room = limit_mb(limit_gb=None, device=here, gpus=gpus)
+    total = found[here].total_mb
     fits = total <= room
     console.print(f"{'fits' if fits else '[red]too big[/]'}: {total:,.0f} MB of "
                   f"{room:,.0f} MB {'per GPU' if here == 'cuda' else 'of RAM'} here")

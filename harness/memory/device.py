@@ -35,9 +35,10 @@ def ram_mb() -> float:
     raise OSError("/proc/meminfo has no MemTotal")
 
 
-def device_kind() -> Device:
-    """Where a trial started from here trains: a GPU when this machine has one."""
-    return "cuda" if gpu_memory_mb() else "cpu"
+def device_kind(gpus: dict[str, float] | None = None) -> Device:
+    """Where a trial started from here trains: a GPU when this machine has one (``gpus``: what
+    `gpu_memory_mb` already read, so that `nvidia-smi` runs once)."""
+    return "cuda" if (gpu_memory_mb() if gpus is None else gpus) else "cpu"
 
 
 def limit_mb(*, limit_gb: float | None, device: Device, gpus: dict[str, float],

@@ -50,9 +50,9 @@ class Sizing:
 
     def __init__(self, *, limit_gb: float | None, device: Device | None = None,
                  gpus: dict[str, float] | None = None) -> None:
-        self.device: Device = device or device_kind()
         self.gpus = gpu_memory_mb() if gpus is None else gpus
         """Each GPU's memory in MB, by index."""
+        self.device: Device = device or device_kind(self.gpus)
         self.limit_gb = limit_gb
         self.unsized: dict[str, str] = {}
         """Base models whose shape could not be read, with why."""
