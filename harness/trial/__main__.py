@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
+from harness.trial.parallel import exit_process
 from harness.trial.recipe import main
 
-sys.exit(main())
+exit_process(main())

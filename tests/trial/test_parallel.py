@@ -4,6 +4,8 @@ stops and fails as one."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ def test_two_processes_train_like_one_accumulating_both_batches(
     two = launched(configs[1], tmp_path / "two")
     assert one.reason == "finished", one.log_tail
     assert two.reason == "finished", two.log_tail
+    assert "terminate called" not in two.log_tail  # no process aborted on its way out
 
     assert [len(of_kind(two, k)) for k in (Started, BaseEval, Finished)] == [1, 1, 1]
     (started_two,), (started_one,) = of_kind(two, Started), of_kind(one, Started)
@@ -133,3 +136,30 @@ def test_a_sweep_runs_its_trials_on_the_processes_the_space_asks_for(
         if r.data.tags.get("optuna.trial") == "0"]
     assert run.info.status == "FINISHED"
     assert run.data.params["training.num_processes"] == "2"
+
+
+ENDING = """
+import atexit, sys, torch.distributed as dist
+from harness.trial.parallel import exit_process
+class Kept:
+    def __del__(self):
+        print("finalized", flush=True)
+kept = Kept()
+atexit.register(print, "exit handlers ran")
+if sys.argv[1] == "group":
+    dist.init_process_group("gloo", store=dist.FileStore(sys.argv[2], 1), rank=0, world_size=1)
+print("ending", end=" ")
+exit_process(3)
+"""
+
+
+@pytest.mark.parametrize("group", ["group", "alone"])
+def test_a_process_of_a_group_ends_without_the_teardown_that_aborts_it(
+        tmp_path: Path, group: str) -> None:
+    # a gloo thread freeing its last collective's tensors during teardown aborted one
+    # two-process trial exit in four to ten, failing a trial that had written everything
+    done = subprocess.run([sys.executable, "-c", ENDING, group, str(tmp_path / "store")],
+                          capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("ending exit handlers ran")  # output flushed, handlers run
+    assert ("finalized" in done.stdout) == (group == "alone"), done.stdout
