@@ -25,11 +25,11 @@ from harness.space.params import ALPHA_PER_RANK
 from harness.study.budget import STOPPED, budget_lock, requeue
 from harness.study.handles import storage_of, trial_id
 from harness.study.liveness import worker_id
-from harness.study.record import ESTIMATED_ATTR, OUTPUT_DIR, RUN_ID, WORKER, StudyRecord
+from harness.study.record import OUTPUT_DIR, RUN_ID, WORKER, StudyRecord
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.judge import PruneWatch, Verdict, Why, judge
-from harness.sweep.sizing import MEMORY_CONSTRAINT, Sized, Sizing
+from harness.sweep.sizing import Sized, Sizing, keep_size
 from harness.sweep.slots import Slot
 from harness.sweep.telling import tell
 from harness.tracking.study_run import StudyRun
@@ -125,10 +125,7 @@ class Objective:
     def _size(self, trial: optuna.Trial, config: TrainConfig, slot: Slot) -> Sized:
         """The trial's estimate, kept with it (and as its constraint)."""
         sized = self.sizing.size(config, slot)
-        if sized.estimate is not None:
-            trial.set_user_attr(ESTIMATED_ATTR, round(sized.estimate.total_mb))
-            if self.constrained:
-                trial.set_constraint(MEMORY_CONSTRAINT, sized.margin_gb)
+        keep_size(trial, sized, constrained=self.constrained)
         return sized
 
     def _too_big(self, trial: optuna.Trial, sized: Sized, *, run: TrialRun) -> None:

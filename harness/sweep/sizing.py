@@ -7,13 +7,18 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from harness.config import TrainConfig
 from harness.errors import HarnessError
 from harness.memory.device import device_kind, gpu_memory_mb, limit_mb
 from harness.memory.estimate import Device, Estimate, estimate
 from harness.memory.shape import ModelShape, model_shape
+from harness.study.record import ESTIMATED_ATTR
 from harness.sweep.slots import Slot
+
+if TYPE_CHECKING:
+    import optuna
 
 MEMORY_CONSTRAINT = "memory_gb"
 """The Optuna constraint: estimated GB above the trial's device (feasible at 0 or below)."""
@@ -43,6 +48,16 @@ class Sized:
                 f"{self.limit_mb:,.0f} MB ({self.estimate.line()}); lower training."
                 "micro_batch_size or data.cutoff_len, quantize, turn on "
                 "gradient_checkpointing, or narrow the search space")
+
+
+def keep_size(trial: optuna.Trial, sized: Sized, *, constrained: bool) -> None:
+    """The trial's estimate kept with it and, in a study that records it, its margin as the
+    constraint. A trial run unsized counts as fitting (margin 0): it does run, and Optuna's GP
+    sampler refuses a study where some trials have the constraint and others not."""
+    if sized.estimate is not None:
+        trial.set_user_attr(ESTIMATED_ATTR, round(sized.estimate.total_mb))
+    if constrained:
+        trial.set_constraint(MEMORY_CONSTRAINT, sized.margin_gb)
 
 
 class Sizing:
