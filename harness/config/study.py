@@ -60,7 +60,8 @@ class StudySettings:
     timeout: float | None = None
     """Stop starting new trials after this many seconds."""
     trial_timeout: float | None = None
-    """A trial running longer than this many seconds is stopped and counted as failed."""
+    """A trial running longer than this many seconds is stopped and counted as failed (its
+    retry after running out of memory included)."""
     memory_limit_gb: float | None = None
     """Memory one process of a trial may use, in GB; None: its device's (the GPU's memory, or
     this machine's on the CPU). A trial estimated above it ends before it starts

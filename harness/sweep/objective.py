@@ -8,6 +8,7 @@ A trial stopped by Ctrl-C or a full disk, or whose result could not all be writt
 from __future__ import annotations
 
 import contextlib
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -157,10 +158,15 @@ class Objective:
 
     def _train(self, trial: optuna.Trial, run: TrialRun, *, config: TrainConfig, out: Path,
                slot: Slot) -> TrialResult:
-        """The trial's run; out of memory, once more in smaller forward passes."""
-        result = self._attempt(trial, SweepWatch(self.ctx, trial, run=run), out=out, slot=slot)
+        """The trial's run; out of memory, once more in smaller forward passes, in what is
+        left of its `trial_timeout`."""
+        started = time.monotonic()
+        result = self._attempt(trial, SweepWatch(self.ctx, trial, run=run), out=out, slot=slot,
+                               timeout=self._time_left(started))
         smaller = halved(config) if result.reason == "oom" else None
-        if smaller is None or result.interrupted or self.ctx.control.stop.is_set():
+        left = self._time_left(started)
+        if smaller is None or result.interrupted or self.ctx.control.stop.is_set() or \
+                (left is not None and left <= 0):
             return result
         done = max((e.step for e in result.events if isinstance(e, Step | Eval)), default=0)
         note = retry_note(config, smaller, after=done)
@@ -170,13 +176,16 @@ class Objective:
         start_again(out)
         write_trial_config(smaller, out)
         watch = SweepWatch(self.ctx, trial, run=run, reported_until=done)
-        return self._attempt(trial, watch, out=out, slot=slot)
+        return self._attempt(trial, watch, out=out, slot=slot, timeout=left)
 
-    def _attempt(self, trial: optuna.Trial, watch: SweepWatch, *, out: Path,
-                 slot: Slot) -> TrialResult:
-        ctx = self.ctx
-        result = self.launch(Launch(out, timeout=ctx.space.study.trial_timeout,
-                                    threads=slot.cpu_threads,
+    def _time_left(self, started: float) -> float | None:
+        """Seconds left of the trial's `trial_timeout` (None: no limit)."""
+        limit = self.ctx.space.study.trial_timeout
+        return None if limit is None else limit - (time.monotonic() - started)
+
+    def _attempt(self, trial: optuna.Trial, watch: SweepWatch, *, out: Path, slot: Slot,
+                 timeout: float | None) -> TrialResult:
+        result = self.launch(Launch(out, timeout=timeout, threads=slot.cpu_threads,
                                     env={**for_trial(trial.number), **slot.env()}), watch)
         if result.reason == "pruned" and watch.prune.why:
             # the child only knows it got a SIGTERM; the reason is the parent's

@@ -10,12 +10,15 @@ import optuna
 import pytest
 from helpers import client, stand_in, sweep_context
 
+from harness.launch.runner import Launch, Watcher
+from harness.protocol import TrialResult
 from harness.study.record import LOG_TAIL, MESSAGE, OUTPUT_DIR, REASON, RUN_ID
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.objective import Objective
 from harness.sweep.slots import Slot
 from harness.tracking.study_run import StudyRun
+from harness.tracking.trial_run import RETRY_TAG
 
 State = optuna.trial.TrialState
 STARTED = {"event": "started", "pid": 1, "total_steps": 12, "train_examples": 8,
@@ -129,3 +132,24 @@ def test_a_searched_alpha_per_rank_is_a_param_of_the_trial_run(tmp_path: Path) -
     assert params["lora.alpha_per_rank"] == str(per_rank)
     assert float(params["lora.alpha"]) == per_rank * trial.params["lora.r"]
     assert "quantization.quant_type" not in params  # a full-precision trial: no 4-bit setting
+
+
+def test_a_retry_after_running_out_of_memory_has_what_is_left_of_the_trial_timeout(
+        tmp_path: Path) -> None:
+    ctx = sweep_context(tmp_path)
+    ctx.space.study.trial_timeout = 600.0
+    timeouts: list[float | None] = []
+    launch = stand_in(lambda out: failing("oom", 12))
+
+    def timed(given: Launch, watcher: Watcher) -> TrialResult:
+        timeouts.append(given.timeout)
+        return launch(given, watcher)
+
+    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
+    Objective(ctx, parent=parent, deliveries=Deliveries(), launch=timed)(
+        ctx.study.ask(), Slot(""))
+    (trial,) = ctx.study.get_trials(deepcopy=False)
+    assert trial.user_attrs[REASON] == "oom" and RETRY_TAG in trial.user_attrs
+    first, retry = timeouts
+    assert first is not None and retry is not None and 0 < retry < first <= 600.0
+
