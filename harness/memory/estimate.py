@@ -36,26 +36,38 @@ ADAPTER_BYTES = 4
 """peft keeps adapter weights in float32, and casts their inputs to it."""
 ADAM_BYTES = 16
 """Per trainable parameter: float32 weight, gradient and AdamW's two moments."""
-CPU_RUNTIME_MB = 400.0
-"""Resident memory of a trial process before its model loads: Python, torch, transformers,
-peft, accelerate and bitsandbytes imported, the tokenizer and the encoded data (measured on
-the CPU, `bench/memory_estimate.py`)."""
 CUDA_CONTEXT_MB = 600.0
 """The CUDA context and kernels of one process (about 500-700 MB on recent drivers)."""
 CUDA_SLACK = 0.10
 """Share the caching allocator holds beyond what tensors use (fragmentation, rounding)."""
-CPU_SLACK = {False: 0.52, True: 0.89}
-"""Resident memory glibc's allocator keeps beyond live tensors on the CPU, as a share of what
-one forward pass without gradient checkpointing keeps, by whether checkpointing is on (the
-blocks it recomputes free their tensors into the heap again, and the heap keeps them). Fitted
-on `bench/memory_estimate.py`'s matrix."""
-CPU_DEQUANTIZED = 1.1
-"""On the CPU bitsandbytes multiplies by float32 copies of the quantized weights, and the heap
-keeps them: this many float32 copies of the quantized blocks (fitted likewise; a GPU
-dequantizes one layer at a time into memory its allocator reuses)."""
 LOGIT_COPIES = 2
 """Vocabulary-wide float32 tensors per token alive at the loss's backward, beside the logits
 themselves: their log-softmax and its gradient."""
+
+
+@dataclass(frozen=True)
+class CpuFit:
+    """What a trial process holds on the CPU beyond its tensors: figures fitted to measured
+    peaks by `bench/memory_estimate.py --fit`; the estimate is linear in each."""
+
+    runtime_mb: float = 400.0
+    """Resident memory of a trial process before its model loads: Python, torch,
+    transformers, peft, accelerate and bitsandbytes imported, the tokenizer and the data."""
+    slack: float = 0.52
+    """Resident memory glibc's allocator keeps beyond live tensors, as a share of what one
+    forward pass without gradient checkpointing keeps."""
+    slack_checkpointed: float = 0.89
+    """The same share with gradient checkpointing (the blocks it recomputes free their tensors
+    into the heap again, and the heap keeps them)."""
+    dequantized: float = 1.1
+    """bitsandbytes multiplies by float32 copies of the quantized weights on the CPU, and the
+    heap keeps them: this many float32 copies of the quantized blocks (a GPU dequantizes one
+    layer at a time into memory its allocator reuses)."""
+
+
+CPU_FIT = CpuFit()
+"""`bench/memory_estimate.py --fit` on this project's 2-core CPU machine, rounded
+(bench/RESULTS.md)."""
 
 
 @dataclass(frozen=True)
@@ -191,18 +203,20 @@ def training_bytes(config: TrainConfig, shape: ModelShape,
     return tokens * kept, tokens * logits, tokens * every
 
 
-def estimate(config: TrainConfig, shape: ModelShape, *, device: Device) -> Estimate:
-    """The peak memory of one process of the trial ``config`` on ``device``."""
+def estimate(config: TrainConfig, shape: ModelShape, *, device: Device,
+             cpu: CpuFit = CPU_FIT) -> Estimate:
+    """The peak memory of one process of the trial ``config`` on ``device`` (on the CPU with
+    the fitted figures ``cpu``)."""
     activations, logits, every = training_bytes(config, shape, device)
     weights = weight_bytes(config, shape, device)
     adapter = adapter_parameters(config, shape) * ADAM_BYTES
     on_gpu = device == "cuda"
     if not on_gpu and config.quantization.mode != "none":
-        weights += CPU_DEQUANTIZED * 4 * shape.layers * shape.block_parameters()
+        weights += cpu.dequantized * 4 * shape.layers * shape.block_parameters()
     used = weights + adapter + activations + logits
-    slack = CUDA_SLACK * used if on_gpu else \
-        CPU_SLACK[config.training.gradient_checkpointing] * every
-    return Estimate(runtime_mb=CUDA_CONTEXT_MB if on_gpu else CPU_RUNTIME_MB,
+    share = cpu.slack_checkpointed if config.training.gradient_checkpointing else cpu.slack
+    slack = CUDA_SLACK * used if on_gpu else share * every
+    return Estimate(runtime_mb=CUDA_CONTEXT_MB if on_gpu else cpu.runtime_mb,
                     weights_mb=weights / MB, adapter_mb=adapter / MB,
                     activations_mb=activations / MB, logits_mb=logits / MB,
                     slack_mb=slack / MB, device=device)
