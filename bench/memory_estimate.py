@@ -27,17 +27,18 @@ import dataclasses
 import json
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from common import ROOT, harness_trial
-from random_llama import build
+from random_llama import SHAPES, build, llama_config
 
 from harness.config import TrainConfig, from_mapping
 from harness.memory.estimate import CPU_FIT, CpuFit, estimate
-from harness.memory.shape import ModelShape, model_shape
+from harness.memory.shape import ModelShape, model_shape, shape_from_config
 from harness.protocol import Finished
 
 TOOLFORMER = ROOT.parent / "shared" / "data" / "gpteacher-toolformer" / \
@@ -107,8 +108,15 @@ def measure(label: str, config: TrainConfig, out: Path) -> float:
     return finished.peak_memory_mb
 
 
-Row = tuple[str, TrainConfig, ModelShape, float]
-"""A config's label, its config, its model's shape and its measured peak (MB)."""
+class Row(NamedTuple):
+    """One config of the matrix with its measured peak."""
+
+    label: str
+    config: TrainConfig
+    shape: ModelShape
+    peak_mb: float
+    held_out: bool = False
+    """Kept out of `fit`, to test the fitted figures out of sample."""
 
 
 def fit(rows: list[Row]) -> CpuFit:
@@ -116,64 +124,76 @@ def fit(rows: list[Row]) -> CpuFit:
     a figure no config of ``rows`` depends on keeps its value."""
     names = [f.name for f in dataclasses.fields(CpuFit)]
 
-    def total(config: TrainConfig, shape: ModelShape, cpu: CpuFit) -> float:
-        return estimate(config, shape, device="cpu", cpu=cpu).total_mb
+    def total(row: Row, cpu: CpuFit) -> float:
+        return estimate(row.config, row.shape, device="cpu", cpu=cpu).total_mb
 
     zero = dataclasses.replace(CPU_FIT, **dict.fromkeys(names, 0.0))
     design, target = [], []
-    for _, config, shape, peak in rows:
-        base = total(config, shape, zero)
-        design.append([(total(config, shape, dataclasses.replace(zero, **{n: 1.0})) - base)
-                       / peak for n in names])
-        target.append((peak - base) / peak)
+    for row in rows:
+        base = total(row, zero)
+        design.append([(total(row, dataclasses.replace(zero, **{n: 1.0})) - base) / row.peak_mb
+                       for n in names])
+        target.append((row.peak_mb - base) / row.peak_mb)
     matrix = np.array(design)
     used = [j for j in range(len(names)) if np.any(matrix[:, j])]
+    if np.linalg.matrix_rank(matrix[:, used]) < len(used):
+        raise SystemExit(f"--fit: {len(rows)} configs cannot tell {len(used)} figures apart; "
+                         "fit on more of the matrix")
     solved = np.linalg.lstsq(matrix[:, used], np.array(target), rcond=None)[0]
     return dataclasses.replace(CPU_FIT, **{names[j]: round(float(v), 3)
                                            for j, v in zip(used, solved, strict=True)})
 
 
-def report(rows: list[Row], *, device: str, cpu: CpuFit = CPU_FIT) -> None:
-    """The matrix as a table (the estimate against the measured peak) and its summary."""
+def report(rows: Iterable[Row], *, device: str, cpu: CpuFit = CPU_FIT) -> list[Row]:
+    """The matrix as a table (the estimate against the measured peak, a line as each config
+    is measured) and its summary; the rows."""
     print("| config | estimate MB | measured MB | error | estimate by part |\n"
-          "| --- | ---: | ---: | ---: | --- |")
-    errors = []
-    for label, config, shape, peak in rows:
-        est = estimate(config, shape, device="cuda" if device == "cuda" else "cpu", cpu=cpu)
-        compared = est.tensors_mb if device == "cuda" else est.total_mb
+          "| --- | ---: | ---: | ---: | --- |", flush=True)
+    seen, errors = [], []
+    for row in rows:
+        est = estimate(row.config, row.shape, device="cuda" if device == "cuda" else "cpu",
+                       cpu=cpu)
+        compared, peak = (est.tensors_mb if device == "cuda" else est.total_mb), row.peak_mb
+        seen.append(row)
         errors.append(abs(compared - peak) / peak)
+        label = row.label + (" (held out of the fit)" if row.held_out else "")
         print(f"| {label} | {compared:,.0f} | {peak:,.0f} | {(compared - peak) / peak:+.1%} | "
               f"{est.line()} |", flush=True)
     within = sum(e <= 0.15 for e in errors)
-    print(f"\n{len(rows)} configs on {device}: {within} within 15 %, largest error "
+    print(f"\n{len(seen)} configs on {device}: {within} within 15 %, largest error "
           f"{max(errors):.1%}, mean {sum(errors) / len(errors):.1%}")
+    return seen
 
 
-def measured_rows(chosen: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace,
-                  work: Path) -> list[Row]:
-    """Each chosen config with its peak: measured by a real trial, or read from
-    ``--measured``."""
-    known = {}
-    if args.measured:
-        known = {r["label"]: r["peak_mb"] for r in map(json.loads, args.measured.open())}
+def measured_rows(chosen: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace, *,
+                  work: Path) -> Iterator[Row]:
+    """Each chosen config with its peak: read from ``--measured`` (configs it lacks are
+    skipped, and a random Llama's shape comes from its config alone), else measured by a real
+    trial."""
+    known = {r["label"]: r for r in map(json.loads, args.measured.open())} \
+        if args.measured else {}
     text = raw_text(work / "corpus.txt")
     models: dict[str, str] = {"embedded": "smollm2-135m-instruct"}
     if args.model:
         models[args.model] = args.model
-    rows: list[Row] = []
-    for label, model, settings in chosen:
+    for n, (label, model, settings) in enumerate(chosen):
+        record = known.get(label)
+        if args.measured and record is None:
+            print(f"{label}: not in {args.measured}, skipped", file=sys.stderr)
+            continue
+        if record is not None and model in SHAPES:  # its shape is all the estimate needs
+            config = config_of(model, settings, text=text, out=work / "trial")
+            shape = shape_from_config(llama_config(model).to_dict(), source=model)
+            yield Row(label, config, shape, record["peak_mb"], record.get("held_out", False))
+            continue
         if model not in models:
             models[model] = str(build(work / model, size=model))
         config = config_of(models[model], settings, text=text, out=work / "trial")
-        peak = known.get(label)
-        if peak is None:
-            peak = measure(label, config, work / f"trial-{len(rows)}")
-            if args.save:
-                with args.save.open("a") as f:
-                    f.write(json.dumps({"label": label, "peak_mb": peak}) + "\n")
-        rows.append((label, config, model_shape(config.model), peak))
-        print(f"{label}: {peak:,.0f} MB", file=sys.stderr, flush=True)
-    return rows
+        peak = record["peak_mb"] if record else measure(label, config, work / f"trial-{n}")
+        if args.save and not record:
+            with args.save.open("a") as f:
+                f.write(json.dumps({"label": label, "peak_mb": peak}) + "\n")
+        yield Row(label, config, model_shape(config.model), peak)
 
 
 def main() -> int:
@@ -190,11 +210,13 @@ def main() -> int:
     if args.model:
         chosen = [("given model 4x64", args.model, {"data.cutoff_len": 64})]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = measured_rows(chosen, args, Path(tempfile.mkdtemp(prefix="memory-bench-")))
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}\n")
-    report(rows, device=device)
-    if args.fit and device == "cpu":
-        fitted = fit(rows)
+    work = Path(tempfile.mkdtemp(prefix="memory-bench-"))
+    rows = report(measured_rows(chosen, args, work=work), device=device)
+    if args.fit and device != "cpu":
+        print("\n--fit: the fitted figures are the CPU's heap and process; nothing to fit here")
+    elif args.fit:
+        fitted = fit([row for row in rows if not row.held_out])
         print(f"\nfitted: {fitted}\n")
         report(rows, device=device, cpu=fitted)
     return 0

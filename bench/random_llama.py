@@ -26,19 +26,28 @@ SHAPES: dict[str, dict[str, int]] = {
 }
 
 
-def build(path: Path, *, size: str = "1b") -> Path:
-    """Write the model (bf16 where CUDA is, else fp32) and tokenizer to ``path``; returns it."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(size: str) -> Any:
+    """The transformers config of the Llama of ``size``, with the embedded model's tokens."""
+    from transformers import LlamaConfig
 
     from harness.models import training_tokenizer
 
     tokenizer = training_tokenizer("smollm2-135m-instruct")
-    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
-                         **SHAPES[size])
+    return LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2048,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+                       **SHAPES[size])
+
+
+def build(path: Path, *, size: str = "1b") -> Path:
+    """Write the model (bf16 where CUDA is, else fp32) and tokenizer to ``path``; returns it."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from harness.models import training_tokenizer
+
+    tokenizer = training_tokenizer("smollm2-135m-instruct")
+    config = llama_config(size)
     torch.manual_seed(0)
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):

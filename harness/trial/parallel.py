@@ -12,8 +12,10 @@ for the others in the next collective.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
+import threading
 from typing import Any, NoReturn
 
 
@@ -56,12 +58,17 @@ def exit_process(code: int) -> NoReturn:
     SIGABRT). accelerate's launcher turns that into a failed trial although every event and the
     adapter were written: one two-process exit in four to ten on this 2-core machine. Destroying
     the process group first is not enough (DDP's reducer keeps it alive), so such a process
-    runs its exit handlers, flushes its output and leaves without finalizing.
+    does what a normal exit does first (waits for its other non-daemon threads, runs its exit
+    handlers, flushes its output) and leaves without finalizing.
     """
     dist = sys.modules.get("torch.distributed")  # never imported: never joined a group
     if dist is None or not dist.is_available() or not dist.is_initialized():
         sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        with contextlib.suppress(OSError, ValueError):  # a full disk must not change the code
+            stream.flush()
     os._exit(code)

@@ -3,8 +3,9 @@ in; fitted to peaks that a known set of figures produced, it finds those figures
 
 from __future__ import annotations
 
-import sys
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,33 +14,48 @@ from harness.memory.known import KNOWN
 from harness.memory.shape import shape_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from memory_estimate import MATRIX, config_of, fit  # noqa: E402
-
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def test_the_fit_finds_the_figures_that_made_the_peaks(tmp_path: Path) -> None:
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """bench/memory_estimate.py, its folder on the path for this test only."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module("memory_estimate")
+
+
+def test_the_fit_finds_the_figures_that_made_the_peaks(tmp_path: Path,
+                                                      bench: ModuleType) -> None:
     truth = CpuFit(runtime_mb=512.0, slack=0.3, slack_checkpointed=1.2, dequantized=2.0)
     shape = shape_from_config(KNOWN[SMOLLM], source=SMOLLM)
     rows = []
-    for label, _, settings in MATRIX:
-        config = config_of("m", settings, text=tmp_path / "corpus.txt", out=tmp_path / "out")
+    for label, _, settings in bench.MATRIX:
+        config = bench.config_of("m", settings, text=tmp_path / "corpus.txt", out=tmp_path / "out")
         peak = estimate(config, shape, device="cpu", cpu=truth).total_mb
-        rows.append((label, config, shape, peak))
-    fitted = fit(rows)
+        rows.append(bench.Row(label, config, shape, peak))
+    fitted = bench.fit(rows)
     for name in ("runtime_mb", "slack", "slack_checkpointed", "dequantized"):
         assert getattr(fitted, name) == pytest.approx(getattr(truth, name), abs=1e-3), name
 
 
-def test_a_figure_no_config_depends_on_keeps_its_value(tmp_path: Path) -> None:
+def test_a_figure_no_config_depends_on_keeps_its_value(tmp_path: Path,
+                                                     bench: ModuleType) -> None:
     shape = shape_from_config(KNOWN[SMOLLM], source=SMOLLM)
     rows = []
-    for label, _, settings in MATRIX[:4]:  # full precision, no checkpointing: two figures
-        config = config_of("m", settings, text=tmp_path / "corpus.txt", out=tmp_path / "out")
-        rows.append((label, config, shape, 1.1 * estimate(config, shape, device="cpu").total_mb))
-    fitted = fit(rows)
+    for label, _, settings in bench.MATRIX[:4]:  # full precision, no checkpointing: two figures
+        config = bench.config_of("m", settings, text=tmp_path / "corpus.txt", out=tmp_path / "out")
+        rows.append(bench.Row(label, config, shape,
+                              1.1 * estimate(config, shape, device="cpu").total_mb))
+    fitted = bench.fit(rows)
     assert (fitted.slack_checkpointed, fitted.dequantized) == \
         (CPU_FIT.slack_checkpointed, CPU_FIT.dequantized)
     assert fitted.runtime_mb != CPU_FIT.runtime_mb
+
+
+def test_too_few_configs_to_tell_the_figures_apart_are_refused(tmp_path: Path,
+                                                                bench: ModuleType) -> None:
+    shape = shape_from_config(KNOWN[SMOLLM], source=SMOLLM)
+    label, _, settings = bench.MATRIX[0]
+    config = bench.config_of("m", settings, text=tmp_path / "corpus.txt", out=tmp_path / "out")
+    with pytest.raises(SystemExit, match="cannot tell 2 figures apart"):
+        bench.fit([bench.Row(label, config, shape, 3000.0)])

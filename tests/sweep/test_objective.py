@@ -3,6 +3,7 @@ is told and kept, what MLflow records, and what is queued again, for each way a 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from helpers import client, stand_in, sweep_context
 from harness.launch.runner import Launch, Watcher
 from harness.protocol import TrialResult
 from harness.study.record import LOG_TAIL, MESSAGE, OUTPUT_DIR, REASON, RUN_ID
+from harness.sweep import objective as objective_module
 from harness.sweep.context import SweepContext
 from harness.sweep.deliveries import Deliveries
 from harness.sweep.objective import Objective
@@ -134,22 +136,60 @@ def test_a_searched_alpha_per_rank_is_a_param_of_the_trial_run(tmp_path: Path) -
     assert "quantization.quant_type" not in params  # a full-precision trial: no 4-bit setting
 
 
+def objective_launching(ctx: SweepContext, launch: Any) -> Objective:
+    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
+    return Objective(ctx, parent=parent, deliveries=Deliveries(), launch=launch)
+
+
 def test_a_retry_after_running_out_of_memory_has_what_is_left_of_the_trial_timeout(
         tmp_path: Path) -> None:
     ctx = sweep_context(tmp_path)
     ctx.space.study.trial_timeout = 600.0
     timeouts: list[float | None] = []
+    took: list[float] = []
     launch = stand_in(lambda out: failing("oom", 12))
 
     def timed(given: Launch, watcher: Watcher) -> TrialResult:
         timeouts.append(given.timeout)
-        return launch(given, watcher)
+        started = time.monotonic()
+        result = launch(given, watcher)
+        took.append(time.monotonic() - started)
+        return result
 
-    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
-    Objective(ctx, parent=parent, deliveries=Deliveries(), launch=timed)(
-        ctx.study.ask(), Slot(""))
+    objective_launching(ctx, timed)(ctx.study.ask(), Slot(""))
     (trial,) = ctx.study.get_trials(deepcopy=False)
     assert trial.user_attrs[REASON] == "oom" and RETRY_TAG in trial.user_attrs
     first, retry = timeouts
-    assert first is not None and retry is not None and 0 < retry < first <= 600.0
+    assert first is not None and retry is not None
+    assert first <= 600.0 and first - retry >= took[0]  # the first run's time is spent
 
+
+class Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_an_out_of_memory_trial_whose_time_is_spent_is_not_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = sweep_context(tmp_path)
+    ctx.space.study.trial_timeout = 600.0
+    clock = Clock()
+    monkeypatch.setattr(objective_module, "time", clock)
+    launch = stand_in(lambda out: failing("oom", 12))
+    launches: list[float | None] = []
+
+    def slow(given: Launch, watcher: Watcher) -> TrialResult:
+        launches.append(given.timeout)
+        clock.now += 601.0  # it ran out of memory just as its time ran out
+        return launch(given, watcher)
+
+    objective_launching(ctx, slow)(ctx.study.ask(), Slot(""))
+    (trial,) = ctx.study.get_trials(deepcopy=False)
+    assert launches == [600.0]
+    assert trial.state == State.PRUNED and trial.user_attrs[REASON] == "oom"
+    assert RETRY_TAG not in trial.user_attrs
