@@ -4,7 +4,9 @@ CPU, against what the study allows. Read from the base model's config alone: not
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
@@ -22,20 +24,24 @@ SIZING = ("lora.r", "training.micro_batch_size", "data.cutoff_len", "quantizatio
 MAX_CORNERS = 16
 
 
-def rows_to_size(space: SpaceFile) -> list[tuple[str, dict[str, Any]]]:
+ShapeOf = Callable[[str], ModelShape]
+"""A base model's shape by its name, each read once."""
+
+
+def rows_to_size(space: SpaceFile, shape_of: ShapeOf) -> list[tuple[str, dict[str, Any]]]:
     """(name, values) of the enqueued trials, then of the corners of the space."""
     rows = [(name, values) for name, values in zip(space.baselines, space.enqueue,
                                                    strict=True)]
-    return rows + corners(space)
+    return rows + corners(space, shape_of)
 
 
-def corners(space: SpaceFile) -> list[tuple[str, dict[str, Any]]]:
+def corners(space: SpaceFile, shape_of: ShapeOf) -> list[tuple[str, dict[str, Any]]]:
     """Every combination of the lightest and heaviest value of each searched parameter that
     sizes memory (the others at their lows); past `MAX_CORNERS`, the lightest and heaviest
     corners and each parameter heavy alone."""
     lows = {p.name: p.extremes()[0] for p in space.params}
     sizing = [p for p in space.params if p.name in SIZING]
-    ends = [_light_heavy(space, p, lows) for p in sizing]
+    ends = [_light_heavy(space, p, lows, shape_of) for p in sizing]
     picks = list(itertools.product(*ends))
     if len(picks) > MAX_CORNERS:
         light = tuple(e[0] for e in ends)
@@ -51,13 +57,13 @@ def corners(space: SpaceFile) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def _light_heavy(space: SpaceFile, param: Param, lows: dict[str, Any]) -> tuple[Any, ...]:
+def _light_heavy(space: SpaceFile, param: Param, lows: dict[str, Any],
+                 shape_of: ShapeOf) -> tuple[Any, ...]:
     """The value of ``param`` that needs the least memory and the one that needs the most."""
     options = param.extremes()
-    config = space.train_config(lows, output_dir="unused")
-    shape = model_shape(config.model)
-    costs = [estimate(space.train_config({**lows, param.name: v}, output_dir="unused"), shape,
-                      device="cuda").total_mb for v in options]
+    configs = [space.train_config({**lows, param.name: v}, output_dir="unused")
+               for v in options]
+    costs = [estimate(c, shape_of(c.model), device="cuda").total_mb for c in configs]
     light, heavy = options[costs.index(min(costs))], options[costs.index(max(costs))]
     return (light,) if light == heavy else (light, heavy)
 
@@ -69,11 +75,10 @@ def memory_table(space: SpaceFile, *, limit_mb: float, where: str, here: str) ->
     for name in ("trial", "r", "batch x len", "quant", "targets", "dropout", "GPU MB",
                  "CPU MB", "fits"):
         table.add_column(name)
-    shapes: dict[str, ModelShape] = {}
-    for name, values in rows_to_size(space):
+    shape_of = functools.cache(model_shape)
+    for name, values in rows_to_size(space, shape_of):
         config = space.train_config(values, output_dir="unused")
-        shape = shapes.setdefault(config.model, model_shape(config.model))
-        gpu, cpu = (estimate(config, shape, device=d) for d in ("cuda", "cpu"))
+        gpu, cpu = (estimate(config, shape_of(config.model), device=d) for d in ("cuda", "cpu"))
         mine = gpu if here == "cuda" else cpu
         table.add_row(name, *_settings(config), f"{gpu.total_mb:,.0f}", f"{cpu.total_mb:,.0f}",
                       "yes" if mine.total_mb <= limit_mb else "[red]too big[/]")
