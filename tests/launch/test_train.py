@@ -160,3 +160,26 @@ def test_bad_data_or_general_text_is_refused_before_a_model_loads_or_a_run_opens
     assert not (tmp_path / "out").exists()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert client.get_experiment_by_name("signals") is None  # no run was opened
+
+
+def test_a_dry_run_estimates_the_trial_and_says_whether_it_fits_without_training(
+        tmp_path: Path, tiny_model_dir: Path, harness_home: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.config import load_train_config
+    from harness.memory.estimate import estimate
+    from harness.memory.shape import model_shape
+
+    config = train_file(tmp_path, tiny_model_dir)
+    assert main(["train", str(config), "--dry-run"]) == 0
+    said = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    cpu = estimate(load_train_config(str(config)), model_shape(str(tiny_model_dir)),
+                   device="cpu")
+    assert f"memory (this machine): {cpu.line()}" in said and "fits:" in said
+    assert not (tmp_path / "out").exists()  # nothing trained, no run opened
+
+    # a micro-batch no machine of this kind holds: said, and exit 2
+    config.write_text(config.read_text().replace("micro_batch_size: 2", "micro_batch_size: 4096")
+                      .replace("cutoff_len: 64", "cutoff_len: 4096"))
+    assert main(["train", str(config), "--dry-run"]) == 2
+    assert "too big" in capsys.readouterr().err
