@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -199,10 +200,13 @@ def entries(trial_dir: Path) -> list[Path]:
     return sorted(p for p in trial_dir.iterdir() if p.name != MANIFEST)
 
 
-def start_over(trial_dir: Path) -> list[Path]:
-    """Remove what the harness wrote for an earlier trial here; what remains."""
+def start_over(trial_dir: Path, *, keep: Callable[[str], bool] = lambda name: False
+               ) -> list[Path]:
+    """Remove what the harness wrote for an earlier trial here, but the entries ``keep``
+    names; what remains."""
     for entry in list(recorded(trial_dir)):
-        remove_recorded(trial_dir, entry)
+        if not keep(entry):
+            remove_recorded(trial_dir, entry)
     return entries(trial_dir)
 
 
@@ -210,9 +214,8 @@ def start_again(trial_dir: Path) -> None:
     """Clear what a run of the trial here produced (checkpoints, epoch adapters, the adapter,
     samples) for a fresh run of it; its config, log and events stay (the events go aside when
     the run starts)."""
-    for entry in list(recorded(trial_dir)):
-        if entry not in (CONFIG_FILE, LOG_FILE) and not entry.startswith("events"):
-            remove_recorded(trial_dir, entry)
+    start_over(trial_dir, keep=lambda name: name in (CONFIG_FILE, LOG_FILE)
+               or name.startswith("events"))
 
 
 def harness_named(path: Path) -> bool:

@@ -101,8 +101,8 @@ class TrainingSettings:
     micro_batch_parts: int = 1
     """Each micro-batch goes through the model in this many parts, their losses weighted by
     their tokens: the same examples, steps and gradients in less memory. A trial that runs out
-    of memory is retried once with twice as many parts (half the micro-batch, twice the
-    accumulation)."""
+    of memory is retried once with twice as many parts (forward passes of half as many
+    sequences, twice as many of them per step)."""
     learning_rate: float = 2e-4
     """Peak learning rate of AdamW."""
     scheduler: Scheduler = "cosine"

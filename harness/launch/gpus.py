@@ -4,18 +4,14 @@ one per process."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from harness.errors import HarnessError
+from harness.memory.device import gpu_memory_mb
 
 
 def gpu_count() -> int:
-    """The GPUs of this machine (what `nvidia-smi -L` lists; 0 without it)."""
-    if shutil.which("nvidia-smi"):
-        done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
-        return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
-    return 0
+    """The GPUs of this machine (those `nvidia-smi` reports; 0 without it)."""
+    return len(gpu_memory_mb())
 
 
 def visible_gpus() -> int:

@@ -143,10 +143,7 @@ class TrialRun:
 
     def log_metric(self, name: str, value: float, *, step: int = 0) -> None:
         """One metric the parent measured or estimated itself."""
-        from mlflow.entities import Metric
-
-        self.outbox.send("log_batch", RUN, metrics=[Metric(name, float(value),
-                                                          int(time.time() * 1000), step)])
+        self._log_values({name: value}, at=time.time(), step=step)
 
     def retried(self, note: str, *, logged_until: int, seen: list[Event]) -> None:
         """The trial runs again from its start (see `harness.launch.retry`); its first run
@@ -163,12 +160,12 @@ class TrialRun:
             self._log_metrics(event, names, step=getattr(event, "step", 0))
         for field, prefix in TASK_METRICS.get(type(event), {}).items():
             self._log_values({prefix + k: v for k, v in (getattr(event, field) or {}).items()},
-                             event=event, step=getattr(event, "step", 0))
+                             at=event.time, step=getattr(event, "step", 0))
         if isinstance(event, BaseEval):
             self._log_metrics(event, STEP_ZERO, step=0)
             # the task metrics' curves start at the base model too
             self._log_values({f"eval/{k}": v for k, v in (event.answers or {}).items()},
-                             event=event, step=0)
+                             at=event.time, step=0)
         if isinstance(event, Started):
             self._log_dataset(event)
 
@@ -181,12 +178,13 @@ class TrialRun:
 
     def _log_metrics(self, event: Event, names: dict[str, str], *, step: int) -> None:
         self._log_values({name: getattr(event, field) for field, name in names.items()},
-                         event=event, step=step)
+                         at=event.time, step=step)
 
-    def _log_values(self, values: dict[str, object], *, event: Event, step: int) -> None:
+    def _log_values(self, values: dict[str, object], *, at: float, step: int) -> None:
+        """``values`` as metrics at ``step``, timed ``at`` (seconds since the epoch)."""
         from mlflow.entities import Metric
 
-        stamp = int(event.time * 1000)
+        stamp = int(at * 1000)
         metrics = [Metric(name, float(value), stamp, int(step or 0))
                    for name, value in values.items()
                    if isinstance(value, int | float) and not isinstance(value, bool)]

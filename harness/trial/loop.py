@@ -179,7 +179,7 @@ def _train_on(state: TrainState, examples: list[Any], *, tokens: Tokens, nan: bo
     accelerator, data = state.accelerator, state.config.data
     t = state.config.training
     pieces = split_batch(examples, t.micro_batch_parts)
-    total: Any = 0.0
+    total: Any = None
     for part, (piece, weight) in enumerate(pieces):
         inputs = collate(piece, state.pad, packed=data.batching == "packed",
                          row_tokens=data.cutoff_len)
@@ -187,13 +187,15 @@ def _train_on(state: TrainState, examples: list[Any], *, tokens: Tokens, nan: bo
         # gradients are exchanged once per optimizer step, on its last forward pass
         quiet = accelerator.num_processes > 1 and not (last and part == len(pieces) - 1)
         with accelerator.no_sync(state.model) if quiet else contextlib.nullcontext():
-            # a part's mean loss weighted by its share of the micro-batch's targets: the
-            # parts sum to the micro-batch's own mean loss, and so do their gradients
-            loss = forward(state.model, inputs, accelerator.device).loss * weight
+            loss = forward(state.model, inputs, accelerator.device).loss
+            if weight != 1.0:
+                # a part's mean loss weighted by its share of the micro-batch's targets: the
+                # parts sum to the micro-batch's own mean loss, and so do their gradients
+                loss = loss * weight
             if nan:
                 loss = loss * float("nan")
             accelerator.backward(loss / t.gradient_accumulation)
-        total = total + loss.detach()
+        total = loss.detach() if total is None else total + loss.detach()
     return total
 
 
