@@ -34,7 +34,7 @@ FINISHING = [{"emit": STARTED},
 
 
 def test_a_trial_goes_to_the_gpu_with_the_most_room_that_holds_it() -> None:
-    book = GpuBook({"0": 10_000, "1": 6_000})  # 9,000 and 5,400 bookable
+    book = GpuBook({"0": 10_000, "1": 6_000}, margin=0.1)  # 9,000 and 5,400 bookable
     assert book.book(4_000) == ["0"]
     assert book.book(4_000) == ["1"]  # 5,000 left on 0, 5,400 on 1
     assert book.book(4_000) == ["0"]
@@ -111,8 +111,10 @@ def test_the_objective_starts_a_trial_where_its_estimate_fits(tmp_path: Path,
     assert seen[0]["gpus"] == "1" and seen[0]["booked"]["1"] == pytest.approx(need, abs=1)
     assert slot.book.booked_mb == {"0": 30_000, "1": 0}  # released when it ended
 
-    slot.book.book(35_000, 1)
-    slot.book.book(5_000, 1)  # 1,000 MB left on each: the next trial waits; the sweep stops
+    # each GPU filled to within half the next trial's need (a booking takes the roomiest)
+    for gpu in ("1", "0"):
+        assert slot.book.book(slot.book.free_mb(gpu) - need / 2, 1) == [gpu]
+    assert slot.book.pick(need, 1) is None  # the next trial waits; the sweep stops
     ctx.control.stop.set()
     objective(ctx.study.ask(), slot)
     stopped = ctx.study.get_trials(deepcopy=False)[1]
