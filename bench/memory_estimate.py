@@ -166,12 +166,16 @@ def report(rows: Iterable[Row], *, device: str, cpu: CpuFit = CPU_FIT) -> list[R
 
 
 def measured_rows(chosen: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace, *,
-                  work: Path) -> Iterator[Row]:
-    """Each chosen config with its peak: read from ``--measured`` (configs it lacks are
-    skipped, and a random Llama's shape comes from its config alone), else measured by a real
-    trial."""
+                  work: Path, device: str) -> Iterator[Row]:
+    """Each chosen config with its peak on ``device``: read from ``--measured`` (configs it
+    lacks are skipped, and a random Llama's shape comes from its config alone), else measured
+    by a real trial."""
     known = {r["label"]: r for r in map(json.loads, args.measured.open())} \
         if args.measured else {}
+    elsewhere = {r.get("device", "cpu") for r in known.values()} - {device}
+    if elsewhere:  # a CPU's resident memory is not a GPU allocator's peak
+        raise SystemExit(f"{args.measured} holds peaks measured on {', '.join(elsewhere)}, "
+                         f"not on {device}")
     text = raw_text(work / "corpus.txt")
     models: dict[str, str] = {"embedded": "smollm2-135m-instruct"}
     if args.model:
@@ -192,7 +196,7 @@ def measured_rows(chosen: list[tuple[str, str, dict[str, Any]]], args: argparse.
         peak = record["peak_mb"] if record else measure(label, config, work / f"trial-{n}")
         if args.save and not record:
             with args.save.open("a") as f:
-                f.write(json.dumps({"label": label, "peak_mb": peak}) + "\n")
+                f.write(json.dumps({"label": label, "peak_mb": peak, "device": device}) + "\n")
         yield Row(label, config, model_shape(config.model), peak)
 
 
@@ -212,7 +216,7 @@ def main() -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"device: {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}\n")
     work = Path(tempfile.mkdtemp(prefix="memory-bench-"))
-    rows = report(measured_rows(chosen, args, work=work), device=device)
+    rows = report(measured_rows(chosen, args, work=work, device=device), device=device)
     if args.fit and device != "cpu":
         print("\n--fit: the fitted figures are the CPU's heap and process; nothing to fit here")
     elif args.fit:

@@ -84,10 +84,14 @@ def main() -> int:
     retried = [line for line in done.stderr.splitlines() if "retried" in line]
     print("\n".join(retried) or done.stderr[-3000:])
     first, second = step_losses(trial / "events.1.jsonl"), step_losses(trial / "events.jsonl")
-    same = all(abs(second[s] - first[s]) <= 1e-3 * abs(first[s]) for s in first)
+    # no step before the first out-of-memory (a real one strikes in step 1): nothing to compare
+    same = bool(first) and all(abs(second[s] - first[s]) <= 1e-3 * abs(first[s])
+                               for s in first)
     print(f"first attempt steps {sorted(first)}, retry steps {sorted(second)}; "
-          f"losses of the steps both trained agree: {same}; sweep exit {done.returncode}")
-    return 0 if retried and same and done.returncode == 0 and len(second) == 4 else 1
+          f"losses of the steps both trained agree: "
+          f"{same if first else 'none to compare'}; sweep exit {done.returncode}")
+    agreed = same or (gpu and not first)
+    return 0 if retried and agreed and done.returncode == 0 and len(second) == 4 else 1
 
 
 if __name__ == "__main__":
