@@ -29,6 +29,9 @@ from harness.protocol import Step, TrialResult
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDQUAD = ROOT.parent / "shared" / "data" / "medquad"
+TOOLFORMER = ROOT.parent / "shared" / "data" / "gpteacher-toolformer" / \
+    "toolformer-dedupe-only-dataset.json"
+"""GPTeacher's Toolformer set, near-duplicates left in (../shared/data/README.md)."""
 
 
 def harness_trial(config: TrainConfig, out: Path) -> TrialResult:

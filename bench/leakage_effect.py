@@ -17,13 +17,13 @@ import sys
 from pathlib import Path
 
 import yaml
+from common import TOOLFORMER
 
 from harness.config import DataConfig
 from harness.data.load import load_dataset
 from harness.data.neardup import find_clusters
 
-SOURCE = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-          / "gpteacher-toolformer" / "toolformer-dedupe-only-dataset.json")
+SOURCE = TOOLFORMER
 THRESHOLD = 0.8
 
 

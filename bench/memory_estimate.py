@@ -33,16 +33,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from common import ROOT, harness_trial
+from common import TOOLFORMER, harness_trial
 from random_llama import SHAPES, build, llama_config
 
 from harness.config import TrainConfig, from_mapping
 from harness.memory.estimate import CPU_FIT, CpuFit, estimate
 from harness.memory.shape import ModelShape, model_shape, shape_from_config
 from harness.protocol import Finished
-
-TOOLFORMER = ROOT.parent / "shared" / "data" / "gpteacher-toolformer" / \
-    "toolformer-dedupe-only-dataset.json"
 
 # (label, model, settings): the model is "embedded" (SmolLM2-135M) or a random Llama size
 MATRIX: list[tuple[str, str, dict[str, Any]]] = [

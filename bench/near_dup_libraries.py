@@ -13,15 +13,14 @@ import argparse
 import json
 import random
 import time
-from pathlib import Path
 
+from common import TOOLFORMER
 from rensa import RMinHash, RMinHashLSH
 
 from harness.data.neardup import NGRAM, NUM_PERM, find_clusters
 from harness.data.shingles import words
 
-SOURCE = (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-          / "gpteacher-toolformer" / "toolformer-dedupe-only-dataset.json")
+SOURCE = TOOLFORMER
 
 
 def corpus(copies: int) -> list[str]:

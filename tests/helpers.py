@@ -28,7 +28,9 @@ from harness.protocol import Event, StopRequest, TrialResult
 from harness.space.load import parse_space
 from harness.study.storage import open_storage, open_study
 from harness.sweep.context import Control, SweepContext, SweepOptions
-from harness.sweep.objective import Launcher
+from harness.sweep.deliveries import Deliveries
+from harness.sweep.objective import Launcher, Objective
+from harness.tracking.study_run import StudyRun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -244,3 +246,34 @@ def tracked_trial(config: TrainConfig, out: Path, **kwargs: Any) -> tuple[TrialR
     result = launched(out, Recording(run.on_event), **kwargs)
     run.finish(result, out)
     return result, run.client.get_run(run.run_id)
+
+
+# Stand-in trials' scripts (tests/launch/stand_in.py acts them out) for the sweep's side.
+STARTED = {"event": "started", "pid": 1, "total_steps": 12, "train_examples": 8,
+           "eval_examples": 2, "test_examples": 0, "fingerprint": "f" * 64,
+           "eval_fingerprint": "e" * 64, "test_fingerprint": "", "profile": {},
+           "device": "cpu", "processes": 1, "trainable_parameters": 10}
+FINISHED = {"event": "finished", "adapter_dir": "adapter", "peak_memory_mb": 1.0}
+
+
+def evaluated(step: int, loss: float) -> dict[str, Any]:
+    return {"emit": {"event": "eval", "step": step, "loss": loss, "perplexity": 2.7 ** loss,
+                     "perplexity_ratio_to_base": 1.0}}
+
+
+def finishing(*losses: float) -> list[dict[str, Any]]:
+    """A trial that evaluates at steps 4, 8 and 12 (its last) and finishes."""
+    return [{"emit": STARTED}, *(evaluated(4 * (i + 1), loss) for i, loss in enumerate(losses)),
+            {"emit": FINISHED}]
+
+
+def failing(reason: str, code: int, **fields: str) -> list[dict[str, Any]]:
+    return [{"emit": STARTED}, {"emit": {"event": "failed", "reason": reason,
+                                         "message": f"it went {reason}", **fields}},
+            {"say": f"the log says {reason}"}, {"exit": code}]
+
+
+def objective_launching(ctx: SweepContext, launch: Launcher, **given: Any) -> Objective:
+    """The sweep's objective, its trials run by ``launch`` (``given``: its other settings)."""
+    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
+    return Objective(ctx, parent=parent, deliveries=Deliveries(), launch=launch, **given)

@@ -65,8 +65,7 @@ def test_an_out_of_memory_trial_is_retried_in_halves_and_trains_the_same_steps(
 def write_trial_config_from(trial: TrialDir, out: Path) -> None:
     from harness.config import TrainConfig, from_mapping
 
-    config = from_mapping(TrainConfig, json.loads(trial.config.read_text()))
-    write_trial_config(config, out)
+    write_trial_config(from_mapping(TrainConfig, trial.read_config()), out)
 
 
 def test_a_second_out_of_memory_prunes_the_trial(

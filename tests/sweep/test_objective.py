@@ -9,48 +9,29 @@ from typing import Any
 
 import optuna
 import pytest
-from helpers import client, stand_in, sweep_context
+from helpers import (
+    STARTED,
+    client,
+    evaluated,
+    failing,
+    finishing,
+    objective_launching,
+    stand_in,
+    sweep_context,
+)
 
 from harness.launch.runner import Launch, Watcher
 from harness.protocol import TrialResult
 from harness.study.record import LOG_TAIL, MESSAGE, OUTPUT_DIR, REASON, RUN_ID
 from harness.sweep import objective as objective_module
 from harness.sweep.context import SweepContext
-from harness.sweep.deliveries import Deliveries
-from harness.sweep.objective import Objective
 from harness.sweep.slots import Slot
-from harness.tracking.study_run import StudyRun
 from harness.tracking.trial_run import RETRY_TAG
 
 State = optuna.trial.TrialState
-STARTED = {"event": "started", "pid": 1, "total_steps": 12, "train_examples": 8,
-           "eval_examples": 2, "test_examples": 0, "fingerprint": "f" * 64,
-           "eval_fingerprint": "e" * 64, "test_fingerprint": "", "profile": {},
-           "device": "cpu", "processes": 1, "trainable_parameters": 10}
-FINISHED = {"event": "finished", "adapter_dir": "adapter", "peak_memory_mb": 1.0}
-
-
-def evaluated(step: int, loss: float) -> dict[str, Any]:
-    return {"emit": {"event": "eval", "step": step, "loss": loss, "perplexity": 2.7 ** loss,
-                     "perplexity_ratio_to_base": 1.0}}
-
-
-def finishing(*losses: float) -> list[dict[str, Any]]:
-    """A trial that evaluates at steps 4, 8 and 12 (its last) and finishes."""
-    return [{"emit": STARTED}, *(evaluated(4 * (i + 1), loss) for i, loss in enumerate(losses)),
-            {"emit": FINISHED}]
-
-
-def failing(reason: str, code: int, **fields: str) -> list[dict[str, Any]]:
-    return [{"emit": STARTED}, {"emit": {"event": "failed", "reason": reason,
-                                         "message": f"it went {reason}", **fields}},
-            {"say": f"the log says {reason}"}, {"exit": code}]
-
-
 def run(ctx: SweepContext, scripts: dict[int, list[dict[str, Any]]]) -> list[Any]:
     """Each script as the next trial of the study, through the objective; the trials."""
-    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
-    objective = Objective(ctx, parent=parent, deliveries=Deliveries(), launch=stand_in(
+    objective = objective_launching(ctx, stand_in(
         lambda out: scripts[int(out.name.removeprefix("trial-"))]))
     for _ in scripts:
         objective(ctx.study.ask(), Slot(""))
@@ -134,11 +115,6 @@ def test_a_searched_alpha_per_rank_is_a_param_of_the_trial_run(tmp_path: Path) -
     assert params["lora.alpha_per_rank"] == str(per_rank)
     assert float(params["lora.alpha"]) == per_rank * trial.params["lora.r"]
     assert "quantization.quant_type" not in params  # a full-precision trial: no 4-bit setting
-
-
-def objective_launching(ctx: SweepContext, launch: Any) -> Objective:
-    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
-    return Objective(ctx, parent=parent, deliveries=Deliveries(), launch=launch)
 
 
 def test_a_retry_after_running_out_of_memory_has_what_is_left_of_the_trial_timeout(

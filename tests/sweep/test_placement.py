@@ -10,27 +10,15 @@ from typing import Any
 
 import optuna
 import pytest
-from helpers import stand_in, sweep_context
+from helpers import finishing, objective_launching, stand_in, sweep_context
 
 from harness.errors import HarnessError
 from harness.launch.runner import Launch, Watcher
 from harness.protocol import TrialResult
 from harness.study.record import REASON
-from harness.sweep.deliveries import Deliveries
-from harness.sweep.objective import Objective
 from harness.sweep.placement import GpuBook
 from harness.sweep.sizing import Sizing
 from harness.sweep.slots import make_slots
-from harness.tracking.study_run import StudyRun
-
-STARTED = {"event": "started", "pid": 1, "total_steps": 4, "train_examples": 8,
-           "eval_examples": 2, "test_examples": 0, "fingerprint": "f" * 64,
-           "eval_fingerprint": "e" * 64, "test_fingerprint": "", "profile": {},
-           "device": "cuda:0", "processes": 1, "trainable_parameters": 10}
-FINISHING = [{"emit": STARTED},
-             {"emit": {"event": "eval", "step": 4, "loss": 2.0, "perplexity": 7.4,
-                       "perplexity_ratio_to_base": 1.0}},
-             {"emit": {"event": "finished", "adapter_dir": "adapter", "peak_memory_mb": 1.0}}]
 
 
 def test_a_trial_goes_to_the_gpu_with_the_most_room_that_holds_it() -> None:
@@ -99,11 +87,9 @@ def test_the_objective_starts_a_trial_where_its_estimate_fits(tmp_path: Path,
     def launch(given: Launch, watcher: Watcher) -> TrialResult:
         seen.append({"gpus": given.env.get("CUDA_VISIBLE_DEVICES"),
                      "booked": dict(slot.book.booked_mb) if slot.book else {}})
-        return stand_in(lambda out: FINISHING)(given, watcher)
+        return stand_in(lambda out: finishing(2.0))(given, watcher)
 
-    parent = StudyRun(uri=ctx.uri, study=ctx.name, space_text="", params={})
-    objective = Objective(ctx, parent=parent, deliveries=Deliveries(), launch=launch,
-                          sizing=sizing)
+    objective = objective_launching(ctx, launch, sizing=sizing)
     objective(ctx.study.ask(), slot)
     (trial,) = ctx.study.get_trials(deepcopy=False)
     assert trial.state == optuna.trial.TrialState.COMPLETE
