@@ -60,11 +60,17 @@ if [ $dry = 1 ]; then
             --quantization none --sides "$harness_sides" --mfu
     fi
     want memory && check memory-estimate "$PY" bench/memory_estimate.py --model "$OUT/llama"
-    want packing && check oom-retry "$PY" bench/oom_retry.py --dry-run
+    if want packing; then
+        check oom-retry "$PY" bench/oom_retry.py --dry-run
+        check trials-per-gpu "$PY" bench/trials_per_gpu.py --trials 1 --per-gpu 1
+    fi
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.md"
+    llama_1b() {  # the random 1B Llama, built once for the parts that use it
+        [ -d "$OUT/llama-1b" ] || "$PY" bench/random_llama.py "$OUT/llama-1b" --size 1b
+    }
     if want checks; then
-        "$PY" bench/random_llama.py "$OUT/llama-1b" --size 1b
+        llama_1b
         check cuda-tests "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/trial/test_cuda.py
         check throughput-embedded "$PY" bench/throughput.py --quantization none \
             --settings 512x8 --examples 512 --warmup 4 --sides "$harness_sides" --mfu
@@ -76,7 +82,8 @@ else
     fi
     want memory && check memory-estimate "$PY" bench/memory_estimate.py
     if want packing; then
-        check oom-retry "$PY" bench/oom_retry.py
+        llama_1b
+        check oom-retry "$PY" bench/oom_retry.py --model "$OUT/llama-1b"
         check trials-per-gpu "$PY" bench/trials_per_gpu.py --trials 8
     fi
 fi

@@ -25,5 +25,6 @@ def test_the_gpu_script_dry_runs_on_the_cpu(tmp_path: Path, harness_home: Path) 
         assert f"| {side} |" in table, table
     assert "skipped" in (tmp_path / "out" / "cuda-tests.md").read_text()
     assert "1 configs on cpu" in (tmp_path / "out" / "memory-estimate.md").read_text()
+    assert "no GPU here" in (tmp_path / "out" / "trials-per-gpu.md").read_text()
     retry = (tmp_path / "out" / "oom-retry.md").read_text()
     assert "retried from the start" in retry and "agree: True; sweep exit 0" in retry, retry
