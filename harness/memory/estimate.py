@@ -124,16 +124,17 @@ def targeted(config: TrainConfig) -> list[str]:
     return [m for m in LINEAR_MODULES if m in targets]
 
 
-def activation_bytes(config: TrainConfig, device: Device) -> int:
-    """Bytes of one activation element: bfloat16 for an unquantized model on a GPU, float32
-    otherwise (the harness loads a quantized model's unquantized parts in float32)."""
+def dense_bytes(config: TrainConfig, device: Device) -> int:
+    """Bytes of one element of the model's dense dtype, its activations' and its unquantized
+    weights': bfloat16 for an unquantized model on a GPU, float32 otherwise (the harness loads
+    a quantized model's unquantized parts in float32)."""
     return 2 if device == "cuda" and config.quantization.mode == "none" else 4
 
 
 def weight_bytes(config: TrainConfig, shape: ModelShape, device: Device) -> float:
     """The base model's weights as loaded."""
     q = config.quantization
-    dense = 2 if device == "cuda" and q.mode == "none" else 4
+    dense = dense_bytes(config, device)
     blocks = shape.layers * shape.block_parameters()
     others = shape.parameters() - blocks
     if q.mode == "none":
@@ -160,7 +161,7 @@ def adapter_parameters(config: TrainConfig, shape: ModelShape) -> int:
 
 def block_activation_bytes(config: TrainConfig, shape: ModelShape, device: Device) -> float:
     """Bytes one token keeps in one decoder block for its backward pass."""
-    d = activation_bytes(config, device)
+    d = dense_bytes(config, device)
     h, i = shape.hidden, shape.intermediate
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
     targets = set(targeted(config))
@@ -190,7 +191,7 @@ def training_bytes(config: TrainConfig, shape: ModelShape,
     last is what a forward pass without gradient checkpointing keeps."""
     tokens = config.training.forward_batch * config.data.cutoff_len
     block = block_activation_bytes(config, shape, device)
-    d = activation_bytes(config, device)
+    d = dense_bytes(config, device)
     every = shape.layers * block
     if config.training.gradient_checkpointing:
         kept = shape.layers * shape.hidden * d + block  # block inputs, one block recomputed
